@@ -1,0 +1,166 @@
+//! Service settings: `config/default.toml`, then `config/$APP_ENVIRONMENT.toml` if present, then
+//! `APP_`-prefixed environment variables with `__` between levels (`APP_DATABASE__URL`).
+//! The campaign itself lives in its own file, named by `campaign.file`.
+
+use crate::domain::campaign::{Campaign, CampaignError, CampaignFile};
+use anyhow::Context;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub campaign: CampaignSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// How long a shutdown waits for requests in flight.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+    /// Worker threads; 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db` (created on first run) or `postgres://user:pass@host/db`.
+    pub url: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CampaignSettings {
+    /// The campaign file, relative to the configuration folder.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log collectors.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A tracing filter such as `info` or `campaign_lottery=debug,info`; `RUST_LOG` wins.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: default_log_format(),
+            filter: default_log_filter(),
+        }
+    }
+}
+
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+fn default_shutdown_timeout() -> u64 {
+    30
+}
+fn default_max_connections() -> u32 {
+    16
+}
+fn default_log_format() -> String {
+    "pretty".into()
+}
+fn default_log_filter() -> String {
+    "info".into()
+}
+
+// The database URL may hold a password: never print it.
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &crate::store::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("server", &self.server)
+            .field("database", &self.database)
+            .field("campaign", &self.campaign)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// Settings together with the folder they came from (the campaign file is relative to it).
+#[derive(Debug, Clone)]
+pub struct LoadedSettings {
+    pub settings: Settings,
+    pub config_dir: PathBuf,
+}
+
+impl LoadedSettings {
+    pub fn campaign_path(&self) -> PathBuf {
+        self.config_dir.join(&self.settings.campaign.file)
+    }
+}
+
+/// Reads the layered settings from `config_dir`.
+pub fn load_settings(config_dir: &Path) -> anyhow::Result<LoadedSettings> {
+    let base = config_dir.join("default.toml");
+    if !base.is_file() {
+        anyhow::bail!(
+            "configuration file {} not found (run from the project folder, or pass --config-dir)",
+            base.display()
+        );
+    }
+    let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+    let settings = config::Config::builder()
+        .add_source(config::File::from(base.clone()))
+        .add_source(config::File::from(config_dir.join(format!("{environment}.toml"))).required(false))
+        .add_source(
+            config::Environment::with_prefix("APP")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .with_context(|| format!("reading settings from {}", config_dir.display()))?
+        .try_deserialize::<Settings>()
+        .with_context(|| format!("settings in {} (and APP_… variables)", config_dir.display()))?;
+    Ok(LoadedSettings {
+        settings,
+        config_dir: config_dir.to_path_buf(),
+    })
+}
+
+/// Reads and parses a campaign file; validation happens once the recorded start is known.
+pub fn read_campaign_file(path: &Path) -> anyhow::Result<CampaignFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!("campaign file {} not found", path.display())
+        } else {
+            anyhow::anyhow!("cannot read campaign file {}: {e}", path.display())
+        }
+    })?;
+    CampaignFile::parse(&text).map_err(|e| campaign_error(path, e))
+}
+
+pub fn campaign_error(path: &Path, e: CampaignError) -> anyhow::Error {
+    anyhow::anyhow!("campaign file {}: {e}", path.display())
+}
+
+/// Validates a campaign file, anchoring a `today` schedule at `today`.
+pub fn validate_campaign(path: &Path, file: CampaignFile, today: chrono::NaiveDate) -> anyhow::Result<Campaign> {
+    Campaign::from_file(file, today).map_err(|e| campaign_error(path, e))
+}

@@ -1,0 +1,12 @@
+//! Pure campaign logic: no I/O, no database, no HTTP.
+
+pub mod audit;
+pub mod campaign;
+pub mod token;
+
+/// `LP(x)`: the 4-byte big-endian length of `x` followed by `x`, the framing every hash of this
+/// service uses so that no two different field lists hash the same bytes.
+pub(crate) fn lp(hasher: &mut impl sha2::Digest, bytes: &[u8]) {
+    hasher.update((bytes.len() as u32).to_be_bytes());
+    hasher.update(bytes);
+}

@@ -1,0 +1,208 @@
+//! `campaign-lottery`: the service and its operator commands.
+
+use anyhow::Context;
+use campaign_lottery::clock::{Clock, SystemClock};
+use campaign_lottery::config::{load_settings, LoadedSettings};
+use campaign_lottery::domain::token::{check_token_name, check_venue_binding, Role};
+use campaign_lottery::startup::{new_token, prepare, Application};
+use campaign_lottery::store::{verify_audit_log, NewToken};
+use campaign_lottery::telemetry;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "campaign-lottery", version, about = "Law-quiz campaign lottery and voucher service")]
+struct Cli {
+    /// Folder with default.toml and the campaign files.
+    #[arg(long, global = true, env = "APP_CONFIG_DIR", default_value = "config")]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply database migrations and record the campaign configuration, then exit.
+    Migrate,
+    /// Check the settings and the campaign file without touching the database.
+    CheckConfig,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        /// operator, witness, auditor or venue.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Who or what will use it.
+        #[arg(long)]
+        name: String,
+        /// The venue id, for a venue token.
+        #[arg(long)]
+        venue: Option<String>,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: uuid::Uuid },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; exit 1 and name the first bad entry if it does not hold.
+    Verify,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("unknown role {s:?}: expected operator, witness, auditor or venue"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let loaded = load_settings(&cli.config_dir)?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    let log = &loaded.settings.log;
+    match command {
+        Command::Serve => telemetry::init_logs(&log.format, &log.filter),
+        _ => telemetry::init_logs(&log.format, "warn"),
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Serve => serve(&loaded, clock).await,
+        Command::Migrate => {
+            let p = prepare(&loaded, clock.as_ref()).await?;
+            println!(
+                "migrations applied ({}); campaign {} {}",
+                p.store.backend(),
+                p.campaign.id,
+                serde_json::to_string(&p.sync)?.trim_matches('"')
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => {
+            let path = loaded.campaign_path();
+            let file = campaign_lottery::config::read_campaign_file(&path)?;
+            let today = chrono::Utc::now().date_naive();
+            let c = campaign_lottery::config::validate_campaign(&path, file, today)?;
+            let t = c.totals();
+            println!(
+                "{}: {} rounds, {} winners per round, {} winners in all; vouchers {}; {} venues",
+                c.id,
+                c.rounds.len(),
+                c.winners_per_round(),
+                t.winners,
+                t.vouchers
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.venues.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(cmd) => token(&loaded, clock, cmd).await,
+        Command::Audit(AuditCommand::Verify) => {
+            let p = prepare(&loaded, clock.as_ref()).await?;
+            match verify_audit_log(p.store.as_ref()).await? {
+                Ok(n) => {
+                    println!("audit log intact: {n} entries, chain and head verified");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(brk) => {
+                    println!("audit log BROKEN: {brk}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    let app = Application::build(loaded, clock).await?;
+    let c = &app.campaign;
+    tracing::info!(
+        port = app.port(),
+        backend = app.store.backend(),
+        campaign = %c.id,
+        "serving {} on http://{}:{}/ (API page: /api/docs/)",
+        c.name,
+        loaded.settings.server.host,
+        app.port()
+    );
+    app.run_until_stopped().await.context("HTTP server")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(loaded: &LoadedSettings, clock: Arc<dyn Clock>, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    let p = prepare(loaded, clock.as_ref()).await?;
+    let store = p.store;
+    match cmd {
+        TokenCommand::Create { role, name, venue } => {
+            let name = check_token_name(&name).map_err(anyhow::Error::msg)?;
+            check_venue_binding(role, venue.as_deref()).map_err(anyhow::Error::msg)?;
+            let (token, token_hash) = new_token()?;
+            let record = store
+                .create_token(
+                    NewToken {
+                        name,
+                        role,
+                        venue_id: venue,
+                        token_hash,
+                    },
+                    "cli",
+                    clock.now(),
+                )
+                .await?;
+            eprintln!(
+                "created {} token {} ({}{}); it is shown only now:",
+                record.role,
+                record.id,
+                record.name,
+                record.venue_id.as_deref().map(|v| format!(", venue {v}")).unwrap_or_default()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            println!("{:<36}  {:<8}  {:<20}  {:<25}  name", "id", "role", "venue", "created (UTC)");
+            for t in store.list_tokens().await? {
+                println!(
+                    "{:<36}  {:<8}  {:<20}  {:<25}  {}{}",
+                    t.id,
+                    t.role,
+                    t.venue_id.as_deref().unwrap_or("-"),
+                    t.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    t.name,
+                    if t.revoked_at.is_some() { "  [revoked]" } else { "" }
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let t = store.revoke_token(id, "cli", clock.now()).await?;
+            println!("revoked {} token {} ({})", t.role, t.id, t.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,113 @@
+//! Putting the service together: settings → store (migrated, campaign synced) → HTTP server.
+
+use crate::clock::Clock;
+use crate::config::{campaign_error, read_campaign_file, validate_campaign, LoadedSettings};
+use crate::domain::campaign::Campaign;
+use crate::domain::token::{token_from_bytes, token_hash};
+use crate::http::{self, AppState};
+use crate::store::{self, SharedStore, StoreError, SyncOutcome};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use chrono_tz::Tz;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// A store with its migrations applied and the configured campaign recorded.
+pub struct Prepared {
+    pub store: SharedStore,
+    pub campaign: Campaign,
+    pub sync: SyncOutcome,
+}
+
+/// Connects to the database, migrates it and syncs the campaign configuration into it.
+pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Result<Prepared> {
+    let path = loaded.campaign_path();
+    // Read the file before touching the database: a typo should not need a database to report.
+    let file = read_campaign_file(&path)?;
+    let db = &loaded.settings.database;
+    let store = store::connect(&db.url, db.max_connections)
+        .await
+        .with_context(|| format!("connecting to {}", store::redact_url(&db.url)))?;
+    store.migrate().await.context("applying database migrations")?;
+    let recorded = store.recorded_campaign().await.context("reading the recorded campaign")?;
+    // A demo campaign that starts "today" keeps the day it first ran.
+    let today = match &recorded {
+        Some(r) if file.starts_today() && r.id == file.campaign.id => r.first_round_start,
+        _ => {
+            let tz: Tz = file.campaign.time_zone.parse().unwrap_or(Tz::UTC);
+            clock.now().with_timezone(&tz).date_naive()
+        }
+    };
+    let campaign = validate_campaign(&path, file, today)?;
+    let sync = match store.sync_campaign(&campaign, clock.now()).await {
+        Ok(outcome) => outcome,
+        Err(StoreError::Incompatible(e)) => return Err(campaign_error(&path, e)),
+        Err(e) => return Err(anyhow::Error::new(e).context("recording the campaign configuration")),
+    };
+    Ok(Prepared { store, campaign, sync })
+}
+
+/// A new API token from the OS CSPRNG, and the hash that is stored in its place.
+pub fn new_token() -> anyhow::Result<(String, String)> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
+    let token = token_from_bytes(bytes);
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    pub store: SharedStore,
+    pub campaign: Arc<Campaign>,
+}
+
+impl Application {
+    /// Prepares the store and binds the listener (port 0 picks a free port).
+    pub async fn build(loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let prepared = prepare(loaded, clock.as_ref()).await?;
+        let server_settings = &loaded.settings.server;
+        let address = format!("{}:{}", server_settings.host, server_settings.port);
+        let listener = TcpListener::bind(&address).with_context(|| format!("listening on {address}"))?;
+        let port = listener.local_addr()?.port();
+        let campaign = Arc::new(prepared.campaign);
+        let state = web::Data::new(AppState {
+            store: prepared.store.clone(),
+            campaign: campaign.clone(),
+            clock,
+            metrics: crate::telemetry::metrics_handle(),
+        });
+        let body_limit = server_settings.body_limit_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(|cfg| http::configure(cfg, body_limit))
+                .default_service(web::to(http::not_found))
+                .wrap(http::json_errors())
+                .wrap_fn(http::record_metrics)
+                .wrap_fn(http::echo_request_id)
+                .wrap(tracing_actix_web::TracingLogger::default())
+        })
+        .shutdown_timeout(server_settings.shutdown_timeout_secs)
+        .listen(listener)?;
+        if server_settings.workers > 0 {
+            server = server.workers(server_settings.workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+            store: prepared.store,
+            campaign,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
