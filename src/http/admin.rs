@@ -1,6 +1,7 @@
 //! Operators and auditors: tokens for venues, witnesses and auditors; the audit log.
 
 use super::auth::Caller;
+use super::body::Body;
 use super::error::ApiError;
 use super::{ok_json, AppState};
 use crate::domain::audit::AuditEntry;
@@ -82,10 +83,9 @@ pub struct CreatedToken {
 pub async fn create_token(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateToken>,
+    Body(body): Body<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator])?;
-    let body = body.into_inner();
     if body.role == Role::Operator {
         return Err(ApiError::forbidden(
             "operator tokens are made on the server with `campaign-lottery token create`",

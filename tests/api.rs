@@ -1,0 +1,463 @@
+//! The HTTP API, run once against SQLite and once against PostgreSQL.
+
+mod common;
+
+use campaign_lottery::domain::token::Role;
+use campaign_lottery::startup::prepare;
+use campaign_lottery::store::SyncOutcome;
+use common::{demo_now, error_code, repo_config_dir, settings, TestApp, TestDb};
+use serde_json::{json, Value};
+
+backend_tests!(
+    health_and_readiness_answer,
+    the_campaign_is_public_with_rounds_tiers_totals_and_venues,
+    round_states_follow_the_clock,
+    unknown_routes_and_wrong_methods_get_json_errors,
+    bad_bodies_get_clear_errors_and_write_nothing,
+    every_privileged_endpoint_checks_its_roles,
+    tokens_made_by_operators_are_shown_once_and_can_be_revoked,
+    token_requests_that_make_no_sense_are_refused,
+    audit_log_records_actions_and_verifies,
+    metrics_count_requests_by_route_and_status,
+    openapi_document_and_api_page_are_served,
+    restarting_twice_duplicates_nothing,
+    a_config_contradicting_a_drawn_round_is_refused,
+    concurrent_token_creation_keeps_the_audit_chain_whole,
+);
+
+async fn json_of(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: {e}: {text}"))
+}
+
+async fn health_and_readiness_answer(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let res = app.get("/healthz", None).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"), "every response carries a request id");
+    assert_eq!(json_of(res).await["status"], "ok");
+    let res = app.get("/readyz", None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(json_of(res).await["status"], "ready");
+}
+
+async fn the_campaign_is_public_with_rounds_tiers_totals_and_venues(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let c = json_of(app.get("/api/campaign", None).await).await;
+    assert_eq!(c["id"], "demo");
+    assert_eq!(c["time_zone"], "Asia/Shanghai");
+    assert_eq!(c["now"], "2026-11-26T10:00:00+08:00", "times are shown local");
+    let rounds = c["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 12);
+    assert_eq!(rounds[0]["opens_at"], "2026-11-26T00:00:00+08:00");
+    assert_eq!(rounds[0]["closes_at"], "2026-12-03T00:00:00+08:00");
+    assert_eq!(rounds[0]["state"], "open");
+    assert_eq!(rounds[1]["state"], "scheduled");
+    assert_eq!(c["current_round"], 1);
+    assert_eq!(c["next_round"], 2);
+    assert_eq!(c["tiers"][0]["name"], "grand");
+    assert_eq!(c["tiers"][0]["count"], 30);
+    assert_eq!(c["tiers"][0]["voucher_kinds"], json!(["tourism_card", "hotel_night", "dining_coupon"]));
+    assert_eq!(c["tiers"][1]["count"], 235);
+    assert_eq!(c["winners_per_round"], 265);
+    assert_eq!(c["totals"]["winners"], 3180);
+    assert_eq!(
+        c["totals"]["vouchers"],
+        json!({"tourism_card": 3180, "hotel_night": 360, "dining_coupon": 360})
+    );
+    let kinds = c["voucher_kinds"].as_array().unwrap();
+    let card = kinds.iter().find(|k| k["code"] == "tourism_card").unwrap();
+    assert_eq!(card["category"], "scenic");
+    assert_eq!(card["policy"], "once_per_venue");
+    let dining = kinds.iter().find(|k| k["code"] == "dining_coupon").unwrap();
+    assert_eq!(dining["policy"], "single_use");
+    assert_eq!(dining["face_value_yuan"], 200);
+    let venues = c["venues"].as_array().unwrap();
+    assert_eq!(venues.len(), 8);
+    assert!(venues.iter().any(|v| v["name"] == "神龙大酒店" && v["category"] == "hotel" && v["example"] == false));
+}
+
+async fn round_states_follow_the_clock(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    app.clock.advance(chrono::Duration::days(7));
+    let c = json_of(app.get("/api/campaign", None).await).await;
+    assert_eq!(c["rounds"][0]["state"], "closed");
+    assert_eq!(c["rounds"][1]["state"], "open");
+    assert_eq!(c["current_round"], 2);
+    app.db.execute("UPDATE rounds SET progress = 'drawn' WHERE number = 1").await;
+    let c = json_of(app.get("/api/campaign", None).await).await;
+    assert_eq!(c["rounds"][0]["state"], "drawn");
+    app.clock.advance(chrono::Duration::days(120));
+    let c = json_of(app.get("/api/campaign", None).await).await;
+    assert_eq!(c["rounds"][11]["state"], "closed");
+    assert_eq!(c["current_round"], Value::Null);
+    assert_eq!(c["next_round"], Value::Null);
+}
+
+async fn unknown_routes_and_wrong_methods_get_json_errors(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    assert_eq!(error_code(app.get("/api/nothing-here", None).await).await, (404, "not_found".into()));
+    assert_eq!(error_code(app.get("/api/admin/tokens/not-a-uuid/x", None).await).await.0, 404);
+    let res = app.client.delete(app.url("/api/campaign")).send().await.unwrap();
+    assert_eq!(error_code(res).await, (405, "method_not_allowed".into()));
+    let res = app.client.post(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(error_code(res).await, (405, "method_not_allowed".into()));
+    let res = app.client.put(app.url("/api/admin/tokens")).send().await.unwrap();
+    assert_eq!(error_code(res).await, (405, "method_not_allowed".into()));
+}
+
+async fn bad_bodies_get_clear_errors_and_write_nothing(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let op = app.token(Role::Operator, "运营").await;
+    let tokens_before = app.db.scalar("SELECT COUNT(*) FROM api_tokens").await;
+    let audit_before = app.db.scalar("SELECT COUNT(*) FROM audit_log").await;
+    let post = |body: &'static str, ct: &'static str| {
+        app.client
+            .post(app.url("/api/admin/tokens"))
+            .bearer_auth(&op)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    assert_eq!(error_code(post("{\"role\": ", "application/json").await.unwrap()).await, (400, "malformed_json".into()));
+    assert_eq!(error_code(post("role=venue", "application/x-www-form-urlencoded").await.unwrap()).await, (415, "unsupported_media_type".into()));
+    assert_eq!(
+        error_code(post(r#"{"role": 7, "name": "x"}"#, "application/json").await.unwrap()).await,
+        (422, "invalid_field".into())
+    );
+    assert_eq!(
+        error_code(post(r#"{"role": "wizard", "name": "x"}"#, "application/json").await.unwrap()).await,
+        (422, "invalid_field".into())
+    );
+    assert_eq!(
+        error_code(post(r#"{"role": "auditor", "name": "x", "colour": "red"}"#, "application/json").await.unwrap()).await,
+        (422, "invalid_field".into())
+    );
+    assert_eq!(error_code(post("[]", "application/json").await.unwrap()).await.0, 422);
+    let huge = json!({"role": "auditor", "name": "x".repeat(100 * 1024)});
+    let res = app.post_json("/api/admin/tokens", Some(&op), &huge).await;
+    assert_eq!(error_code(res).await, (413, "payload_too_large".into()));
+    let res = app.get("/api/audit?limit=abc", Some(&op)).await;
+    assert_eq!(error_code(res).await, (400, "invalid_query".into()));
+    let res = app.get("/api/audit?limit=5000", Some(&op)).await;
+    assert_eq!(error_code(res).await, (400, "invalid_query".into()));
+
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM api_tokens").await, tokens_before, "nothing written");
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM audit_log").await, audit_before, "nothing audited");
+}
+
+/// Every privileged endpoint × every kind of caller.
+async fn every_privileged_endpoint_checks_its_roles(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        tokens.push((role, app.token(role, &format!("{role} matrix")).await));
+    }
+    let revoked = app.token(Role::Operator, "revoked operator").await;
+    let revoked_id = app
+        .store
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "revoked operator")
+        .unwrap()
+        .id;
+    app.store.revoke_token(revoked_id, "cli", demo_now()).await.unwrap();
+
+    // (method, path, body, roles allowed)
+    let endpoints: Vec<(&str, String, Option<Value>, Vec<Role>)> = vec![
+        ("GET", "/api/whoami".into(), None, Role::ALL.to_vec()),
+        ("GET", "/api/admin/tokens".into(), None, vec![Role::Operator]),
+        (
+            "POST",
+            "/api/admin/tokens".into(),
+            Some(json!({"role": "auditor", "name": "matrix-made"})),
+            vec![Role::Operator],
+        ),
+        ("POST", format!("/api/admin/tokens/{}/revoke", uuid::Uuid::new_v4()), None, vec![Role::Operator]),
+        ("GET", "/api/audit".into(), None, vec![Role::Operator, Role::Auditor]),
+        ("GET", "/api/audit/verify".into(), None, vec![Role::Operator, Role::Auditor]),
+    ];
+    for (method, path, body, allowed) in &endpoints {
+        let send = |token: Option<String>| {
+            let mut req = match *method {
+                "GET" => app.client.get(app.url(path)),
+                _ => app.client.post(app.url(path)),
+            };
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send()
+        };
+        let (status, code) = error_code(send(None).await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (401, "missing_token"), "{method} {path} without a token");
+        let (status, code) = error_code(send(Some("clt_nonsense".into())).await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (401, "invalid_token"), "{method} {path} with an unknown token");
+        let (status, code) = error_code(send(Some(revoked.clone())).await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (401, "invalid_token"), "{method} {path} with a revoked token");
+        for (role, token) in &tokens {
+            let res = send(Some(token.clone())).await.unwrap();
+            let status = res.status().as_u16();
+            if allowed.contains(role) {
+                assert!(status != 401 && status != 403, "{method} {path} as {role}: {status}");
+            } else {
+                assert_eq!(error_code(res).await, (403, "forbidden".into()), "{method} {path} as {role}");
+            }
+        }
+    }
+    // The public endpoints need nothing.
+    for path in ["/healthz", "/readyz", "/metrics", "/api/campaign", "/api/openapi.json"] {
+        assert_eq!(app.get(path, None).await.status(), 200, "{path}");
+    }
+}
+
+async fn tokens_made_by_operators_are_shown_once_and_can_be_revoked(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let op = app.token(Role::Operator, "运营").await;
+    let res = app
+        .post_json(
+            "/api/admin/tokens",
+            Some(&op),
+            &json!({"role": "venue", "name": "  衡山宾馆前台 ", "venue_id": "hengshan-hotel"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let created = json_of(res).await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("clt_") && token.len() == 68);
+    assert_eq!(created["name"], "衡山宾馆前台");
+    assert_eq!(created["role"], "venue");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Only a hash is stored.
+    let stored = app.db.text("SELECT token_hash FROM api_tokens WHERE name = '衡山宾馆前台'").await;
+    assert_ne!(stored, token);
+    assert_eq!(stored, campaign_lottery::domain::token::token_hash(&token));
+    let listed = app.get("/api/admin/tokens", Some(&op)).await.text().await.unwrap();
+    assert!(!listed.contains(&token), "the list never shows a token");
+    assert!(listed.contains(&id));
+
+    let me = json_of(app.get("/api/whoami", Some(&token)).await).await;
+    assert_eq!(me["role"], "venue");
+    assert_eq!(me["venue_id"], "hengshan-hotel");
+    assert_eq!(me["venue_name"], "衡山宾馆");
+
+    let res = app.post_json(&format!("/api/admin/tokens/{id}/revoke"), Some(&op), &json!({})).await;
+    assert_eq!(res.status(), 200);
+    assert!(json_of(res).await["revoked_at"].is_string());
+    assert_eq!(error_code(app.get("/api/whoami", Some(&token)).await).await, (401, "invalid_token".into()));
+    let res = app.post_json(&format!("/api/admin/tokens/{id}/revoke"), Some(&op), &json!({})).await;
+    assert_eq!(error_code(res).await, (409, "conflict".into()));
+}
+
+async fn token_requests_that_make_no_sense_are_refused(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let op = app.token(Role::Operator, "运营").await;
+    let before = app.db.scalar("SELECT COUNT(*) FROM api_tokens").await;
+    let cases = [
+        (json!({"role": "operator", "name": "x"}), 403, "forbidden"),
+        (json!({"role": "venue", "name": "x"}), 422, "invalid_field"),
+        (json!({"role": "auditor", "name": "x", "venue_id": "shenlong-hotel"}), 422, "invalid_field"),
+        (json!({"role": "venue", "name": "x", "venue_id": "nowhere"}), 404, "not_found"),
+        (json!({"role": "witness", "name": "   "}), 422, "invalid_field"),
+    ];
+    for (body, status, code) in cases {
+        let res = app.post_json("/api/admin/tokens", Some(&op), &body).await;
+        assert_eq!(error_code(res).await, (status, code.to_owned()), "{body}");
+    }
+    let res = app
+        .post_json(&format!("/api/admin/tokens/{}/revoke", uuid::Uuid::new_v4()), Some(&op), &json!({}))
+        .await;
+    assert_eq!(error_code(res).await, (404, "not_found".into()));
+    let res = app.post_json("/api/admin/tokens/12345/revoke", Some(&op), &json!({})).await;
+    assert_eq!(error_code(res).await, (404, "not_found".into()));
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM api_tokens").await, before);
+}
+
+async fn audit_log_records_actions_and_verifies(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let op = app.token(Role::Operator, "运营").await;
+    let auditor = app.token(Role::Auditor, "审计").await;
+    app.post_json("/api/admin/tokens", Some(&op), &json!({"role": "witness", "name": "公证处"}))
+        .await;
+    let page = json_of(app.get("/api/audit", Some(&auditor)).await).await;
+    let entries = page["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["campaign.sync", "token.create", "token.create", "token.create"]);
+    let last = entries.last().unwrap();
+    assert_eq!(last["actor"], "operator:运营");
+    assert!(last["details"].as_str().unwrap().contains("公证处"));
+    assert_eq!(page["head_seq"], 4);
+    assert_eq!(page["head_hash"], last["hash"]);
+    let page2 = json_of(app.get("/api/audit?after=2&limit=1", Some(&auditor)).await).await;
+    assert_eq!(page2["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(page2["entries"][0]["seq"], 3);
+
+    let verdict = json_of(app.get("/api/audit/verify", Some(&auditor)).await).await;
+    assert_eq!(verdict, json!({"ok": true, "entries": 4, "problem": null}));
+    app.db.execute("UPDATE audit_log SET actor = 'someone else' WHERE seq = 2").await;
+    let verdict = json_of(app.get("/api/audit/verify", Some(&auditor)).await).await;
+    assert_eq!(verdict["ok"], false);
+    assert!(verdict["problem"].as_str().unwrap().contains("entry 2"), "{verdict}");
+}
+
+async fn metrics_count_requests_by_route_and_status(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    for _ in 0..3 {
+        app.get("/api/campaign", None).await;
+    }
+    app.get("/api/nothing", None).await;
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains(r#"route="/api/campaign""#)
+                && l.contains(r#"status="200""#)
+                && l.contains(r#"method="GET""#)
+        })
+        .unwrap_or_else(|| panic!("no request counter for /api/campaign in\n{text}"));
+    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 3.0, "{line}");
+    assert!(text.contains(r#"route="unmatched""#) && text.contains(r#"status="404""#));
+    assert!(text.contains("http_request_duration_seconds_bucket{"), "latency histogram:\n{text}");
+}
+
+async fn openapi_document_and_api_page_are_served(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let doc = json_of(app.get("/api/openapi.json", None).await).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/campaign", "/api/admin/tokens", "/api/audit/verify", "/healthz"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+    let res = app.get("/api/docs/", None).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "the API page is Swagger UI");
+    assert!(!html.contains("https://"), "the API page loads nothing from the internet");
+    let js = app.get("/api/docs/swagger-ui-bundle.js", None).await;
+    assert_eq!(js.status(), 200, "Swagger UI's script is served by the service itself");
+}
+
+async fn restarting_twice_duplicates_nothing(db: TestDb) {
+    let loaded = settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
+    let clock = campaign_lottery::clock::ManualClock::new(demo_now());
+    let first = prepare(&loaded, &clock).await.unwrap();
+    assert_eq!(first.sync, SyncOutcome::Created);
+    let counts = || async {
+        let mut v = Vec::new();
+        for table in ["campaigns", "rounds", "voucher_kinds", "prize_tiers", "venues", "audit_log"] {
+            v.push(db.scalar(&format!("SELECT COUNT(*) FROM {table}")).await);
+        }
+        v
+    };
+    let after_first = counts().await;
+    assert_eq!(after_first, vec![1, 12, 3, 2, 8, 1]);
+    // Two days later the demo keeps the first round where it was.
+    clock.advance(chrono::Duration::days(2));
+    for _ in 0..2 {
+        let again = prepare(&loaded, &clock).await.unwrap();
+        assert_eq!(again.sync, SyncOutcome::Unchanged);
+        assert_eq!(again.campaign.first_round_start, first.campaign.first_round_start);
+    }
+    assert_eq!(counts().await, after_first);
+}
+
+async fn a_config_contradicting_a_drawn_round_is_refused(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(repo_config_dir().join("campaign.toml")).unwrap();
+    std::fs::write(dir.path().join("campaign.toml"), &original).unwrap();
+    let loaded = settings(&db.url, dir.path(), "campaign.toml");
+    let clock = campaign_lottery::clock::ManualClock::new(demo_now());
+    prepare(&loaded, &clock).await.unwrap();
+
+    // A compatible change (a name) is fine while rounds are pending, and recorded.
+    std::fs::write(dir.path().join("campaign.toml"), original.replace("城市旅游卡", "衡阳城市旅游卡")).unwrap();
+    assert_eq!(prepare(&loaded, &clock).await.unwrap().sync, SyncOutcome::Updated);
+
+    db.execute("UPDATE rounds SET progress = 'drawn' WHERE number = 1").await;
+    let fewer = original
+        .replace("count = 235", "count = 200")
+        .replace("winners = 3180", "winners = 2760")
+        .replace("tourism_card = 3180", "tourism_card = 2760");
+    std::fs::write(dir.path().join("campaign.toml"), &fewer).unwrap();
+    let err = format!("{:#}", prepare(&loaded, &clock).await.err().expect("refused"));
+    assert!(err.contains("tiers") && err.contains("round 1 is already frozen or drawn"), "{err}");
+    assert!(err.contains("campaign.toml"), "names the file: {err}");
+    let moved = original.replace("first_round_starts = \"2024-07-15\"", "first_round_starts = \"2024-07-22\"");
+    std::fs::write(dir.path().join("campaign.toml"), &moved).unwrap();
+    let err = format!("{:#}", prepare(&loaded, &clock).await.err().expect("refused"));
+    assert!(err.contains("rounds[0]"), "{err}");
+    // Nothing of the refused configurations was written.
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM prize_tiers WHERE count = 235").await, 1);
+}
+
+async fn concurrent_token_creation_keeps_the_audit_chain_whole(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let op = app.token(Role::Operator, "运营").await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let client = app.client.clone();
+        let url = app.url("/api/admin/tokens");
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(op)
+                .json(&json!({"role": "auditor", "name": format!("auditor {i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM api_tokens").await, 25);
+    let verdict = campaign_lottery::store::verify_audit_log(app.store.as_ref()).await.unwrap();
+    assert_eq!(verdict, Ok(26), "sync + 25 token creations, one chain");
+}
+
+#[test]
+fn a_missing_settings_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", campaign_lottery::config::load_settings(dir.path()).unwrap_err());
+    assert!(err.contains("default.toml") && err.contains("not found"), "{err}");
+}
+
+#[test]
+fn the_shipped_settings_load_and_serve_the_demo_on_sqlite() {
+    let loaded = campaign_lottery::config::load_settings(&repo_config_dir()).unwrap();
+    assert!(loaded.settings.database.url.starts_with("sqlite:"));
+    assert!(loaded.campaign_path().ends_with("campaign-demo.toml"));
+    assert!(!format!("{loaded:?}").is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_campaign_file_is_named_before_the_database_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("never.db");
+    let loaded = settings(&format!("sqlite://{}", db_path.display()), dir.path(), "campaign.toml");
+    let clock = campaign_lottery::clock::ManualClock::new(demo_now());
+    let err = format!("{:#}", prepare(&loaded, &clock).await.err().unwrap());
+    assert!(err.contains("campaign file") && err.contains("not found"), "{err}");
+    assert!(!db_path.exists(), "no database was created for a broken configuration");
+}
+
+#[tokio::test]
+async fn an_inconsistent_campaign_file_stops_start_up_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo_config_dir().join("campaign.toml")).unwrap();
+    std::fs::write(dir.path().join("campaign.toml"), text.replace("winners = 3180", "winners = 3000")).unwrap();
+    let loaded = settings(&format!("sqlite://{}", dir.path().join("t.db").display()), dir.path(), "campaign.toml");
+    let clock = campaign_lottery::clock::ManualClock::new(demo_now());
+    let err = format!("{:#}", prepare(&loaded, &clock).await.err().unwrap());
+    assert!(err.contains("totals.winners") && err.contains("declared 3000"), "{err}");
+}

@@ -1,0 +1,322 @@
+//! Test harness: a fresh database per test on each backend, and the app on a free port.
+//!
+//! SQLite tests always run. PostgreSQL tests use `TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) to create a throw-away database per test; when no
+//! server answers they say so on stderr and pass, unless `REQUIRE_POSTGRES=1` makes that a failure.
+#![allow(dead_code)]
+
+use campaign_lottery::clock::ManualClock;
+use campaign_lottery::config::{CampaignSettings, DatabaseSettings, LoadedSettings, LogSettings, ServerSettings, Settings};
+use campaign_lottery::domain::token::Role;
+use campaign_lottery::startup::{new_token, Application};
+use campaign_lottery::store::{NewToken, SharedStore};
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::Connection;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named async test once per backend: `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::common::TestDb::new($crate::common::Backend::Sqlite).await.unwrap();
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = $crate::common::TestDb::new($crate::common::Backend::Postgres).await {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A database of its own for one test, removed afterwards.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    admin_url: Option<String>,
+    db_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn say(msg: &str) {
+    // Straight to stderr: the test harness captures print macros, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Some(Self {
+                    backend,
+                    url,
+                    admin_url: None,
+                    db_name: None,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let conn = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    sqlx::PgConnection::connect(&admin),
+                )
+                .await;
+                let mut conn = match conn {
+                    Ok(Ok(c)) => c,
+                    other => {
+                        let why = match other {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "timed out".into(),
+                        };
+                        if std::env::var("REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                            panic!("REQUIRE_POSTGRES=1 but PostgreSQL at TEST_DATABASE_URL is unavailable: {why}");
+                        }
+                        say(&format!(
+                            "SKIPPED (PostgreSQL unavailable: {why}; set TEST_DATABASE_URL to run the PostgreSQL tests)"
+                        ));
+                        return None;
+                    }
+                };
+                let name = format!("cl_test_{}", uuid::Uuid::new_v4().simple());
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                Some(Self {
+                    backend,
+                    url: with_database(&admin, &name),
+                    admin_url: Some(admin),
+                    db_name: Some(name),
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    /// Runs raw SQL against the test database (for tampering and for setting up states).
+    pub async fn execute(&self, sql: &str) -> u64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected()
+            }
+        }
+    }
+
+    /// One integer from raw SQL (`SELECT COUNT(*) …`).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+
+    /// One text value from raw SQL.
+    pub async fn text(&self, sql: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (Some(admin), Some(name)) = (self.admin_url.clone(), self.db_name.clone()) else {
+            return;
+        };
+        // Drop needs its own runtime: the test's may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn repo_config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// Settings for a test: port 0, the given database, a campaign file from `config_dir`.
+pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSettings {
+    LoadedSettings {
+        settings: Settings {
+            server: ServerSettings {
+                host: "127.0.0.1".into(),
+                port: 0,
+                body_limit_bytes: 64 * 1024,
+                shutdown_timeout_secs: 1,
+                workers: 2,
+            },
+            database: DatabaseSettings {
+                url: url.into(),
+                max_connections: 8,
+            },
+            campaign: CampaignSettings {
+                file: campaign_file.into(),
+            },
+            log: LogSettings::default(),
+        },
+        config_dir: config_dir.to_path_buf(),
+    }
+}
+
+/// 2026-11-26 10:00 in Shanghai: the demo's round 1 (which starts "today") is open.
+pub fn demo_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub store: SharedStore,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    /// The demo campaign on a fresh database, the clock at [`demo_now`].
+    pub async fn spawn(db: TestDb) -> Self {
+        let loaded = settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
+        Self::spawn_with(db, &loaded, demo_now()).await
+    }
+
+    pub async fn spawn_with(db: TestDb, loaded: &LoadedSettings, now: DateTime<Utc>) -> Self {
+        let clock = Arc::new(ManualClock::new(now));
+        let app = Application::build(loaded, clock.clone()).await.expect("app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let store = app.store.clone();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            clock,
+            store,
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Creates a token the way the CLI does, returning the secret.
+    pub async fn token(&self, role: Role, name: &str) -> String {
+        let venue_id = (role == Role::Venue).then(|| "shenlong-hotel".to_owned());
+        let (token, token_hash) = new_token().unwrap();
+        self.store
+            .create_token(
+                NewToken {
+                    name: name.into(),
+                    role,
+                    venue_id,
+                    token_hash,
+                },
+                "cli",
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        token
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+}
+
+/// Reads a JSON error response and returns `(status, code)`, checking the shape on the way.
+pub async fn error_code(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = res.text().await.unwrap();
+    assert!(ct.starts_with("application/json"), "status {status}: not JSON ({ct}): {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let code = v["error"]["code"].as_str().unwrap_or_else(|| panic!("no error.code in {text}"));
+    let message = v["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message in {text}"));
+    assert!(!message.is_empty(), "empty message in {text}");
+    (status, code.to_owned())
+}
