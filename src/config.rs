@@ -127,7 +127,9 @@ pub fn load_settings(config_dir: &Path) -> anyhow::Result<LoadedSettings> {
     let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into());
     let settings = config::Config::builder()
         .add_source(config::File::from(base.clone()))
-        .add_source(config::File::from(config_dir.join(format!("{environment}.toml"))).required(false))
+        .add_source(
+            config::File::from(config_dir.join(format!("{environment}.toml"))).required(false),
+        )
         .add_source(
             config::Environment::with_prefix("APP")
                 .prefix_separator("_")
@@ -161,6 +163,10 @@ pub fn campaign_error(path: &Path, e: CampaignError) -> anyhow::Error {
 }
 
 /// Validates a campaign file, anchoring a `today` schedule at `today`.
-pub fn validate_campaign(path: &Path, file: CampaignFile, today: chrono::NaiveDate) -> anyhow::Result<Campaign> {
+pub fn validate_campaign(
+    path: &Path,
+    file: CampaignFile,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<Campaign> {
     Campaign::from_file(file, today).map_err(|e| campaign_error(path, e))
 }

@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "campaign-lottery", version, about = "Law-quiz campaign lottery and voucher service")]
+#[command(
+    name = "campaign-lottery",
+    version,
+    about = "Law-quiz campaign lottery and voucher service"
+)]
 struct Cli {
     /// Folder with default.toml and the campaign files.
     #[arg(long, global = true, env = "APP_CONFIG_DIR", default_value = "config")]
@@ -65,7 +69,8 @@ enum AuditCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("unknown role {s:?}: expected operator, witness, auditor or venue"))
+    Role::parse(s)
+        .ok_or_else(|| format!("unknown role {s:?}: expected operator, witness, auditor or venue"))
 }
 
 #[tokio::main]
@@ -156,7 +161,11 @@ async fn serve(loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-async fn token(loaded: &LoadedSettings, clock: Arc<dyn Clock>, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+async fn token(
+    loaded: &LoadedSettings,
+    clock: Arc<dyn Clock>,
+    cmd: TokenCommand,
+) -> anyhow::Result<ExitCode> {
     let p = prepare(loaded, clock.as_ref()).await?;
     let store = p.store;
     match cmd {
@@ -181,12 +190,19 @@ async fn token(loaded: &LoadedSettings, clock: Arc<dyn Clock>, cmd: TokenCommand
                 record.role,
                 record.id,
                 record.name,
-                record.venue_id.as_deref().map(|v| format!(", venue {v}")).unwrap_or_default()
+                record
+                    .venue_id
+                    .as_deref()
+                    .map(|v| format!(", venue {v}"))
+                    .unwrap_or_default()
             );
             println!("{token}");
         }
         TokenCommand::List => {
-            println!("{:<36}  {:<8}  {:<20}  {:<25}  name", "id", "role", "venue", "created (UTC)");
+            println!(
+                "{:<36}  {:<8}  {:<20}  {:<25}  name",
+                "id", "role", "venue", "created (UTC)"
+            );
             for t in store.list_tokens().await? {
                 println!(
                     "{:<36}  {:<8}  {:<20}  {:<25}  {}{}",
@@ -195,7 +211,11 @@ async fn token(loaded: &LoadedSettings, clock: Arc<dyn Clock>, cmd: TokenCommand
                     t.venue_id.as_deref().unwrap_or("-"),
                     t.created_at.format("%Y-%m-%d %H:%M:%S"),
                     t.name,
-                    if t.revoked_at.is_some() { "  [revoked]" } else { "" }
+                    if t.revoked_at.is_some() {
+                        "  [revoked]"
+                    } else {
+                        ""
+                    }
                 );
             }
         }

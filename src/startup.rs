@@ -28,8 +28,14 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
     let store = store::connect(&db.url, db.max_connections)
         .await
         .with_context(|| format!("connecting to {}", store::redact_url(&db.url)))?;
-    store.migrate().await.context("applying database migrations")?;
-    let recorded = store.recorded_campaign().await.context("reading the recorded campaign")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    let recorded = store
+        .recorded_campaign()
+        .await
+        .context("reading the recorded campaign")?;
     // A demo campaign that starts "today" keeps the day it first ran.
     let today = match &recorded {
         Some(r) if file.starts_today() && r.id == file.campaign.id => r.first_round_start,
@@ -44,7 +50,11 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
         Err(StoreError::Incompatible(e)) => return Err(campaign_error(&path, e)),
         Err(e) => return Err(anyhow::Error::new(e).context("recording the campaign configuration")),
     };
-    Ok(Prepared { store, campaign, sync })
+    Ok(Prepared {
+        store,
+        campaign,
+        sync,
+    })
 }
 
 /// A new API token from the OS CSPRNG, and the hash that is stored in its place.
@@ -69,7 +79,8 @@ impl Application {
         let prepared = prepare(loaded, clock.as_ref()).await?;
         let server_settings = &loaded.settings.server;
         let address = format!("{}:{}", server_settings.host, server_settings.port);
-        let listener = TcpListener::bind(&address).with_context(|| format!("listening on {address}"))?;
+        let listener =
+            TcpListener::bind(&address).with_context(|| format!("listening on {address}"))?;
         let port = listener.local_addr()?.port();
         let campaign = Arc::new(prepared.campaign);
         let state = web::Data::new(AppState {

@@ -35,7 +35,10 @@ async fn health_and_readiness_answer(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let res = app.get("/healthz", None).await;
     assert_eq!(res.status(), 200);
-    assert!(res.headers().contains_key("x-request-id"), "every response carries a request id");
+    assert!(
+        res.headers().contains_key("x-request-id"),
+        "every response carries a request id"
+    );
     assert_eq!(json_of(res).await["status"], "ok");
     let res = app.get("/readyz", None).await;
     assert_eq!(res.status(), 200);
@@ -47,7 +50,10 @@ async fn the_campaign_is_public_with_rounds_tiers_totals_and_venues(db: TestDb) 
     let c = json_of(app.get("/api/campaign", None).await).await;
     assert_eq!(c["id"], "demo");
     assert_eq!(c["time_zone"], "Asia/Shanghai");
-    assert_eq!(c["now"], "2026-11-26T10:00:00+08:00", "times are shown local");
+    assert_eq!(
+        c["now"], "2026-11-26T10:00:00+08:00",
+        "times are shown local"
+    );
     let rounds = c["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 12);
     assert_eq!(rounds[0]["opens_at"], "2026-11-26T00:00:00+08:00");
@@ -58,7 +64,10 @@ async fn the_campaign_is_public_with_rounds_tiers_totals_and_venues(db: TestDb) 
     assert_eq!(c["next_round"], 2);
     assert_eq!(c["tiers"][0]["name"], "grand");
     assert_eq!(c["tiers"][0]["count"], 30);
-    assert_eq!(c["tiers"][0]["voucher_kinds"], json!(["tourism_card", "hotel_night", "dining_coupon"]));
+    assert_eq!(
+        c["tiers"][0]["voucher_kinds"],
+        json!(["tourism_card", "hotel_night", "dining_coupon"])
+    );
     assert_eq!(c["tiers"][1]["count"], 235);
     assert_eq!(c["winners_per_round"], 265);
     assert_eq!(c["totals"]["winners"], 3180);
@@ -75,7 +84,9 @@ async fn the_campaign_is_public_with_rounds_tiers_totals_and_venues(db: TestDb) 
     assert_eq!(dining["face_value_yuan"], 200);
     let venues = c["venues"].as_array().unwrap();
     assert_eq!(venues.len(), 8);
-    assert!(venues.iter().any(|v| v["name"] == "神龙大酒店" && v["category"] == "hotel" && v["example"] == false));
+    assert!(venues
+        .iter()
+        .any(|v| v["name"] == "神龙大酒店" && v["category"] == "hotel" && v["example"] == false));
 }
 
 async fn round_states_follow_the_clock(db: TestDb) {
@@ -85,7 +96,9 @@ async fn round_states_follow_the_clock(db: TestDb) {
     assert_eq!(c["rounds"][0]["state"], "closed");
     assert_eq!(c["rounds"][1]["state"], "open");
     assert_eq!(c["current_round"], 2);
-    app.db.execute("UPDATE rounds SET progress = 'drawn' WHERE number = 1").await;
+    app.db
+        .execute("UPDATE rounds SET progress = 'drawn' WHERE number = 1")
+        .await;
     let c = json_of(app.get("/api/campaign", None).await).await;
     assert_eq!(c["rounds"][0]["state"], "drawn");
     app.clock.advance(chrono::Duration::days(120));
@@ -97,13 +110,31 @@ async fn round_states_follow_the_clock(db: TestDb) {
 
 async fn unknown_routes_and_wrong_methods_get_json_errors(db: TestDb) {
     let app = TestApp::spawn(db).await;
-    assert_eq!(error_code(app.get("/api/nothing-here", None).await).await, (404, "not_found".into()));
-    assert_eq!(error_code(app.get("/api/admin/tokens/not-a-uuid/x", None).await).await.0, 404);
-    let res = app.client.delete(app.url("/api/campaign")).send().await.unwrap();
+    assert_eq!(
+        error_code(app.get("/api/nothing-here", None).await).await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_code(app.get("/api/admin/tokens/not-a-uuid/x", None).await)
+            .await
+            .0,
+        404
+    );
+    let res = app
+        .client
+        .delete(app.url("/api/campaign"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(res).await, (405, "method_not_allowed".into()));
     let res = app.client.post(app.url("/healthz")).send().await.unwrap();
     assert_eq!(error_code(res).await, (405, "method_not_allowed".into()));
-    let res = app.client.put(app.url("/api/admin/tokens")).send().await.unwrap();
+    let res = app
+        .client
+        .put(app.url("/api/admin/tokens"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(res).await, (405, "method_not_allowed".into()));
 }
 
@@ -120,21 +151,55 @@ async fn bad_bodies_get_clear_errors_and_write_nothing(db: TestDb) {
             .body(body)
             .send()
     };
-    assert_eq!(error_code(post("{\"role\": ", "application/json").await.unwrap()).await, (400, "malformed_json".into()));
-    assert_eq!(error_code(post("role=venue", "application/x-www-form-urlencoded").await.unwrap()).await, (415, "unsupported_media_type".into()));
     assert_eq!(
-        error_code(post(r#"{"role": 7, "name": "x"}"#, "application/json").await.unwrap()).await,
+        error_code(post("{\"role\": ", "application/json").await.unwrap()).await,
+        (400, "malformed_json".into())
+    );
+    assert_eq!(
+        error_code(
+            post("role=venue", "application/x-www-form-urlencoded")
+                .await
+                .unwrap()
+        )
+        .await,
+        (415, "unsupported_media_type".into())
+    );
+    assert_eq!(
+        error_code(
+            post(r#"{"role": 7, "name": "x"}"#, "application/json")
+                .await
+                .unwrap()
+        )
+        .await,
         (422, "invalid_field".into())
     );
     assert_eq!(
-        error_code(post(r#"{"role": "wizard", "name": "x"}"#, "application/json").await.unwrap()).await,
+        error_code(
+            post(r#"{"role": "wizard", "name": "x"}"#, "application/json")
+                .await
+                .unwrap()
+        )
+        .await,
         (422, "invalid_field".into())
     );
     assert_eq!(
-        error_code(post(r#"{"role": "auditor", "name": "x", "colour": "red"}"#, "application/json").await.unwrap()).await,
+        error_code(
+            post(
+                r#"{"role": "auditor", "name": "x", "colour": "red"}"#,
+                "application/json"
+            )
+            .await
+            .unwrap()
+        )
+        .await,
         (422, "invalid_field".into())
     );
-    assert_eq!(error_code(post("[]", "application/json").await.unwrap()).await.0, 422);
+    assert_eq!(
+        error_code(post("[]", "application/json").await.unwrap())
+            .await
+            .0,
+        422
+    );
     let huge = json!({"role": "auditor", "name": "x".repeat(100 * 1024)});
     let res = app.post_json("/api/admin/tokens", Some(&op), &huge).await;
     assert_eq!(error_code(res).await, (413, "payload_too_large".into()));
@@ -143,8 +208,16 @@ async fn bad_bodies_get_clear_errors_and_write_nothing(db: TestDb) {
     let res = app.get("/api/audit?limit=5000", Some(&op)).await;
     assert_eq!(error_code(res).await, (400, "invalid_query".into()));
 
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM api_tokens").await, tokens_before, "nothing written");
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM audit_log").await, audit_before, "nothing audited");
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM api_tokens").await,
+        tokens_before,
+        "nothing written"
+    );
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM audit_log").await,
+        audit_before,
+        "nothing audited"
+    );
 }
 
 /// Every privileged endpoint × every kind of caller.
@@ -164,21 +237,44 @@ async fn every_privileged_endpoint_checks_its_roles(db: TestDb) {
         .find(|t| t.name == "revoked operator")
         .unwrap()
         .id;
-    app.store.revoke_token(revoked_id, "cli", demo_now()).await.unwrap();
+    app.store
+        .revoke_token(revoked_id, "cli", demo_now())
+        .await
+        .unwrap();
 
     // (method, path, body, roles allowed)
     let endpoints: Vec<(&str, String, Option<Value>, Vec<Role>)> = vec![
         ("GET", "/api/whoami".into(), None, Role::ALL.to_vec()),
-        ("GET", "/api/admin/tokens".into(), None, vec![Role::Operator]),
+        (
+            "GET",
+            "/api/admin/tokens".into(),
+            None,
+            vec![Role::Operator],
+        ),
         (
             "POST",
             "/api/admin/tokens".into(),
             Some(json!({"role": "auditor", "name": "matrix-made"})),
             vec![Role::Operator],
         ),
-        ("POST", format!("/api/admin/tokens/{}/revoke", uuid::Uuid::new_v4()), None, vec![Role::Operator]),
-        ("GET", "/api/audit".into(), None, vec![Role::Operator, Role::Auditor]),
-        ("GET", "/api/audit/verify".into(), None, vec![Role::Operator, Role::Auditor]),
+        (
+            "POST",
+            format!("/api/admin/tokens/{}/revoke", uuid::Uuid::new_v4()),
+            None,
+            vec![Role::Operator],
+        ),
+        (
+            "GET",
+            "/api/audit".into(),
+            None,
+            vec![Role::Operator, Role::Auditor],
+        ),
+        (
+            "GET",
+            "/api/audit/verify".into(),
+            None,
+            vec![Role::Operator, Role::Auditor],
+        ),
     ];
     for (method, path, body, allowed) in &endpoints {
         let send = |token: Option<String>| {
@@ -195,23 +291,48 @@ async fn every_privileged_endpoint_checks_its_roles(db: TestDb) {
             req.send()
         };
         let (status, code) = error_code(send(None).await.unwrap()).await;
-        assert_eq!((status, code.as_str()), (401, "missing_token"), "{method} {path} without a token");
+        assert_eq!(
+            (status, code.as_str()),
+            (401, "missing_token"),
+            "{method} {path} without a token"
+        );
         let (status, code) = error_code(send(Some("clt_nonsense".into())).await.unwrap()).await;
-        assert_eq!((status, code.as_str()), (401, "invalid_token"), "{method} {path} with an unknown token");
+        assert_eq!(
+            (status, code.as_str()),
+            (401, "invalid_token"),
+            "{method} {path} with an unknown token"
+        );
         let (status, code) = error_code(send(Some(revoked.clone())).await.unwrap()).await;
-        assert_eq!((status, code.as_str()), (401, "invalid_token"), "{method} {path} with a revoked token");
+        assert_eq!(
+            (status, code.as_str()),
+            (401, "invalid_token"),
+            "{method} {path} with a revoked token"
+        );
         for (role, token) in &tokens {
             let res = send(Some(token.clone())).await.unwrap();
             let status = res.status().as_u16();
             if allowed.contains(role) {
-                assert!(status != 401 && status != 403, "{method} {path} as {role}: {status}");
+                assert!(
+                    status != 401 && status != 403,
+                    "{method} {path} as {role}: {status}"
+                );
             } else {
-                assert_eq!(error_code(res).await, (403, "forbidden".into()), "{method} {path} as {role}");
+                assert_eq!(
+                    error_code(res).await,
+                    (403, "forbidden".into()),
+                    "{method} {path} as {role}"
+                );
             }
         }
     }
     // The public endpoints need nothing.
-    for path in ["/healthz", "/readyz", "/metrics", "/api/campaign", "/api/openapi.json"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/campaign",
+        "/api/openapi.json",
+    ] {
         assert_eq!(app.get(path, None).await.status(), 200, "{path}");
     }
 }
@@ -235,10 +356,18 @@ async fn tokens_made_by_operators_are_shown_once_and_can_be_revoked(db: TestDb) 
     let id = created["id"].as_str().unwrap().to_owned();
 
     // Only a hash is stored.
-    let stored = app.db.text("SELECT token_hash FROM api_tokens WHERE name = '衡山宾馆前台'").await;
+    let stored = app
+        .db
+        .text("SELECT token_hash FROM api_tokens WHERE name = '衡山宾馆前台'")
+        .await;
     assert_ne!(stored, token);
     assert_eq!(stored, campaign_lottery::domain::token::token_hash(&token));
-    let listed = app.get("/api/admin/tokens", Some(&op)).await.text().await.unwrap();
+    let listed = app
+        .get("/api/admin/tokens", Some(&op))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!listed.contains(&token), "the list never shows a token");
     assert!(listed.contains(&id));
 
@@ -247,11 +376,26 @@ async fn tokens_made_by_operators_are_shown_once_and_can_be_revoked(db: TestDb) 
     assert_eq!(me["venue_id"], "hengshan-hotel");
     assert_eq!(me["venue_name"], "衡山宾馆");
 
-    let res = app.post_json(&format!("/api/admin/tokens/{id}/revoke"), Some(&op), &json!({})).await;
+    let res = app
+        .post_json(
+            &format!("/api/admin/tokens/{id}/revoke"),
+            Some(&op),
+            &json!({}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert!(json_of(res).await["revoked_at"].is_string());
-    assert_eq!(error_code(app.get("/api/whoami", Some(&token)).await).await, (401, "invalid_token".into()));
-    let res = app.post_json(&format!("/api/admin/tokens/{id}/revoke"), Some(&op), &json!({})).await;
+    assert_eq!(
+        error_code(app.get("/api/whoami", Some(&token)).await).await,
+        (401, "invalid_token".into())
+    );
+    let res = app
+        .post_json(
+            &format!("/api/admin/tokens/{id}/revoke"),
+            Some(&op),
+            &json!({}),
+        )
+        .await;
     assert_eq!(error_code(res).await, (409, "conflict".into()));
 }
 
@@ -262,33 +406,69 @@ async fn token_requests_that_make_no_sense_are_refused(db: TestDb) {
     let cases = [
         (json!({"role": "operator", "name": "x"}), 403, "forbidden"),
         (json!({"role": "venue", "name": "x"}), 422, "invalid_field"),
-        (json!({"role": "auditor", "name": "x", "venue_id": "shenlong-hotel"}), 422, "invalid_field"),
-        (json!({"role": "venue", "name": "x", "venue_id": "nowhere"}), 404, "not_found"),
-        (json!({"role": "witness", "name": "   "}), 422, "invalid_field"),
+        (
+            json!({"role": "auditor", "name": "x", "venue_id": "shenlong-hotel"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"role": "venue", "name": "x", "venue_id": "nowhere"}),
+            404,
+            "not_found",
+        ),
+        (
+            json!({"role": "witness", "name": "   "}),
+            422,
+            "invalid_field",
+        ),
     ];
     for (body, status, code) in cases {
         let res = app.post_json("/api/admin/tokens", Some(&op), &body).await;
         assert_eq!(error_code(res).await, (status, code.to_owned()), "{body}");
     }
     let res = app
-        .post_json(&format!("/api/admin/tokens/{}/revoke", uuid::Uuid::new_v4()), Some(&op), &json!({}))
+        .post_json(
+            &format!("/api/admin/tokens/{}/revoke", uuid::Uuid::new_v4()),
+            Some(&op),
+            &json!({}),
+        )
         .await;
     assert_eq!(error_code(res).await, (404, "not_found".into()));
-    let res = app.post_json("/api/admin/tokens/12345/revoke", Some(&op), &json!({})).await;
+    let res = app
+        .post_json("/api/admin/tokens/12345/revoke", Some(&op), &json!({}))
+        .await;
     assert_eq!(error_code(res).await, (404, "not_found".into()));
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM api_tokens").await, before);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM api_tokens").await,
+        before
+    );
 }
 
 async fn audit_log_records_actions_and_verifies(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let op = app.token(Role::Operator, "运营").await;
     let auditor = app.token(Role::Auditor, "审计").await;
-    app.post_json("/api/admin/tokens", Some(&op), &json!({"role": "witness", "name": "公证处"}))
-        .await;
+    app.post_json(
+        "/api/admin/tokens",
+        Some(&op),
+        &json!({"role": "witness", "name": "公证处"}),
+    )
+    .await;
     let page = json_of(app.get("/api/audit", Some(&auditor)).await).await;
     let entries = page["entries"].as_array().unwrap();
-    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["campaign.sync", "token.create", "token.create", "token.create"]);
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "campaign.sync",
+            "token.create",
+            "token.create",
+            "token.create"
+        ]
+    );
     let last = entries.last().unwrap();
     assert_eq!(last["actor"], "operator:运营");
     assert!(last["details"].as_str().unwrap().contains("公证处"));
@@ -300,10 +480,15 @@ async fn audit_log_records_actions_and_verifies(db: TestDb) {
 
     let verdict = json_of(app.get("/api/audit/verify", Some(&auditor)).await).await;
     assert_eq!(verdict, json!({"ok": true, "entries": 4, "problem": null}));
-    app.db.execute("UPDATE audit_log SET actor = 'someone else' WHERE seq = 2").await;
+    app.db
+        .execute("UPDATE audit_log SET actor = 'someone else' WHERE seq = 2")
+        .await;
     let verdict = json_of(app.get("/api/audit/verify", Some(&auditor)).await).await;
     assert_eq!(verdict["ok"], false);
-    assert!(verdict["problem"].as_str().unwrap().contains("entry 2"), "{verdict}");
+    assert!(
+        verdict["problem"].as_str().unwrap().contains("entry 2"),
+        "{verdict}"
+    );
 }
 
 async fn metrics_count_requests_by_route_and_status(db: TestDb) {
@@ -325,23 +510,38 @@ async fn metrics_count_requests_by_route_and_status(db: TestDb) {
     let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 3.0, "{line}");
     assert!(text.contains(r#"route="unmatched""#) && text.contains(r#"status="404""#));
-    assert!(text.contains("http_request_duration_seconds_bucket{"), "latency histogram:\n{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "latency histogram:\n{text}"
+    );
 }
 
 async fn openapi_document_and_api_page_are_served(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let doc = json_of(app.get("/api/openapi.json", None).await).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/campaign", "/api/admin/tokens", "/api/audit/verify", "/healthz"] {
+    for path in [
+        "/api/campaign",
+        "/api/admin/tokens",
+        "/api/audit/verify",
+        "/healthz",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
     }
     let res = app.get("/api/docs/", None).await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "the API page is Swagger UI");
-    assert!(!html.contains("https://"), "the API page loads nothing from the internet");
+    assert!(
+        !html.contains("https://"),
+        "the API page loads nothing from the internet"
+    );
     let js = app.get("/api/docs/swagger-ui-bundle.js", None).await;
-    assert_eq!(js.status(), 200, "Swagger UI's script is served by the service itself");
+    assert_eq!(
+        js.status(),
+        200,
+        "Swagger UI's script is served by the service itself"
+    );
 }
 
 async fn restarting_twice_duplicates_nothing(db: TestDb) {
@@ -351,7 +551,14 @@ async fn restarting_twice_duplicates_nothing(db: TestDb) {
     assert_eq!(first.sync, SyncOutcome::Created);
     let counts = || async {
         let mut v = Vec::new();
-        for table in ["campaigns", "rounds", "voucher_kinds", "prize_tiers", "venues", "audit_log"] {
+        for table in [
+            "campaigns",
+            "rounds",
+            "voucher_kinds",
+            "prize_tiers",
+            "venues",
+            "audit_log",
+        ] {
             v.push(db.scalar(&format!("SELECT COUNT(*) FROM {table}")).await);
         }
         v
@@ -363,7 +570,10 @@ async fn restarting_twice_duplicates_nothing(db: TestDb) {
     for _ in 0..2 {
         let again = prepare(&loaded, &clock).await.unwrap();
         assert_eq!(again.sync, SyncOutcome::Unchanged);
-        assert_eq!(again.campaign.first_round_start, first.campaign.first_round_start);
+        assert_eq!(
+            again.campaign.first_round_start,
+            first.campaign.first_round_start
+        );
     }
     assert_eq!(counts().await, after_first);
 }
@@ -377,24 +587,48 @@ async fn a_config_contradicting_a_drawn_round_is_refused(db: TestDb) {
     prepare(&loaded, &clock).await.unwrap();
 
     // A compatible change (a name) is fine while rounds are pending, and recorded.
-    std::fs::write(dir.path().join("campaign.toml"), original.replace("城市旅游卡", "衡阳城市旅游卡")).unwrap();
-    assert_eq!(prepare(&loaded, &clock).await.unwrap().sync, SyncOutcome::Updated);
+    std::fs::write(
+        dir.path().join("campaign.toml"),
+        original.replace("城市旅游卡", "衡阳城市旅游卡"),
+    )
+    .unwrap();
+    assert_eq!(
+        prepare(&loaded, &clock).await.unwrap().sync,
+        SyncOutcome::Updated
+    );
 
-    db.execute("UPDATE rounds SET progress = 'drawn' WHERE number = 1").await;
+    db.execute("UPDATE rounds SET progress = 'drawn' WHERE number = 1")
+        .await;
     let fewer = original
         .replace("count = 235", "count = 200")
         .replace("winners = 3180", "winners = 2760")
         .replace("tourism_card = 3180", "tourism_card = 2760");
     std::fs::write(dir.path().join("campaign.toml"), &fewer).unwrap();
-    let err = format!("{:#}", prepare(&loaded, &clock).await.err().expect("refused"));
-    assert!(err.contains("tiers") && err.contains("round 1 is already frozen or drawn"), "{err}");
+    let err = format!(
+        "{:#}",
+        prepare(&loaded, &clock).await.err().expect("refused")
+    );
+    assert!(
+        err.contains("tiers") && err.contains("round 1 is already frozen or drawn"),
+        "{err}"
+    );
     assert!(err.contains("campaign.toml"), "names the file: {err}");
-    let moved = original.replace("first_round_starts = \"2024-07-15\"", "first_round_starts = \"2024-07-22\"");
+    let moved = original.replace(
+        "first_round_starts = \"2024-07-15\"",
+        "first_round_starts = \"2024-07-22\"",
+    );
     std::fs::write(dir.path().join("campaign.toml"), &moved).unwrap();
-    let err = format!("{:#}", prepare(&loaded, &clock).await.err().expect("refused"));
+    let err = format!(
+        "{:#}",
+        prepare(&loaded, &clock).await.err().expect("refused")
+    );
     assert!(err.contains("rounds[0]"), "{err}");
     // Nothing of the refused configurations was written.
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM prize_tiers WHERE count = 235").await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM prize_tiers WHERE count = 235")
+            .await,
+        1
+    );
 }
 
 async fn concurrent_token_creation_keeps_the_audit_chain_whole(db: TestDb) {
@@ -421,15 +655,23 @@ async fn concurrent_token_creation_keeps_the_audit_chain_whole(db: TestDb) {
         assert_eq!(t.await.unwrap(), 201);
     }
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM api_tokens").await, 25);
-    let verdict = campaign_lottery::store::verify_audit_log(app.store.as_ref()).await.unwrap();
+    let verdict = campaign_lottery::store::verify_audit_log(app.store.as_ref())
+        .await
+        .unwrap();
     assert_eq!(verdict, Ok(26), "sync + 25 token creations, one chain");
 }
 
 #[test]
 fn a_missing_settings_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let err = format!("{:#}", campaign_lottery::config::load_settings(dir.path()).unwrap_err());
-    assert!(err.contains("default.toml") && err.contains("not found"), "{err}");
+    let err = format!(
+        "{:#}",
+        campaign_lottery::config::load_settings(dir.path()).unwrap_err()
+    );
+    assert!(
+        err.contains("default.toml") && err.contains("not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -444,20 +686,261 @@ fn the_shipped_settings_load_and_serve_the_demo_on_sqlite() {
 async fn a_missing_campaign_file_is_named_before_the_database_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("never.db");
-    let loaded = settings(&format!("sqlite://{}", db_path.display()), dir.path(), "campaign.toml");
+    let loaded = settings(
+        &format!("sqlite://{}", db_path.display()),
+        dir.path(),
+        "campaign.toml",
+    );
     let clock = campaign_lottery::clock::ManualClock::new(demo_now());
     let err = format!("{:#}", prepare(&loaded, &clock).await.err().unwrap());
-    assert!(err.contains("campaign file") && err.contains("not found"), "{err}");
-    assert!(!db_path.exists(), "no database was created for a broken configuration");
+    assert!(
+        err.contains("campaign file") && err.contains("not found"),
+        "{err}"
+    );
+    assert!(
+        !db_path.exists(),
+        "no database was created for a broken configuration"
+    );
 }
 
 #[tokio::test]
 async fn an_inconsistent_campaign_file_stops_start_up_with_the_field_named() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(repo_config_dir().join("campaign.toml")).unwrap();
-    std::fs::write(dir.path().join("campaign.toml"), text.replace("winners = 3180", "winners = 3000")).unwrap();
-    let loaded = settings(&format!("sqlite://{}", dir.path().join("t.db").display()), dir.path(), "campaign.toml");
+    std::fs::write(
+        dir.path().join("campaign.toml"),
+        text.replace("winners = 3180", "winners = 3000"),
+    )
+    .unwrap();
+    let loaded = settings(
+        &format!("sqlite://{}", dir.path().join("t.db").display()),
+        dir.path(),
+        "campaign.toml",
+    );
     let clock = campaign_lottery::clock::ManualClock::new(demo_now());
     let err = format!("{:#}", prepare(&loaded, &clock).await.err().unwrap());
-    assert!(err.contains("totals.winners") && err.contains("declared 3000"), "{err}");
+    assert!(
+        err.contains("totals.winners") && err.contains("declared 3000"),
+        "{err}"
+    );
+}
+
+// ---- The CLI, run as a real process ----------------------------------------------------------
+
+fn cli(db_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args(["--config-dir", repo_config_dir().to_str().unwrap()])
+        .args(args)
+        .env("APP_DATABASE__URL", db_url)
+        .env_remove("APP_ENVIRONMENT")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_cli_makes_lists_and_revokes_tokens_and_verifies_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("cli.db");
+    let url = format!("sqlite://{}", db_path.display());
+
+    let out = cli(&url, &["migrate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("campaign demo created"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&url, &["migrate"]);
+    assert!(
+        text(&out.stdout).contains("campaign demo unchanged"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = cli(
+        &url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "venue",
+            "--name",
+            "神龙前台",
+            "--venue",
+            "shenlong-hotel",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    assert!(
+        token.starts_with("clt_") && token.len() == 68,
+        "stdout is just the token: {token:?}"
+    );
+    assert!(text(&out.stderr).contains("shown only now"));
+
+    let out = cli(&url, &["token", "list"]);
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("神龙前台") && listing.contains("shenlong-hotel"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&token), "the list never shows a token");
+    let id = listing
+        .lines()
+        .find(|l| l.contains("神龙前台"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+
+    let out = cli(
+        &url,
+        &["token", "create", "--role", "venue", "--name", "无场所"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("must name its venue"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(&url, &["token", "create", "--role", "admin", "--name", "x"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unknown role"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cli(&url, &["token", "revoke", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(cli(&url, &["token", "list"])
+        .stdout
+        .ends_with(b"[revoked]\n"));
+    let out = cli(&url, &["token", "revoke", &id]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already revoked"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cli(&url, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("intact: 3 entries"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Edit the second entry behind the service's back.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE audit_log SET subject = 'token:forged' WHERE seq = 2")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    let out = cli(&url, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("BROKEN: entry 2"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn check_config_summarises_the_campaign_without_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("none.db").display());
+    let out = cli(&url, &["check-config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(
+        summary.contains("12 rounds, 265 winners per round, 3180 winners"),
+        "{summary}"
+    );
+    assert!(summary.contains("hotel_night 360"), "{summary}");
+    assert!(!dir.path().join("none.db").exists());
+}
+
+#[test]
+fn the_service_logs_structured_lines_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("serve.db").display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args(["--config-dir", repo_config_dir().to_str().unwrap(), "serve"])
+        .env("APP_DATABASE__URL", &url)
+        .env("APP_SERVER__PORT", "0")
+        .env("APP_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the log on a thread, so that a silent service fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_log = |what: &str| -> Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line while waiting for {what}"));
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{e}: not a structured log line: {line}"))
+    };
+    let port = loop {
+        if let Some(port) = next_log("the address")["port"].as_u64() {
+            break port;
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    let request_log = loop {
+        let log = next_log("the request's log line");
+        if log.to_string().contains("/healthz") {
+            break log;
+        }
+    };
+    assert!(
+        request_log.to_string().contains("request_id"),
+        "{request_log}"
+    );
+
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit after SIGTERM: {status}");
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("still running 20 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -61,7 +61,10 @@ pub fn entry_hash(seq: i64, prev: &[u8; 32], at: DateTime<Utc>, event: &AuditEve
     lp(&mut h, b"campaign-audit/v1");
     h.update((seq as u64).to_be_bytes());
     h.update(prev);
-    lp(&mut h, at.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes());
+    lp(
+        &mut h,
+        at.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes(),
+    );
     lp(&mut h, event.actor.as_bytes());
     lp(&mut h, event.action.as_bytes());
     lp(&mut h, event.subject.as_bytes());
@@ -88,7 +91,9 @@ pub fn chain(prev_seq: i64, prev: [u8; 32], at: DateTime<Utc>, event: AuditEvent
 /// Why the chain does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
-    #[error("entry {seq}: expected sequence number {expected} (an entry is missing or out of order)")]
+    #[error(
+        "entry {seq}: expected sequence number {expected} (an entry is missing or out of order)"
+    )]
     Gap { seq: i64, expected: i64 },
     #[error("entry {seq}: its prev_hash does not match the entry before it")]
     PrevMismatch { seq: i64 },
@@ -118,7 +123,10 @@ impl ChainVerifier {
     pub fn push(&mut self, e: &AuditEntry) -> Result<(), ChainBreak> {
         let expected = self.last_seq + 1;
         if e.seq != expected {
-            return Err(ChainBreak::Gap { seq: e.seq, expected });
+            return Err(ChainBreak::Gap {
+                seq: e.seq,
+                expected,
+            });
         }
         if e.prev_hash != hex::encode(self.last_hash) {
             return Err(ChainBreak::PrevMismatch { seq: e.seq });
@@ -164,7 +172,12 @@ mod tests {
                 seq,
                 prev,
                 at,
-                AuditEvent::new("cli", "token.create", format!("token:{i}"), serde_json::json!({"i": i})),
+                AuditEvent::new(
+                    "cli",
+                    "token.create",
+                    format!("token:{i}"),
+                    serde_json::json!({"i": i}),
+                ),
             );
             seq = e.seq;
             prev = hex::decode(&e.hash).unwrap().try_into().unwrap();
@@ -200,10 +213,19 @@ mod tests {
         let mut l = log(5);
         let head = l[4].clone();
         l.remove(1);
-        assert_eq!(verify(&l, &head), Err(ChainBreak::Gap { seq: 3, expected: 2 }));
+        assert_eq!(
+            verify(&l, &head),
+            Err(ChainBreak::Gap {
+                seq: 3,
+                expected: 2
+            })
+        );
         let mut l = log(5);
         l.pop();
-        assert!(matches!(verify(&l, &head), Err(ChainBreak::HeadMismatch { .. })));
+        assert!(matches!(
+            verify(&l, &head),
+            Err(ChainBreak::HeadMismatch { .. })
+        ));
     }
 
     #[test]

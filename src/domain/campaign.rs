@@ -329,7 +329,10 @@ impl Campaign {
         let tz: Tz = c.time_zone.parse().map_err(|_| {
             err(
                 "campaign.time_zone",
-                format!("unknown time zone {:?} (expected an IANA name such as Asia/Shanghai)", c.time_zone),
+                format!(
+                    "unknown time zone {:?} (expected an IANA name such as Asia/Shanghai)",
+                    c.time_zone
+                ),
             )
         })?;
         if c.win_limit == 0 {
@@ -363,7 +366,10 @@ impl Campaign {
                 return Err(err(format!("{field}.count"), "must be at least 1"));
             }
             if t.vouchers.is_empty() {
-                return Err(err(format!("{field}.vouchers"), "a tier must give at least one voucher kind"));
+                return Err(err(
+                    format!("{field}.vouchers"),
+                    "a tier must give at least one voucher kind",
+                ));
             }
             let mut seen = HashSet::new();
             for kind in &t.vouchers {
@@ -372,12 +378,19 @@ impl Campaign {
                         format!("{field}.vouchers"),
                         format!(
                             "unknown voucher kind {kind:?} (known: {})",
-                            file.voucher_kinds.keys().cloned().collect::<Vec<_>>().join(", ")
+                            file.voucher_kinds
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
                 if !seen.insert(kind) {
-                    return Err(err(format!("{field}.vouchers"), format!("{kind:?} is listed twice")));
+                    return Err(err(
+                        format!("{field}.vouchers"),
+                        format!("{kind:?} is listed twice"),
+                    ));
                 }
             }
             tiers.push(PrizeTier {
@@ -401,7 +414,10 @@ impl Campaign {
                     .chars()
                     .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
             {
-                return Err(err(format!("{field}.id"), format!("{vid:?} must be a–z, 0–9 and '-'")));
+                return Err(err(
+                    format!("{field}.id"),
+                    format!("{vid:?} must be a–z, 0–9 and '-'"),
+                ));
             }
             if !venue_ids.insert(vid.to_owned()) {
                 return Err(err(format!("{field}.id"), format!("{vid:?} is used twice")));
@@ -412,7 +428,10 @@ impl Campaign {
             let category = Category::parse(&v.category).ok_or_else(|| {
                 err(
                     format!("{field}.category"),
-                    format!("unknown category {:?} (expected scenic, hotel or dining)", v.category),
+                    format!(
+                        "unknown category {:?} (expected scenic, hotel or dining)",
+                        v.category
+                    ),
                 )
             })?;
             venues.push(Venue {
@@ -463,7 +482,10 @@ fn check_totals(campaign: &Campaign, declared: &TotalsSection) -> Result<(), Cam
     }
     for code in declared.vouchers.keys() {
         if !totals.vouchers.contains_key(code) {
-            return Err(err(format!("totals.vouchers.{code}"), "not a configured voucher kind"));
+            return Err(err(
+                format!("totals.vouchers.{code}"),
+                "not a configured voucher kind",
+            ));
         }
     }
     for (code, computed) in &totals.vouchers {
@@ -502,7 +524,12 @@ fn parse_local_datetime(s: &str, field: &str) -> Result<NaiveDateTime, CampaignE
     let s = s.trim();
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
         .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
-        .map_err(|_| err(field, format!("{s:?} is not a local date and time like 2024-07-15T00:00")))
+        .map_err(|_| {
+            err(
+                field,
+                format!("{s:?} is not a local date and time like 2024-07-15T00:00"),
+            )
+        })
 }
 
 fn rounds_from(
@@ -515,7 +542,10 @@ fn rounds_from(
             "rounds",
             "give either [schedule] or a [[rounds]] list, not both",
         )),
-        (None, true) => Err(err("schedule", "missing: give [schedule] or a [[rounds]] list")),
+        (None, true) => Err(err(
+            "schedule",
+            "missing: give [schedule] or a [[rounds]] list",
+        )),
         (Some(s), true) => {
             let start = if s.first_round_starts.trim() == "today" {
                 today
@@ -554,14 +584,26 @@ fn rounds_from(
                     closes_at: local_instant(tz, closes, &format!("{field}.closes"))?,
                 };
                 if window.closes_at <= window.opens_at {
-                    return Err(err(format!("{field}.closes"), "must be after the round opens"));
+                    return Err(err(
+                        format!("{field}.closes"),
+                        "must be after the round opens",
+                    ));
                 }
                 if let Some(prev) = rounds.last() {
                     if window.opens_at < prev.closes_at {
                         let problem = if window.opens_at < prev.opens_at {
-                            format!("rounds must be listed in order: round {} opens before round {}", i + 1, i)
+                            format!(
+                                "rounds must be listed in order: round {} opens before round {}",
+                                i + 1,
+                                i
+                            )
                         } else {
-                            format!("round {} overlaps round {} (it opens before round {} closes)", i + 1, i, i)
+                            format!(
+                                "round {} overlaps round {} (it opens before round {} closes)",
+                                i + 1,
+                                i,
+                                i
+                            )
                         };
                         return Err(err(format!("{field}.opens"), problem));
                     }
@@ -578,7 +620,10 @@ fn validity_date(s: &str, first: NaiveDate, field: &str) -> Result<NaiveDate, Ca
     let s = s.trim();
     if let Some(days) = s.strip_prefix('+') {
         let days: u32 = days.trim_end_matches('d').parse().map_err(|_| {
-            err(field, format!("{s:?} is neither a date nor +N days after the first round"))
+            err(
+                field,
+                format!("{s:?} is neither a date nor +N days after the first round"),
+            )
         })?;
         return Ok(first + Duration::days(i64::from(days)));
     }
@@ -601,13 +646,19 @@ fn voucher_kind(
     let category = Category::parse(&spec.category).ok_or_else(|| {
         err(
             format!("{field}.category"),
-            format!("unknown category {:?} (expected scenic, hotel or dining)", spec.category),
+            format!(
+                "unknown category {:?} (expected scenic, hotel or dining)",
+                spec.category
+            ),
         )
     })?;
     let policy = RedemptionPolicy::parse(&spec.policy).ok_or_else(|| {
         err(
             format!("{field}.policy"),
-            format!("unknown policy {:?} (expected once_per_venue or single_use)", spec.policy),
+            format!(
+                "unknown policy {:?} (expected once_per_venue or single_use)",
+                spec.policy
+            ),
         )
     })?;
     let from = validity_date(&spec.valid_from, first, &format!("{field}.valid_from"))?;
@@ -624,7 +675,11 @@ fn voucher_kind(
         category,
         policy,
         valid_from: local_instant(tz, from.and_time(NaiveTime::MIN), &field)?,
-        valid_until: local_instant(tz, (until + Duration::days(1)).and_time(NaiveTime::MIN), &field)?,
+        valid_until: local_instant(
+            tz,
+            (until + Duration::days(1)).and_time(NaiveTime::MIN),
+            &field,
+        )?,
         face_value_yuan: spec.face_value_yuan,
         holder_check: spec.holder_check,
     })
@@ -673,7 +728,11 @@ pub enum RoundState {
     Drawn,
 }
 
-pub fn round_state(window: &RoundWindow, progress: RoundProgress, now: DateTime<Utc>) -> RoundState {
+pub fn round_state(
+    window: &RoundWindow,
+    progress: RoundProgress,
+    now: DateTime<Utc>,
+) -> RoundState {
     match progress {
         RoundProgress::Drawn => RoundState::Drawn,
         RoundProgress::Frozen => RoundState::Frozen,
@@ -733,7 +792,12 @@ pub fn check_compatible(
     }
     for old in &recorded.voucher_kinds {
         match new.voucher_kind(&old.code) {
-            None => return Err(refuse(&format!("voucher_kinds.{}", old.code), "a voucher kind in use")),
+            None => {
+                return Err(refuse(
+                    &format!("voucher_kinds.{}", old.code),
+                    "a voucher kind in use",
+                ))
+            }
             Some(k)
                 if k.category != old.category
                     || k.policy != old.policy
@@ -812,15 +876,24 @@ mod tests {
             assert_eq!(pair[0].closes_at, pair[1].opens_at);
         }
         let now = r1.opens_at + Duration::hours(10);
-        assert_eq!(round_state(r1, RoundProgress::Pending, now), RoundState::Open);
-        assert_eq!(round_state(&c.rounds[1], RoundProgress::Pending, now), RoundState::Scheduled);
+        assert_eq!(
+            round_state(r1, RoundProgress::Pending, now),
+            RoundState::Open
+        );
+        assert_eq!(
+            round_state(&c.rounds[1], RoundProgress::Pending, now),
+            RoundState::Scheduled
+        );
     }
 
     #[test]
     fn validity_is_inclusive_of_its_last_local_day() {
         let c = load(REAL).unwrap();
         let card = c.voucher_kind("tourism_card").unwrap();
-        assert_eq!(c.local_rfc3339(card.valid_until), "2025-01-01T00:00:00+08:00");
+        assert_eq!(
+            c.local_rfc3339(card.valid_until),
+            "2025-01-01T00:00:00+08:00"
+        );
         let dining = c.voucher_kind("dining_coupon").unwrap();
         assert!(dining.face_value_yuan.is_some());
     }
@@ -843,12 +916,16 @@ mod tests {
         );
         let e = load(&text).unwrap_err();
         assert_eq!(e.field, "tiers[1].vouchers");
-        assert!(e.problem.contains("unknown voucher kind \"tourism_pass\""), "{e}");
+        assert!(
+            e.problem.contains("unknown voucher kind \"tourism_pass\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_venue_with_an_unknown_category_is_refused() {
-        let text = format!("{REAL}\n[[venues]]\nid = \"spa\"\nname = \"温泉\"\ncategory = \"spa\"\n");
+        let text =
+            format!("{REAL}\n[[venues]]\nid = \"spa\"\nname = \"温泉\"\ncategory = \"spa\"\n");
         let e = load(&text).unwrap_err();
         assert_eq!(e.field, "venues[8].category");
         assert!(e.problem.contains("unknown category \"spa\""), "{e}");
@@ -926,12 +1003,18 @@ category = "scenic"
 
     #[test]
     fn field_level_mistakes_name_their_field() {
-        assert_eq!(field_of(&REAL.replace("Asia/Shanghai", "Mars/Olympus")), "campaign.time_zone");
+        assert_eq!(
+            field_of(&REAL.replace("Asia/Shanghai", "Mars/Olympus")),
+            "campaign.time_zone"
+        );
         assert_eq!(
             field_of(&REAL.replace(r#"policy = "single_use""#, r#"policy = "twice""#)),
             "voucher_kinds.dining_coupon.policy"
         );
-        assert_eq!(field_of(&REAL.replace("count = 30", "count = 0")), "tiers[0].count");
+        assert_eq!(
+            field_of(&REAL.replace("count = 30", "count = 0")),
+            "tiers[0].count"
+        );
         let e = load(&REAL.replace("[campaign]", "[campaign]\ncolour = \"red\"")).unwrap_err();
         assert_eq!(e.field, "campaign file");
         assert!(e.problem.contains("colour"), "{e}");
@@ -948,7 +1031,12 @@ category = "scenic"
     #[test]
     fn changes_are_free_until_a_round_is_frozen() {
         let old = load(REAL).unwrap();
-        let new = load(&REAL.replace("count = 235", "count = 200").replace("3180", "2760")).unwrap();
+        let new = load(
+            &REAL
+                .replace("count = 235", "count = 200")
+                .replace("3180", "2760"),
+        )
+        .unwrap();
         let pending: Vec<_> = (1..=12).map(|n| (n, RoundProgress::Pending)).collect();
         assert!(check_compatible(&old, &pending, &new).is_ok());
 
@@ -971,6 +1059,9 @@ category = "scenic"
         let e = check_compatible(&old, &progress, &moved).unwrap_err();
         assert_eq!(e.field, "rounds[0]");
         let other = load(&REAL.replace("hengyang-2024", "changsha-2024")).unwrap();
-        assert_eq!(check_compatible(&old, &[], &other).unwrap_err().field, "campaign.id");
+        assert_eq!(
+            check_compatible(&old, &[], &other).unwrap_err().field,
+            "campaign.id"
+        );
     }
 }

@@ -74,7 +74,9 @@ pub fn check_venue_binding(role: Role, venue_id: Option<&str>) -> Result<(), Str
     match (role, venue_id) {
         (Role::Venue, None) => Err("a venue token must name its venue (venue_id)".into()),
         (Role::Venue, Some(_)) => Ok(()),
-        (other, Some(_)) => Err(format!("only venue tokens are bound to a venue, not {other} tokens")),
+        (other, Some(_)) => Err(format!(
+            "only venue tokens are bound to a venue, not {other} tokens"
+        )),
         (_, None) => Ok(()),
     }
 }

@@ -14,7 +14,11 @@ use uuid::Uuid;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/whoami").get(whoami))
-        .service(web::resource("/api/admin/tokens").get(list_tokens).post(create_token))
+        .service(
+            web::resource("/api/admin/tokens")
+                .get(list_tokens)
+                .post(create_token),
+        )
         .service(web::resource("/api/admin/tokens/{id}/revoke").post(revoke_token))
         .service(web::resource("/api/audit").get(audit_log))
         .service(web::resource("/api/audit/verify").get(verify_audit));
@@ -52,7 +56,10 @@ pub async fn whoami(state: web::Data<AppState>, caller: Caller) -> HttpResponse 
 #[utoipa::path(get, path = "/api/admin/tokens", tag = "admin", security(("bearer" = [])), responses(
     (status = 200, body = Vec<TokenRecord>), (status = 401, body = super::error::ErrorBody),
     (status = 403, body = super::error::ErrorBody)))]
-pub async fn list_tokens(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn list_tokens(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator])?;
     Ok(ok_json(&state.store.list_tokens().await?))
 }
@@ -156,7 +163,10 @@ pub async fn audit_log(
     caller.require(READERS)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 1000"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
     }
     let entries = state.store.audit_page(query.after.max(0), limit).await?;
     let (head_seq, head_hash) = state.store.audit_head().await?;
@@ -179,7 +189,10 @@ pub struct AuditVerdict {
 /// Recomputes the whole hash chain.
 #[utoipa::path(get, path = "/api/audit/verify", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = AuditVerdict), (status = 403, body = super::error::ErrorBody)))]
-pub async fn verify_audit(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn verify_audit(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     caller.require(READERS)?;
     let verdict = match verify_audit_log(state.store.as_ref()).await? {
         Ok(n) => AuditVerdict {

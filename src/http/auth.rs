@@ -48,9 +48,9 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
         )
     };
     let value = req.headers().get(AUTHORIZATION).ok_or_else(missing)?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("invalid_token", "the Authorization header is not text"))?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthorized("invalid_token", "the Authorization header is not text")
+    })?;
     let (scheme, token) = value.trim().split_once(' ').ok_or_else(missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(missing());
@@ -67,14 +67,20 @@ impl FromRequest for Caller {
         let token = bearer(req);
         Box::pin(async move {
             let token = token?;
-            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            let state =
+                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
             let record = state
                 .store
                 .token_by_hash(&token_hash(&token))
                 .await?
-                .ok_or_else(|| ApiError::unauthorized("invalid_token", "this token is not known"))?;
+                .ok_or_else(|| {
+                    ApiError::unauthorized("invalid_token", "this token is not known")
+                })?;
             if record.revoked_at.is_some() {
-                return Err(ApiError::unauthorized("invalid_token", "this token has been revoked"));
+                return Err(ApiError::unauthorized(
+                    "invalid_token",
+                    "this token has been revoked",
+                ));
             }
             Ok(Caller { token: record })
         })

@@ -131,11 +131,16 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
             "payload_too_large",
             format!("the body is larger than the {limit} bytes accepted"),
         ),
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::invalid(format!("the body does not fit: {e}")),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::invalid(format!("the body does not fit: {e}"))
+        }
         JsonPayloadError::Deserialize(e) => {
             ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
         }
-        other => ApiError::bad_request("bad_request", format!("the body could not be read: {other}")),
+        other => ApiError::bad_request(
+            "bad_request",
+            format!("the body could not be read: {other}"),
+        ),
     };
     api.into()
 }
@@ -145,7 +150,11 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
 }
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request("invalid_query", format!("the query string does not fit: {err}")).into()
+    ApiError::bad_request(
+        "invalid_query",
+        format!("the query string does not fit: {err}"),
+    )
+    .into()
 }
 
 /// The code and message for an error response that carries no JSON body of its own
@@ -157,10 +166,17 @@ pub fn default_for_status(status: StatusCode, method: &str, path: &str) -> (&'st
             "method_not_allowed",
             format!("{method} is not allowed on {path}"),
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".into()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type".into()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "the request body is too large".into())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported content type".into())
+        }
         StatusCode::BAD_REQUEST => ("bad_request", "the request could not be understood".into()),
         s if s.is_server_error() => ("internal_error", "something went wrong on our side".into()),
-        s => ("error", s.canonical_reason().unwrap_or("error").to_lowercase()),
+        s => (
+            "error",
+            s.canonical_reason().unwrap_or("error").to_lowercase(),
+        ),
     }
 }

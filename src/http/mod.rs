@@ -82,7 +82,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     .configure(public::routes)
     .configure(admin::routes)
     .service(
-        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", ApiDoc::openapi()),
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}")
+            .url("/api/openapi.json", ApiDoc::openapi()),
     );
 }
 
@@ -102,11 +103,17 @@ pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
         if is_json {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
-        let (code, message) = error::default_for_status(res.status(), res.request().method().as_str(), res.request().path());
+        let (code, message) = error::default_for_status(
+            res.status(),
+            res.request().method().as_str(),
+            res.request().path(),
+        );
         let (req, res) = res.into_parts();
         let mut res = res.set_body(ApiError::body(code, &message));
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         let res: ServiceResponse<EitherBody<B, BoxBody>> =
             ServiceResponse::new(req, res.map_into_boxed_body()).map_into_right_body();
         Ok(ErrorHandlerResponse::Response(res))
@@ -119,18 +126,26 @@ pub fn record_metrics<S, B>(
     srv: &S,
 ) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
 where
-    S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
 {
     let started = Instant::now();
     let method = req.method().to_string();
     let fut = srv.call(req);
     async move {
         let res = fut.await?;
-        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
         let status = res.status().as_u16().to_string();
         let labels = [("method", method), ("route", route), ("status", status)];
         metrics::counter!("http_requests_total", &labels).increment(1);
-        metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("http_request_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
         Ok(res)
     }
 }
@@ -141,14 +156,22 @@ pub fn echo_request_id<S, B>(
     srv: &S,
 ) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
 where
-    S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
 {
-    let id = req.extensions().get::<tracing_actix_web::RequestId>().copied();
+    let id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .copied();
     let fut = srv.call(req);
     async move {
         let mut res = fut.await?;
         if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
-            res.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+            res.headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), value);
         }
         Ok(res)
     }

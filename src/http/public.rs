@@ -2,7 +2,9 @@
 
 use super::error::ApiError;
 use super::{ok_json, AppState};
-use crate::domain::campaign::{round_state, Campaign, CampaignTotals, Category, RedemptionPolicy, RoundProgress, RoundState};
+use crate::domain::campaign::{
+    round_state, Campaign, CampaignTotals, Category, RedemptionPolicy, RoundProgress, RoundState,
+};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -118,7 +120,11 @@ pub struct VenueView {
     example: bool,
 }
 
-pub fn campaign_view(c: &Campaign, progress: &[(u32, RoundProgress)], now: chrono::DateTime<chrono::Utc>) -> CampaignView {
+pub fn campaign_view(
+    c: &Campaign,
+    progress: &[(u32, RoundProgress)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> CampaignView {
     let recorded: HashMap<u32, RoundProgress> = progress.iter().copied().collect();
     let rounds: Vec<RoundView> = c
         .rounds
@@ -127,7 +133,14 @@ pub fn campaign_view(c: &Campaign, progress: &[(u32, RoundProgress)], now: chron
             number: r.number,
             opens_at: c.local_rfc3339(r.opens_at),
             closes_at: c.local_rfc3339(r.closes_at),
-            state: round_state(r, recorded.get(&r.number).copied().unwrap_or(RoundProgress::Pending), now),
+            state: round_state(
+                r,
+                recorded
+                    .get(&r.number)
+                    .copied()
+                    .unwrap_or(RoundProgress::Pending),
+                now,
+            ),
         })
         .collect();
     CampaignView {
@@ -137,7 +150,10 @@ pub fn campaign_view(c: &Campaign, progress: &[(u32, RoundProgress)], now: chron
         now: c.local_rfc3339(now),
         win_limit: c.win_limit,
         min_witnesses: c.min_witnesses,
-        current_round: rounds.iter().find(|r| r.state == RoundState::Open).map(|r| r.number),
+        current_round: rounds
+            .iter()
+            .find(|r| r.state == RoundState::Open)
+            .map(|r| r.number),
         next_round: c.rounds.iter().find(|r| r.opens_at > now).map(|r| r.number),
         rounds,
         tiers: c
@@ -184,5 +200,9 @@ pub fn campaign_view(c: &Campaign, progress: &[(u32, RoundProgress)], now: chron
 #[utoipa::path(get, path = "/api/campaign", tag = "public", responses((status = 200, body = CampaignView)))]
 pub async fn campaign(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let progress = state.store.round_progress(&state.campaign.id).await?;
-    Ok(ok_json(&campaign_view(&state.campaign, &progress, state.clock.now())))
+    Ok(ok_json(&campaign_view(
+        &state.campaign,
+        &progress,
+        state.clock.now(),
+    )))
 }

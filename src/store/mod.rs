@@ -90,20 +90,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the configuration: the campaign, its rounds, voucher kinds, tiers and venues.
     /// Idempotent; refuses a configuration that contradicts frozen or drawn rounds.
-    async fn sync_campaign(&self, campaign: &Campaign, at: DateTime<Utc>) -> StoreResult<SyncOutcome>;
+    async fn sync_campaign(
+        &self,
+        campaign: &Campaign,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SyncOutcome>;
 
     /// Each round's recorded progress, by round number.
     async fn round_progress(&self, campaign_id: &str) -> StoreResult<Vec<(u32, RoundProgress)>>;
 
     /// Stores a token's hash. A venue token must name an active venue.
-    async fn create_token(&self, token: NewToken, actor: &str, at: DateTime<Utc>) -> StoreResult<TokenRecord>;
+    async fn create_token(
+        &self,
+        token: NewToken,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TokenRecord>;
 
     async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>>;
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
 
     /// Revokes a token; revoking a revoked token is a conflict.
-    async fn revoke_token(&self, id: Uuid, actor: &str, at: DateTime<Utc>) -> StoreResult<TokenRecord>;
+    async fn revoke_token(
+        &self,
+        id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TokenRecord>;
 
     /// Records an event on its own (for actions with no other write, such as a CLI run).
     async fn append_audit(&self, event: AuditEvent, at: DateTime<Utc>) -> StoreResult<AuditEntry>;
@@ -120,7 +134,9 @@ pub type SharedStore = Arc<dyn Store>;
 /// Opens the store a database URL names: `postgres://…` or `sqlite:…`.
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SharedStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
     } else {
@@ -137,7 +153,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -211,7 +232,11 @@ pub(crate) fn decode_hash(hex_hash: &str) -> StoreResult<[u8; 32]> {
     hex::decode(hex_hash)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| StoreError::Database(format!("audit head hash {hex_hash:?} is not 32 bytes of hex")))
+        .ok_or_else(|| {
+            StoreError::Database(format!(
+                "audit head hash {hex_hash:?} is not 32 bytes of hex"
+            ))
+        })
 }
 
 pub(crate) fn parse_role(s: &str) -> StoreResult<Role> {
@@ -219,7 +244,8 @@ pub(crate) fn parse_role(s: &str) -> StoreResult<Role> {
 }
 
 pub(crate) fn parse_progress(s: &str) -> StoreResult<RoundProgress> {
-    RoundProgress::parse(s).ok_or_else(|| StoreError::Database(format!("unknown round progress {s:?}")))
+    RoundProgress::parse(s)
+        .ok_or_else(|| StoreError::Database(format!("unknown round progress {s:?}")))
 }
 
 #[cfg(test)]
@@ -232,7 +258,10 @@ mod tests {
             redact_url("postgres://app:s3cret@db:5432/campaign"),
             "postgres://app:***@db:5432/campaign"
         );
-        assert_eq!(redact_url("postgres://app@db/campaign"), "postgres://app@db/campaign");
+        assert_eq!(
+            redact_url("postgres://app@db/campaign"),
+            "postgres://app@db/campaign"
+        );
         assert_eq!(redact_url("sqlite://data/demo.db"), "sqlite://data/demo.db");
     }
 }

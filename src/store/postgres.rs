@@ -22,8 +22,9 @@ type Tx = Transaction<'static, Postgres>;
 
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL {:?}: {e}", redact_url(url))))?;
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Database(format!("bad PostgreSQL URL {:?}: {e}", redact_url(url)))
+        })?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
@@ -91,25 +92,31 @@ fn audit_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<AuditEntry> {
 }
 
 async fn recorded(conn: &mut sqlx::PgConnection) -> StoreResult<Option<Campaign>> {
-    let row = sqlx::query("SELECT definition::text AS definition FROM campaigns ORDER BY synced_at LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT definition::text AS definition FROM campaigns ORDER BY synced_at LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     match row {
         None => Ok(None),
         Some(row) => {
             let text: String = row.try_get("definition")?;
-            serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| StoreError::Database(format!("recorded campaign definition is unreadable: {e}")))
+            serde_json::from_str(&text).map(Some).map_err(|e| {
+                StoreError::Database(format!("recorded campaign definition is unreadable: {e}"))
+            })
         }
     }
 }
 
-async fn progress(conn: &mut sqlx::PgConnection, campaign_id: &str) -> StoreResult<Vec<(u32, RoundProgress)>> {
-    let rows = sqlx::query("SELECT number, progress FROM rounds WHERE campaign_id = $1 ORDER BY number")
-        .bind(campaign_id)
-        .fetch_all(&mut *conn)
-        .await?;
+async fn progress(
+    conn: &mut sqlx::PgConnection,
+    campaign_id: &str,
+) -> StoreResult<Vec<(u32, RoundProgress)>> {
+    let rows =
+        sqlx::query("SELECT number, progress FROM rounds WHERE campaign_id = $1 ORDER BY number")
+            .bind(campaign_id)
+            .fetch_all(&mut *conn)
+            .await?;
     rows.iter()
         .map(|r| {
             let n: i32 = r.try_get("number")?;
@@ -158,7 +165,8 @@ impl Store for PostgresStore {
         if outcome == SyncOutcome::Unchanged {
             return Ok(outcome);
         }
-        let definition = serde_json::to_string(c).map_err(|e| StoreError::Database(e.to_string()))?;
+        let definition =
+            serde_json::to_string(c).map_err(|e| StoreError::Database(e.to_string()))?;
         sqlx::query(
             "INSERT INTO campaigns (id, name, time_zone, first_round_start, win_limit, min_witnesses, definition, synced_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
@@ -192,11 +200,13 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("DELETE FROM rounds WHERE campaign_id = $1 AND number > $2 AND progress = 'pending'")
-            .bind(&c.id)
-            .bind(c.rounds.len() as i32)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM rounds WHERE campaign_id = $1 AND number > $2 AND progress = 'pending'",
+        )
+        .bind(&c.id)
+        .bind(c.rounds.len() as i32)
+        .execute(&mut *tx)
+        .await?;
         for k in &c.voucher_kinds {
             sqlx::query(
                 "INSERT INTO voucher_kinds (campaign_id, code, name, category, policy, valid_from, valid_until, face_value_yuan, holder_check)
@@ -218,7 +228,11 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        for gone in old.iter().flat_map(|o| &o.voucher_kinds).filter(|k| c.voucher_kind(&k.code).is_none()) {
+        for gone in old
+            .iter()
+            .flat_map(|o| &o.voucher_kinds)
+            .filter(|k| c.voucher_kind(&k.code).is_none())
+        {
             sqlx::query("DELETE FROM voucher_kinds WHERE campaign_id = $1 AND code = $2")
                 .bind(&c.id)
                 .bind(&gone.code)
@@ -272,13 +286,19 @@ impl Store for PostgresStore {
         progress(&mut conn, campaign_id).await
     }
 
-    async fn create_token(&self, t: NewToken, actor: &str, at: DateTime<Utc>) -> StoreResult<TokenRecord> {
+    async fn create_token(
+        &self,
+        t: NewToken,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TokenRecord> {
         let mut tx = self.begin().await?;
         if let Some(venue) = &t.venue_id {
-            let active: Option<bool> = sqlx::query_scalar("SELECT active FROM venues WHERE id = $1")
-                .bind(venue)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let active: Option<bool> =
+                sqlx::query_scalar("SELECT active FROM venues WHERE id = $1")
+                    .bind(venue)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             match active {
                 None => return Err(StoreError::NotFound(format!("venue {venue:?}"))),
                 Some(false) => {
@@ -314,21 +334,30 @@ impl Store for PostgresStore {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"))
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(token_from_row).transpose()
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        let rows = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn revoke_token(&self, id: Uuid, actor: &str, at: DateTime<Utc>) -> StoreResult<TokenRecord> {
+    async fn revoke_token(
+        &self,
+        id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TokenRecord> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"

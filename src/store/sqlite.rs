@@ -30,7 +30,10 @@ impl SqliteStore {
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Database(format!("cannot create the database folder {}: {e}", dir.display()))
+                    StoreError::Database(format!(
+                        "cannot create the database folder {}: {e}",
+                        dir.display()
+                    ))
                 })?;
             }
         }
@@ -82,7 +85,8 @@ async fn append(tx: &mut Tx, event: AuditEvent, at: DateTime<Utc>) -> StoreResul
 fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<TokenRecord> {
     let id: String = row.try_get("id")?;
     Ok(TokenRecord {
-        id: Uuid::parse_str(&id).map_err(|e| StoreError::Database(format!("bad token id {id:?}: {e}")))?,
+        id: Uuid::parse_str(&id)
+            .map_err(|e| StoreError::Database(format!("bad token id {id:?}: {e}")))?,
         name: row.try_get("name")?,
         role: parse_role(row.try_get("role")?)?,
         venue_id: row.try_get("venue_id")?,
@@ -112,18 +116,22 @@ async fn recorded(conn: &mut sqlx::SqliteConnection) -> StoreResult<Option<Campa
         None => Ok(None),
         Some(row) => {
             let text: String = row.try_get("definition")?;
-            serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| StoreError::Database(format!("recorded campaign definition is unreadable: {e}")))
+            serde_json::from_str(&text).map(Some).map_err(|e| {
+                StoreError::Database(format!("recorded campaign definition is unreadable: {e}"))
+            })
         }
     }
 }
 
-async fn progress(conn: &mut sqlx::SqliteConnection, campaign_id: &str) -> StoreResult<Vec<(u32, RoundProgress)>> {
-    let rows = sqlx::query("SELECT number, progress FROM rounds WHERE campaign_id = $1 ORDER BY number")
-        .bind(campaign_id)
-        .fetch_all(&mut *conn)
-        .await?;
+async fn progress(
+    conn: &mut sqlx::SqliteConnection,
+    campaign_id: &str,
+) -> StoreResult<Vec<(u32, RoundProgress)>> {
+    let rows =
+        sqlx::query("SELECT number, progress FROM rounds WHERE campaign_id = $1 ORDER BY number")
+            .bind(campaign_id)
+            .fetch_all(&mut *conn)
+            .await?;
     rows.iter()
         .map(|r| {
             let n: i64 = r.try_get("number")?;
@@ -167,7 +175,8 @@ impl Store for SqliteStore {
         if outcome == SyncOutcome::Unchanged {
             return Ok(outcome);
         }
-        let definition = serde_json::to_string(c).map_err(|e| StoreError::Database(e.to_string()))?;
+        let definition =
+            serde_json::to_string(c).map_err(|e| StoreError::Database(e.to_string()))?;
         sqlx::query(
             "INSERT INTO campaigns (id, name, time_zone, first_round_start, win_limit, min_witnesses, definition, synced_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -201,11 +210,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("DELETE FROM rounds WHERE campaign_id = $1 AND number > $2 AND progress = 'pending'")
-            .bind(&c.id)
-            .bind(c.rounds.len() as i64)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM rounds WHERE campaign_id = $1 AND number > $2 AND progress = 'pending'",
+        )
+        .bind(&c.id)
+        .bind(c.rounds.len() as i64)
+        .execute(&mut *tx)
+        .await?;
         for k in &c.voucher_kinds {
             sqlx::query(
                 "INSERT INTO voucher_kinds (campaign_id, code, name, category, policy, valid_from, valid_until, face_value_yuan, holder_check)
@@ -227,7 +238,11 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        for gone in old.iter().flat_map(|o| &o.voucher_kinds).filter(|k| c.voucher_kind(&k.code).is_none()) {
+        for gone in old
+            .iter()
+            .flat_map(|o| &o.voucher_kinds)
+            .filter(|k| c.voucher_kind(&k.code).is_none())
+        {
             sqlx::query("DELETE FROM voucher_kinds WHERE campaign_id = $1 AND code = $2")
                 .bind(&c.id)
                 .bind(&gone.code)
@@ -281,13 +296,19 @@ impl Store for SqliteStore {
         progress(&mut conn, campaign_id).await
     }
 
-    async fn create_token(&self, t: NewToken, actor: &str, at: DateTime<Utc>) -> StoreResult<TokenRecord> {
+    async fn create_token(
+        &self,
+        t: NewToken,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TokenRecord> {
         let mut tx = self.begin().await?;
         if let Some(venue) = &t.venue_id {
-            let active: Option<bool> = sqlx::query_scalar("SELECT active FROM venues WHERE id = $1")
-                .bind(venue)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let active: Option<bool> =
+                sqlx::query_scalar("SELECT active FROM venues WHERE id = $1")
+                    .bind(venue)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             match active {
                 None => return Err(StoreError::NotFound(format!("venue {venue:?}"))),
                 Some(false) => {
@@ -323,21 +344,30 @@ impl Store for SqliteStore {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"))
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(token_from_row).transpose()
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        let rows = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"))
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn revoke_token(&self, id: Uuid, actor: &str, at: DateTime<Utc>) -> StoreResult<TokenRecord> {
+    async fn revoke_token(
+        &self,
+        id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TokenRecord> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"

@@ -6,7 +6,9 @@
 #![allow(dead_code)]
 
 use campaign_lottery::clock::ManualClock;
-use campaign_lottery::config::{CampaignSettings, DatabaseSettings, LoadedSettings, LogSettings, ServerSettings, Settings};
+use campaign_lottery::config::{
+    CampaignSettings, DatabaseSettings, LoadedSettings, LogSettings, ServerSettings, Settings,
+};
 use campaign_lottery::domain::token::Role;
 use campaign_lottery::startup::{new_token, Application};
 use campaign_lottery::store::{NewToken, SharedStore};
@@ -63,7 +65,8 @@ fn say(msg: &str) {
 }
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn with_database(url: &str, db: &str) -> String {
@@ -141,11 +144,19 @@ impl TestDb {
         match self.backend {
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-                sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected()
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected()
             }
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-                sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected()
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected()
             }
         }
     }
@@ -186,7 +197,10 @@ impl Drop for TestDb {
         };
         // Drop needs its own runtime: the test's may be shutting down.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -249,7 +263,9 @@ impl TestApp {
 
     pub async fn spawn_with(db: TestDb, loaded: &LoadedSettings, now: DateTime<Utc>) -> Self {
         let clock = Arc::new(ManualClock::new(now));
-        let app = Application::build(loaded, clock.clone()).await.expect("app builds");
+        let app = Application::build(loaded, clock.clone())
+            .await
+            .expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let store = app.store.clone();
         tokio::spawn(app.run_until_stopped());
@@ -294,7 +310,12 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
-    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
         let mut req = self.client.post(self.url(path)).json(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -313,10 +334,18 @@ pub async fn error_code(res: reqwest::Response) -> (u16, String) {
         .unwrap_or("")
         .to_owned();
     let text = res.text().await.unwrap();
-    assert!(ct.starts_with("application/json"), "status {status}: not JSON ({ct}): {text}");
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    let code = v["error"]["code"].as_str().unwrap_or_else(|| panic!("no error.code in {text}"));
-    let message = v["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message in {text}"));
+    assert!(
+        ct.starts_with("application/json"),
+        "status {status}: not JSON ({ct}): {text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let code = v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {text}"));
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.message in {text}"));
     assert!(!message.is_empty(), "empty message in {text}");
     (status, code.to_owned())
 }

@@ -1,0 +1,389 @@
+//! The storage contract: every backend must pass every test here, through the `Store` trait alone
+//! (raw SQL only to play the part of someone tampering with the database).
+
+mod common;
+
+use campaign_lottery::domain::audit::{AuditEvent, ChainBreak};
+use campaign_lottery::domain::campaign::{Campaign, CampaignFile, RoundProgress};
+use campaign_lottery::domain::token::{token_hash, Role};
+use campaign_lottery::store::{
+    self, verify_audit_log, NewToken, SharedStore, StoreError, SyncOutcome,
+};
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use common::TestDb;
+
+backend_tests!(
+    sync_records_the_campaign_once_and_reports_changes,
+    sync_refuses_what_contradicts_settled_rounds,
+    venues_removed_from_the_config_stay_but_are_inactive,
+    tokens_are_found_by_hash_listed_and_revoked_once,
+    venue_tokens_need_an_active_venue,
+    audit_entries_chain_and_page,
+    an_edited_audit_entry_is_detected,
+    a_deleted_audit_entry_is_detected,
+    a_truncated_audit_log_is_detected,
+    reordered_audit_entries_are_detected,
+    two_store_instances_appending_at_once_keep_one_chain,
+);
+
+const REAL: &str = include_str!("../config/campaign.toml");
+
+fn campaign(text: &str) -> Campaign {
+    Campaign::from_file(
+        CampaignFile::parse(text).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+    )
+    .unwrap()
+}
+
+fn at(day: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 7, day, 1, 2, 3).unwrap() + Duration::microseconds(123_456)
+}
+
+async fn open(db: &TestDb) -> SharedStore {
+    let s = store::connect(&db.url, 4).await.unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+async fn synced(db: &TestDb) -> SharedStore {
+    let s = open(db).await;
+    s.sync_campaign(&campaign(REAL), at(1)).await.unwrap();
+    s
+}
+
+fn new_token(name: &str, role: Role, venue: Option<&str>) -> (String, NewToken) {
+    let (token, hash) = campaign_lottery::startup::new_token().unwrap();
+    (
+        token,
+        NewToken {
+            name: name.into(),
+            role,
+            venue_id: venue.map(str::to_owned),
+            token_hash: hash,
+        },
+    )
+}
+
+async fn event(s: &SharedStore, n: u32) {
+    s.append_audit(
+        AuditEvent::new(
+            "cli",
+            "test.event",
+            format!("n:{n}"),
+            serde_json::json!({"n": n}),
+        ),
+        at(2),
+    )
+    .await
+    .unwrap();
+}
+
+async fn sync_records_the_campaign_once_and_reports_changes(db: TestDb) {
+    let s = open(&db).await;
+    assert!(s.recorded_campaign().await.unwrap().is_none());
+    let c = campaign(REAL);
+    assert_eq!(
+        s.sync_campaign(&c, at(1)).await.unwrap(),
+        SyncOutcome::Created
+    );
+    assert_eq!(
+        s.recorded_campaign().await.unwrap().as_ref(),
+        Some(&c),
+        "recorded exactly"
+    );
+    assert_eq!(
+        s.sync_campaign(&c, at(2)).await.unwrap(),
+        SyncOutcome::Unchanged
+    );
+    // Migrations are idempotent too.
+    s.migrate().await.unwrap();
+    let progress = s.round_progress(&c.id).await.unwrap();
+    assert_eq!(progress.len(), 12);
+    assert!(progress
+        .iter()
+        .enumerate()
+        .all(|(i, (n, p))| *n == i as u32 + 1 && *p == RoundProgress::Pending));
+
+    let fewer_rounds = campaign(
+        &REAL
+            .replace("rounds = 12", "rounds = 10")
+            .replace("3180", "2650")
+            .replace("hotel_night = 360", "hotel_night = 300")
+            .replace("dining_coupon = 360", "dining_coupon = 300"),
+    );
+    assert_eq!(
+        s.sync_campaign(&fewer_rounds, at(3)).await.unwrap(),
+        SyncOutcome::Updated
+    );
+    assert_eq!(s.round_progress(&c.id).await.unwrap().len(), 10);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM rounds").await, 10);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM campaigns").await, 1);
+    let audit = s.audit_page(0, 100).await.unwrap();
+    let actions: Vec<_> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["campaign.sync", "campaign.sync"],
+        "an unchanged sync writes nothing"
+    );
+    assert!(audit[1].details.contains("\"updated\""));
+}
+
+async fn sync_refuses_what_contradicts_settled_rounds(db: TestDb) {
+    let s = synced(&db).await;
+    db.execute("UPDATE rounds SET progress = 'frozen' WHERE number = 1")
+        .await;
+    assert_eq!(
+        s.round_progress("hengyang-2024").await.unwrap()[0],
+        (1, RoundProgress::Frozen)
+    );
+    let changed_tiers = campaign(
+        &REAL
+            .replace("count = 30", "count = 20")
+            .replace("winners = 3180", "winners = 3060")
+            .replace("tourism_card = 3180", "tourism_card = 3060")
+            .replace("= 360", "= 240"),
+    );
+    match s.sync_campaign(&changed_tiers, at(2)).await {
+        Err(StoreError::Incompatible(e)) => assert_eq!(e.field, "tiers"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let other_campaign = campaign(&REAL.replace("hengyang-2024", "changsha-2024"));
+    match s.sync_campaign(&other_campaign, at(2)).await {
+        Err(StoreError::Incompatible(e)) => assert_eq!(e.field, "campaign.id"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Still the original, and nothing audited for the refusals.
+    assert_eq!(
+        s.recorded_campaign().await.unwrap().unwrap(),
+        campaign(REAL)
+    );
+    assert_eq!(s.audit_head().await.unwrap().0, 1);
+    // Renaming a voucher kind stays allowed.
+    let renamed = campaign(&REAL.replace("城市旅游卡", "衡阳城市旅游卡"));
+    assert_eq!(
+        s.sync_campaign(&renamed, at(3)).await.unwrap(),
+        SyncOutcome::Updated
+    );
+}
+
+async fn venues_removed_from_the_config_stay_but_are_inactive(db: TestDb) {
+    let s = synced(&db).await;
+    let mut file = CampaignFile::parse(REAL).unwrap();
+    file.venues.retain(|v| v.id != "example-dining-2");
+    let c = Campaign::from_file(file, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap();
+    assert_eq!(
+        s.sync_campaign(&c, at(2)).await.unwrap(),
+        SyncOutcome::Updated
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM venues").await, 8);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM venues WHERE NOT active")
+            .await,
+        1
+    );
+    let (_, t) = new_token("gone", Role::Venue, Some("example-dining-2"));
+    assert!(matches!(
+        s.create_token(t, "cli", at(3)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Put back, it is active again.
+    s.sync_campaign(&campaign(REAL), at(4)).await.unwrap();
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM venues WHERE NOT active")
+            .await,
+        0
+    );
+}
+
+async fn tokens_are_found_by_hash_listed_and_revoked_once(db: TestDb) {
+    let s = synced(&db).await;
+    let (secret, t) = new_token("公证处", Role::Witness, None);
+    let created = s.create_token(t, "cli", at(2)).await.unwrap();
+    assert_eq!(created.role, Role::Witness);
+    assert_eq!(
+        created.created_at,
+        at(2),
+        "instants keep their microseconds"
+    );
+    let found = s
+        .token_by_hash(&token_hash(&secret))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, created);
+    assert!(s
+        .token_by_hash(&token_hash("clt_other"))
+        .await
+        .unwrap()
+        .is_none());
+    let (_, v) = new_token("前台", Role::Venue, Some("shenlong-hotel"));
+    let venue = s.create_token(v, "cli", at(3)).await.unwrap();
+    assert_eq!(venue.venue_id.as_deref(), Some("shenlong-hotel"));
+    let list = s.list_tokens().await.unwrap();
+    assert_eq!(list, vec![created.clone(), venue]);
+
+    let revoked = s
+        .revoke_token(created.id, "operator:x", at(4))
+        .await
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(at(4)));
+    assert_eq!(
+        s.token_by_hash(&token_hash(&secret))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(4))
+    );
+    assert!(matches!(
+        s.revoke_token(created.id, "cli", at(5)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.revoke_token(uuid::Uuid::new_v4(), "cli", at(5)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let actions: Vec<_> = s
+        .audit_page(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.actor))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("campaign.sync".into(), "system".into()),
+            ("token.create".into(), "cli".into()),
+            ("token.create".into(), "cli".into()),
+            ("token.revoke".into(), "operator:x".into()),
+        ]
+    );
+    // The same hash twice is refused by the database.
+    let (_, dup) = new_token("again", Role::Auditor, None);
+    let dup = NewToken {
+        token_hash: token_hash(&secret),
+        ..dup
+    };
+    assert!(s.create_token(dup, "cli", at(6)).await.is_err());
+    assert_eq!(s.list_tokens().await.unwrap().len(), 2);
+}
+
+async fn venue_tokens_need_an_active_venue(db: TestDb) {
+    let s = synced(&db).await;
+    let (_, t) = new_token("x", Role::Venue, Some("nowhere"));
+    assert!(matches!(
+        s.create_token(t, "cli", at(2)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.list_tokens().await.unwrap().is_empty());
+    assert_eq!(
+        s.audit_head().await.unwrap().0,
+        1,
+        "a refused change leaves no audit entry"
+    );
+}
+
+async fn audit_entries_chain_and_page(db: TestDb) {
+    let s = synced(&db).await;
+    for n in 0..5 {
+        event(&s, n).await;
+    }
+    let all = s.audit_page(0, 100).await.unwrap();
+    assert_eq!(all.len(), 6);
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+    }
+    assert_eq!(all[0].prev_hash, "0".repeat(64));
+    assert_eq!(all[3].details, r#"{"n":2}"#);
+    assert_eq!(all[3].at, at(2));
+    assert_eq!(s.audit_page(2, 2).await.unwrap(), all[2..4].to_vec());
+    assert_eq!(s.audit_head().await.unwrap(), (6, all[5].hash.clone()));
+    assert_eq!(verify_audit_log(s.as_ref()).await.unwrap(), Ok(6));
+}
+
+async fn an_edited_audit_entry_is_detected(db: TestDb) {
+    let s = synced(&db).await;
+    for n in 0..4 {
+        event(&s, n).await;
+    }
+    db.execute(r#"UPDATE audit_log SET details = '{"n":99}' WHERE seq = 3"#)
+        .await;
+    assert_eq!(
+        verify_audit_log(s.as_ref()).await.unwrap(),
+        Err(ChainBreak::HashMismatch { seq: 3 })
+    );
+}
+
+async fn a_deleted_audit_entry_is_detected(db: TestDb) {
+    let s = synced(&db).await;
+    for n in 0..4 {
+        event(&s, n).await;
+    }
+    db.execute("DELETE FROM audit_log WHERE seq = 2").await;
+    assert_eq!(
+        verify_audit_log(s.as_ref()).await.unwrap(),
+        Err(ChainBreak::Gap {
+            seq: 3,
+            expected: 2
+        })
+    );
+}
+
+async fn a_truncated_audit_log_is_detected(db: TestDb) {
+    let s = synced(&db).await;
+    for n in 0..4 {
+        event(&s, n).await;
+    }
+    db.execute("DELETE FROM audit_log WHERE seq = 5").await;
+    assert_eq!(
+        verify_audit_log(s.as_ref()).await.unwrap(),
+        Err(ChainBreak::HeadMismatch {
+            last: 4,
+            head_seq: 5
+        })
+    );
+}
+
+async fn reordered_audit_entries_are_detected(db: TestDb) {
+    let s = synced(&db).await;
+    for n in 0..4 {
+        event(&s, n).await;
+    }
+    // Swap entries 2 and 3 by renumbering them (each keeps its own content and hashes).
+    db.execute("UPDATE audit_log SET seq = -2 WHERE seq = 2")
+        .await;
+    db.execute("UPDATE audit_log SET seq = 2 WHERE seq = 3")
+        .await;
+    db.execute("UPDATE audit_log SET seq = 3 WHERE seq = -2")
+        .await;
+    let verdict = verify_audit_log(s.as_ref()).await.unwrap();
+    assert!(
+        matches!(
+            verdict,
+            Err(ChainBreak::PrevMismatch { seq: 2 }) | Err(ChainBreak::HashMismatch { seq: 2 })
+        ),
+        "{verdict:?}"
+    );
+}
+
+/// Two service instances on one database: appends interleave but never fork the chain.
+async fn two_store_instances_appending_at_once_keep_one_chain(db: TestDb) {
+    let a = synced(&db).await;
+    let b = open(&db).await;
+    let mut tasks = Vec::new();
+    for n in 0..40u32 {
+        let s = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let (_, t) = new_token(&format!("t{n}"), Role::Auditor, None);
+            s.create_token(t, "cli", at(3)).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(a.list_tokens().await.unwrap().len(), 40);
+    assert_eq!(verify_audit_log(b.as_ref()).await.unwrap(), Ok(41));
+}
