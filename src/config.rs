@@ -15,6 +15,51 @@ pub struct Settings {
     pub campaign: CampaignSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub login: LoginSettings,
+}
+
+/// Participants' sessions and one-time login codes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LoginSettings {
+    /// How long a one-time code is valid.
+    pub code_ttl_secs: i64,
+    /// Seconds between two codes for one phone.
+    pub phone_interval_secs: i64,
+    pub phone_codes_per_hour: i64,
+    pub address_codes_per_hour: i64,
+    /// Wrong tries before a code is dead.
+    pub max_tries: i32,
+    /// How long a participant stays logged in.
+    pub session_days: i64,
+    /// Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl_secs: 300,
+            phone_interval_secs: 60,
+            phone_codes_per_hour: 5,
+            address_codes_per_hour: 20,
+            max_tries: 5,
+            session_days: 30,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl LoginSettings {
+    pub fn limits(&self) -> crate::store::LoginLimits {
+        crate::store::LoginLimits {
+            phone_interval_secs: self.phone_interval_secs,
+            phone_per_hour: self.phone_codes_per_hour,
+            address_per_hour: self.address_codes_per_hour,
+            max_tries: self.max_tries,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +89,13 @@ pub struct DatabaseSettings {
 pub struct CampaignSettings {
     /// The campaign file, relative to the configuration folder.
     pub file: PathBuf,
+    /// The quiz's question bank, relative to the configuration folder.
+    #[serde(default = "default_questions_file")]
+    pub questions: PathBuf,
+}
+
+fn default_questions_file() -> PathBuf {
+    "questions.toml".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +150,7 @@ impl fmt::Debug for Settings {
             .field("database", &self.database)
             .field("campaign", &self.campaign)
             .field("log", &self.log)
+            .field("login", &self.login)
             .finish()
     }
 }
@@ -112,6 +165,10 @@ pub struct LoadedSettings {
 impl LoadedSettings {
     pub fn campaign_path(&self) -> PathBuf {
         self.config_dir.join(&self.settings.campaign.file)
+    }
+
+    pub fn questions_path(&self) -> PathBuf {
+        self.config_dir.join(&self.settings.campaign.questions)
     }
 }
 
@@ -169,4 +226,16 @@ pub fn validate_campaign(
     today: chrono::NaiveDate,
 ) -> anyhow::Result<Campaign> {
     Campaign::from_file(file, today).map_err(|e| campaign_error(path, e))
+}
+
+/// Reads and checks the question bank.
+pub fn read_question_bank(path: &Path) -> anyhow::Result<crate::domain::quiz::QuestionBank> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!("question bank {} not found", path.display())
+        } else {
+            anyhow::anyhow!("cannot read question bank {}: {e}", path.display())
+        }
+    })?;
+    crate::domain::quiz::QuestionBank::parse(&text).map_err(|e| anyhow::anyhow!("question bank {}: {e}", path.display()))
 }

@@ -1,7 +1,9 @@
 //! Putting the service together: settings → store (migrated, campaign synced) → HTTP server.
 
 use crate::clock::Clock;
-use crate::config::{campaign_error, read_campaign_file, validate_campaign, LoadedSettings};
+use crate::config::{campaign_error, read_campaign_file, read_question_bank, validate_campaign, LoadedSettings};
+use crate::domain::quiz::QuestionBank;
+use crate::sms::OutboxSender;
 use crate::domain::campaign::Campaign;
 use crate::domain::token::{token_from_bytes, token_hash};
 use crate::http::{self, AppState};
@@ -16,6 +18,7 @@ use std::sync::Arc;
 pub struct Prepared {
     pub store: SharedStore,
     pub campaign: Campaign,
+    pub questions: QuestionBank,
     pub sync: SyncOutcome,
 }
 
@@ -24,6 +27,16 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
     let path = loaded.campaign_path();
     // Read the file before touching the database: a typo should not need a database to report.
     let file = read_campaign_file(&path)?;
+    let questions = read_question_bank(&loaded.questions_path())?;
+    if questions.len() < file.quiz.questions_per_attempt as usize {
+        anyhow::bail!(
+            "question bank {} has {} questions, but campaign file {} asks {} per attempt",
+            loaded.questions_path().display(),
+            questions.len(),
+            path.display(),
+            file.quiz.questions_per_attempt
+        );
+    }
     let db = &loaded.settings.database;
     let store = store::connect(&db.url, db.max_connections)
         .await
@@ -53,15 +66,28 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
     Ok(Prepared {
         store,
         campaign,
+        questions,
         sync,
     })
 }
 
-/// A new API token from the OS CSPRNG, and the hash that is stored in its place.
-pub fn new_token() -> anyhow::Result<(String, String)> {
+/// 32 bytes from the operating system's CSPRNG.
+pub fn os_random_bytes() -> anyhow::Result<[u8; 32]> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
-    let token = token_from_bytes(bytes);
+    Ok(bytes)
+}
+
+/// A ChaCha20 generator keyed from the OS CSPRNG, for choices that must not be guessable
+/// (login codes, quiz questions).
+pub fn os_seeded_rng() -> anyhow::Result<rand_chacha::ChaCha20Rng> {
+    use rand_core::SeedableRng;
+    Ok(rand_chacha::ChaCha20Rng::from_seed(os_random_bytes()?))
+}
+
+/// A new API token from the OS CSPRNG, and the hash that is stored in its place.
+pub fn new_token() -> anyhow::Result<(String, String)> {
+    let token = token_from_bytes(os_random_bytes()?);
     let hash = token_hash(&token);
     Ok((token, hash))
 }
@@ -86,8 +112,11 @@ impl Application {
         let state = web::Data::new(AppState {
             store: prepared.store.clone(),
             campaign: campaign.clone(),
+            questions: Arc::new(prepared.questions),
             clock,
             metrics: crate::telemetry::metrics_handle(),
+            login: loaded.settings.login.clone(),
+            sms: Arc::new(OutboxSender::new(prepared.store.clone())),
         });
         let body_limit = server_settings.body_limit_bytes;
         let mut server = HttpServer::new(move || {

@@ -40,6 +40,33 @@ pub struct CampaignFile {
     pub voucher_kinds: BTreeMap<String, VoucherKindSpec>,
     pub tiers: Vec<TierSpec>,
     pub venues: Vec<VenueSpec>,
+    #[serde(default)]
+    pub quiz: QuizRules,
+}
+
+/// How the law quiz is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuizRules {
+    /// Questions in one attempt.
+    pub questions_per_attempt: u32,
+    /// Right answers needed to pass.
+    pub pass_mark: u32,
+    /// Time to submit an attempt after it starts.
+    pub time_limit_minutes: u32,
+    /// Attempts a participant may start per local day.
+    pub daily_attempts: u32,
+}
+
+impl Default for QuizRules {
+    fn default() -> Self {
+        Self {
+            questions_per_attempt: 10,
+            pass_mark: 8,
+            time_limit_minutes: 10,
+            daily_attempts: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +279,7 @@ pub struct Campaign {
     pub voucher_kinds: Vec<VoucherKind>,
     pub tiers: Vec<PrizeTier>,
     pub venues: Vec<Venue>,
+    pub quiz: QuizRules,
 }
 
 /// What a campaign gives out over all its rounds.
@@ -277,6 +305,16 @@ impl Campaign {
 
     pub fn venue(&self, id: &str) -> Option<&Venue> {
         self.venues.iter().find(|v| v.id == id)
+    }
+
+    /// The round whose entry window contains `now`.
+    pub fn open_round(&self, now: DateTime<Utc>) -> Option<&RoundWindow> {
+        self.rounds.iter().find(|r| r.opens_at <= now && now < r.closes_at)
+    }
+
+    /// The first round that opens after `now`.
+    pub fn next_round(&self, now: DateTime<Utc>) -> Option<&RoundWindow> {
+        self.rounds.iter().find(|r| r.opens_at > now)
     }
 
     pub fn winners_per_round(&self) -> u64 {
@@ -450,6 +488,23 @@ impl Campaign {
             }
         }
 
+        let q = file.quiz;
+        if q.questions_per_attempt == 0 {
+            return Err(err("quiz.questions_per_attempt", "must be at least 1"));
+        }
+        if q.pass_mark == 0 || q.pass_mark > q.questions_per_attempt {
+            return Err(err(
+                "quiz.pass_mark",
+                format!("must be between 1 and questions_per_attempt ({})", q.questions_per_attempt),
+            ));
+        }
+        if q.time_limit_minutes == 0 {
+            return Err(err("quiz.time_limit_minutes", "must be at least 1"));
+        }
+        if q.daily_attempts == 0 {
+            return Err(err("quiz.daily_attempts", "must be at least 1"));
+        }
+
         let campaign = Campaign {
             id: id.to_owned(),
             name: c.name.trim().to_owned(),
@@ -461,6 +516,7 @@ impl Campaign {
             voucher_kinds,
             tiers,
             venues,
+            quiz: q,
         };
         check_totals(&campaign, &file.totals)?;
         Ok(campaign)
@@ -1014,6 +1070,11 @@ category = "scenic"
         assert_eq!(
             field_of(&REAL.replace("count = 30", "count = 0")),
             "tiers[0].count"
+        );
+        assert_eq!(field_of(&REAL.replace("pass_mark = 8", "pass_mark = 11")), "quiz.pass_mark");
+        assert_eq!(
+            field_of(&REAL.replace("daily_attempts = 10", "daily_attempts = 0")),
+            "quiz.daily_attempts"
         );
         let e = load(&REAL.replace("[campaign]", "[campaign]\ncolour = \"red\"")).unwrap_err();
         assert_eq!(e.field, "campaign file");

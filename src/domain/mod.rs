@@ -2,6 +2,9 @@
 
 pub mod audit;
 pub mod campaign;
+pub mod phone;
+pub mod quiz;
+pub mod random;
 pub mod token;
 
 /// `LP(x)`: the 4-byte big-endian length of `x` followed by `x`, the framing every hash of this

@@ -86,3 +86,46 @@ impl FromRequest for Caller {
         })
     }
 }
+
+/// Participants' session cookie (HttpOnly, SameSite=Lax); the API also takes it as a Bearer token.
+pub const SESSION_COOKIE: &str = "clp_session";
+/// Prefix of participants' session tokens.
+pub const SESSION_PREFIX: &str = "clp_";
+
+/// A logged-in participant.
+#[derive(Debug, Clone)]
+pub struct ParticipantSession {
+    pub participant: crate::store::Participant,
+    pub token_hash: String,
+}
+
+fn session_token(req: &HttpRequest) -> Option<String> {
+    if let Some(c) = req.cookie(SESSION_COOKIE) {
+        return Some(c.value().to_owned());
+    }
+    bearer(req).ok().filter(|t| t.starts_with(SESSION_PREFIX))
+}
+
+impl FromRequest for ParticipantSession {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = session_token(req);
+        Box::pin(async move {
+            let token = token.ok_or_else(|| ApiError::unauthorized("login_required", "请先报名或登录"))?;
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            let token_hash = token_hash(&token);
+            let participant = state
+                .store
+                .participant_by_session(&token_hash, state.clock.now())
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("login_required", "登录已过期，请重新登录"))?;
+            Ok(ParticipantSession {
+                participant,
+                token_hash,
+            })
+        })
+    }
+}

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, for a `Retry-After` header.
+    retry_after: Option<i64>,
     /// The cause of an unexpected failure: logged, never sent.
     source: Option<anyhow::Error>,
 }
@@ -36,8 +38,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
             source: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: i64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -69,6 +77,7 @@ impl ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal_error",
             message: "something went wrong on our side; it has been logged".into(),
+            retry_after: None,
             source: Some(source),
         }
     }
@@ -96,6 +105,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         res.content_type("application/json")
             .body(Self::body(self.code, &self.message))

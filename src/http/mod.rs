@@ -4,9 +4,14 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod participant;
 pub mod public;
+pub mod quiz;
 
 use crate::clock::Clock;
+use crate::config::LoginSettings;
+use crate::domain::quiz::QuestionBank;
+use crate::sms::SmsSender;
 use crate::domain::campaign::Campaign;
 use crate::store::SharedStore;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
@@ -24,8 +29,11 @@ use utoipa::OpenApi;
 pub struct AppState {
     pub store: SharedStore,
     pub campaign: Arc<Campaign>,
+    pub questions: Arc<QuestionBank>,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
+    pub login: LoginSettings,
+    pub sms: Arc<dyn SmsSender>,
 }
 
 #[derive(OpenApi)]
@@ -40,6 +48,14 @@ pub struct AppState {
         public::readyz,
         public::metrics,
         public::campaign,
+        participant::register,
+        participant::request_code,
+        participant::login,
+        participant::logout,
+        participant::me,
+        quiz::start,
+        quiz::show_attempt,
+        quiz::submit,
         admin::whoami,
         admin::list_tokens,
         admin::create_token,
@@ -51,6 +67,8 @@ pub struct AppState {
     modifiers(&BearerAuth),
     tags(
         (name = "public", description = "No token needed"),
+        (name = "participants", description = "Registration, login by SMS code, my tickets"),
+        (name = "quiz", description = "The law quiz"),
         (name = "admin", description = "Operators and auditors"),
     )
 )]
@@ -80,6 +98,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     .app_data(web::PathConfig::default().error_handler(error::path_error))
     .app_data(web::QueryConfig::default().error_handler(error::query_error))
     .configure(public::routes)
+    .configure(participant::routes)
+    .configure(quiz::routes)
     .configure(admin::routes)
     .service(
         utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}")

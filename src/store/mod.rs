@@ -11,9 +11,10 @@ pub use sqlite::SqliteStore;
 
 use crate::domain::audit::{AuditEntry, AuditEvent, ChainBreak, ChainVerifier};
 use crate::domain::campaign::{Campaign, CampaignError, RoundProgress};
+use crate::domain::quiz::AttemptQuestion;
 use crate::domain::token::Role;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -74,6 +75,146 @@ pub struct NewToken {
     pub token_hash: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Participant {
+    pub id: Uuid,
+    /// Normalised 11 digits; mask it before it leaves the service.
+    pub phone: String,
+    pub display_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A participant's login, stored as a hash.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewParticipant {
+    pub phone: String,
+    pub display_name: Option<String>,
+    pub session: NewSession,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginCode {
+    pub phone: String,
+    pub code_hash: String,
+    /// The client address, for the per-address limit.
+    pub requested_from: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How often one-time codes may be asked for and tried. These hold across service instances
+/// because they are counted in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Seconds between two codes for one phone.
+    pub phone_interval_secs: i64,
+    /// Codes per phone per hour.
+    pub phone_per_hour: i64,
+    /// Codes per client address per hour.
+    pub address_per_hour: i64,
+    /// Wrong tries before a code is dead.
+    pub max_tries: i32,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            phone_interval_secs: 60,
+            phone_per_hour: 5,
+            address_per_hour: 20,
+            max_tries: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    LoggedIn(Participant),
+    WrongCode { tries_left: u32 },
+    /// No unused, unexpired code for this phone.
+    NoActiveCode,
+    TooManyTries,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmsMessage {
+    pub id: i64,
+    pub phone: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    pub id: Uuid,
+    pub participant_id: Uuid,
+    pub questions: Vec<AttemptQuestion>,
+    pub started_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    /// The campaign-local date the attempt counts against.
+    pub local_day: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub id: Uuid,
+    pub participant_id: Uuid,
+    pub questions: Vec<AttemptQuestion>,
+    pub started_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub score: Option<u32>,
+    pub passed: Option<bool>,
+    /// JSON of the scored answers.
+    pub result: Option<String>,
+    /// The round a passed submission was entered in, and what it did for the ticket.
+    pub ticket_round: Option<u32>,
+    pub ticket: TicketOutcome,
+}
+
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub attempt_id: Uuid,
+    pub participant_id: Uuid,
+    pub score: u32,
+    pub passed: bool,
+    pub result: String,
+    pub at: DateTime<Utc>,
+    /// The round a passed attempt earns a ticket in, if one is open.
+    pub ticket_round: Option<(String, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TicketOutcome {
+    /// Failed, or no round open.
+    #[default]
+    None,
+    Issued(Uuid),
+    AlreadyHeld(Uuid),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    Recorded(TicketOutcome),
+    AlreadySubmitted,
+    Expired,
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TicketRecord {
+    pub id: Uuid,
+    pub campaign_id: String,
+    pub round: u32,
+    pub created_at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -127,6 +268,54 @@ pub trait Store: Send + Sync + 'static {
 
     /// The recorded last entry of the chain: `(seq, hash)`.
     async fn audit_head(&self) -> StoreResult<(i64, String)>;
+
+    // ---- participants -------------------------------------------------------------------------
+
+    /// Registers a participant and opens their first session. A taken phone is a conflict.
+    async fn register_participant(&self, p: NewParticipant, at: DateTime<Utc>) -> StoreResult<Participant>;
+
+    async fn participant_by_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<Participant>>;
+
+    async fn participant_by_phone(&self, phone: &str) -> StoreResult<Option<Participant>>;
+
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    /// Records a one-time code unless a limit is hit; `Err(seconds)` says when to try again.
+    async fn issue_login_code(
+        &self,
+        code: LoginCode,
+        limits: &LoginLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<(), i64>>;
+
+    /// Checks a code against the phone's newest live code; on success it is used up and the
+    /// session opened. Every wrong try counts.
+    async fn verify_login_code(
+        &self,
+        phone: &str,
+        code_hash: &str,
+        session: NewSession,
+        limits: &LoginLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<LoginOutcome>;
+
+    async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Messages not yet sent, oldest first.
+    async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>>;
+
+    // ---- the quiz and tickets -------------------------------------------------------------------
+
+    /// Starts an attempt unless the participant has started `daily_limit` on that local day.
+    async fn start_attempt(&self, a: NewAttempt, daily_limit: u32) -> StoreResult<bool>;
+
+    async fn attempt(&self, id: Uuid) -> StoreResult<Option<AttemptRecord>>;
+
+    /// Records a scored attempt once (never after its deadline) and, for a pass in an open
+    /// round, the participant's one ticket of that round.
+    async fn submit_attempt(&self, s: Submission) -> StoreResult<SubmitOutcome>;
+
+    async fn tickets_of(&self, participant_id: Uuid) -> StoreResult<Vec<TicketRecord>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
@@ -241,6 +430,36 @@ pub(crate) fn decode_hash(hex_hash: &str) -> StoreResult<[u8; 32]> {
 
 pub(crate) fn parse_role(s: &str) -> StoreResult<Role> {
     Role::parse(s).ok_or_else(|| StoreError::Database(format!("unknown role {s:?} in api_tokens")))
+}
+
+pub(crate) fn ticket_outcome(status: Option<&str>, id: Option<Uuid>) -> StoreResult<TicketOutcome> {
+    match (status, id) {
+        (None, _) => Ok(TicketOutcome::None),
+        (Some("issued"), Some(id)) => Ok(TicketOutcome::Issued(id)),
+        (Some("already_held"), Some(id)) => Ok(TicketOutcome::AlreadyHeld(id)),
+        (Some(other), _) => Err(StoreError::Database(format!("bad ticket status {other:?} on an attempt"))),
+    }
+}
+
+pub(crate) fn ticket_columns(t: TicketOutcome) -> (Option<&'static str>, Option<Uuid>) {
+    match t {
+        TicketOutcome::None => (None, None),
+        TicketOutcome::Issued(id) => (Some("issued"), Some(id)),
+        TicketOutcome::AlreadyHeld(id) => (Some("already_held"), Some(id)),
+    }
+}
+
+pub(crate) fn parse_questions(json: &str) -> StoreResult<Vec<AttemptQuestion>> {
+    serde_json::from_str(json).map_err(|e| StoreError::Database(format!("unreadable attempt questions: {e}")))
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Database(e.to_string()))
+}
+
+/// Seconds until `since + window` has passed (at least 1).
+pub(crate) fn retry_after(since: DateTime<Utc>, window: chrono::Duration, now: DateTime<Utc>) -> i64 {
+    ((since + window - now).num_milliseconds() as f64 / 1000.0).ceil().max(1.0) as i64
 }
 
 pub(crate) fn parse_progress(s: &str) -> StoreResult<RoundProgress> {

@@ -141,6 +141,37 @@ async fn progress(
         .collect()
 }
 
+fn parse_uuid(s: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Database(format!("bad id {s:?}: {e}")))
+}
+
+fn uuid_of(row: &sqlx::sqlite::SqliteRow, column: &str) -> StoreResult<Uuid> {
+    let text: String = row.try_get(column)?;
+    parse_uuid(&text)
+}
+
+fn participant_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Participant> {
+    Ok(Participant {
+        id: uuid_of(row, "id")?,
+        phone: row.try_get("phone")?,
+        display_name: row.try_get("display_name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn insert_session(tx: &mut Tx, participant: Uuid, s: &NewSession, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO participant_sessions (token_hash, participant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&s.token_hash)
+    .bind(participant.to_string())
+    .bind(at)
+    .bind(s.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 const TOKEN_COLUMNS: &str = "id, name, role, venue_id, created_at, revoked_at";
 
 #[async_trait]
@@ -416,5 +447,357 @@ impl Store for SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         Ok((row.try_get("seq")?, row.try_get("hash")?))
+    }
+
+    // ---- participants -------------------------------------------------------------------------
+
+    async fn register_participant(&self, p: NewParticipant, at: DateTime<Utc>) -> StoreResult<Participant> {
+        let mut tx = self.begin().await?;
+        let participant = Participant {
+            id: Uuid::new_v4(),
+            phone: p.phone,
+            display_name: p.display_name,
+            created_at: at,
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO participants (id, phone, display_name, consented_at, created_at) VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (phone) DO NOTHING",
+        )
+        .bind(participant.id.to_string())
+        .bind(&participant.phone)
+        .bind(&participant.display_name)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict("phone already registered".into()));
+        }
+        insert_session(&mut tx, participant.id, &p.session, at).await?;
+        tx.commit().await?;
+        Ok(participant)
+    }
+
+    async fn participant_by_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<Participant>> {
+        let row = sqlx::query(
+            "SELECT p.id, p.phone, p.display_name, p.created_at FROM participant_sessions s
+             JOIN participants p ON p.id = s.participant_id WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(participant_from_row).transpose()
+    }
+
+    async fn participant_by_phone(&self, phone: &str) -> StoreResult<Option<Participant>> {
+        let row = sqlx::query("SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1")
+            .bind(phone)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(participant_from_row).transpose()
+    }
+
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM participant_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn issue_login_code(
+        &self,
+        code: LoginCode,
+        limits: &LoginLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<(), i64>> {
+        let mut tx = self.begin().await?;
+        let hour = chrono::Duration::hours(1);
+        let interval = chrono::Duration::seconds(limits.phone_interval_secs);
+        let phone_times: Vec<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT created_at FROM login_codes WHERE phone = $1 AND created_at > $2 ORDER BY created_at",
+        )
+        .bind(&code.phone)
+        .bind(now - hour)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some(&last) = phone_times.last() {
+            if last + interval > now {
+                return Ok(Err(retry_after(last, interval, now)));
+            }
+        }
+        if phone_times.len() as i64 >= limits.phone_per_hour {
+            return Ok(Err(retry_after(phone_times[0], hour, now)));
+        }
+        let address_times: Vec<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT created_at FROM login_codes WHERE requested_from = $1 AND created_at > $2
+             ORDER BY created_at LIMIT $3",
+        )
+        .bind(&code.requested_from)
+        .bind(now - hour)
+        .bind(limits.address_per_hour)
+        .fetch_all(&mut *tx)
+        .await?;
+        if address_times.len() as i64 >= limits.address_per_hour {
+            return Ok(Err(retry_after(address_times[0], hour, now)));
+        }
+        sqlx::query(
+            "INSERT INTO login_codes (id, phone, code_hash, requested_from, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(&code.phone)
+        .bind(&code.code_hash)
+        .bind(&code.requested_from)
+        .bind(now)
+        .bind(code.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn verify_login_code(
+        &self,
+        phone: &str,
+        code_hash: &str,
+        session: NewSession,
+        limits: &LoginLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<LoginOutcome> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT id, code_hash, tries FROM login_codes
+             WHERE phone = $1 AND used_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(phone)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(LoginOutcome::NoActiveCode);
+        };
+        let id: String = row.try_get("id")?;
+        let stored: String = row.try_get("code_hash")?;
+        // Count the try first, conditionally, so that parallel guesses cannot exceed the limit.
+        let tries: Option<i64> = sqlx::query_scalar(
+            "UPDATE login_codes SET tries = tries + 1 WHERE id = $1 AND tries < $2 RETURNING tries",
+        )
+        .bind(&id)
+        .bind(limits.max_tries)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(tries) = tries else {
+            return Ok(LoginOutcome::TooManyTries);
+        };
+        if stored != code_hash {
+            tx.commit().await?;
+            return Ok(LoginOutcome::WrongCode {
+                tries_left: (i64::from(limits.max_tries) - tries).max(0) as u32,
+            });
+        }
+        let used = sqlx::query("UPDATE login_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        if used.rows_affected() != 1 {
+            return Ok(LoginOutcome::NoActiveCode);
+        }
+        let row = sqlx::query("SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1")
+            .bind(phone)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(participant) = row.as_ref().map(participant_from_row).transpose()? else {
+            return Ok(LoginOutcome::NoActiveCode);
+        };
+        insert_session(&mut tx, participant.id, &session, now).await?;
+        tx.commit().await?;
+        Ok(LoginOutcome::LoggedIn(participant))
+    }
+
+    async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sms_outbox (phone, body, created_at) VALUES ($1, $2, $3)")
+            .bind(phone)
+            .bind(body)
+            .bind(at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>> {
+        let rows = sqlx::query(
+            "SELECT id, phone, body, created_at, sent_at FROM sms_outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SmsMessage {
+                    id: r.try_get("id")?,
+                    phone: r.try_get("phone")?,
+                    body: r.try_get("body")?,
+                    created_at: r.try_get("created_at")?,
+                    sent_at: r.try_get("sent_at")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- the quiz and tickets -------------------------------------------------------------------
+
+    async fn start_attempt(&self, a: NewAttempt, daily_limit: u32) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let counted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO attempt_days (participant_id, local_day, started) VALUES ($1, $2, 1)
+             ON CONFLICT (participant_id, local_day) DO UPDATE SET started = attempt_days.started + 1
+             WHERE attempt_days.started < $3
+             RETURNING started",
+        )
+        .bind(a.participant_id.to_string())
+        .bind(a.local_day.to_string())
+        .bind(i64::from(daily_limit))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if counted.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(a.id.to_string())
+        .bind(a.participant_id.to_string())
+        .bind(to_json(&a.questions)?)
+        .bind(a.started_at)
+        .bind(a.deadline)
+        .bind(a.local_day.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn attempt(&self, id: Uuid) -> StoreResult<Option<AttemptRecord>> {
+        let row = sqlx::query(
+            "SELECT id, participant_id, questions, started_at, deadline, submitted_at, score, passed, result,
+                    ticket_round, ticket_status, ticket_id
+             FROM quiz_attempts WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let questions: String = r.try_get("questions")?;
+        let score: Option<i64> = r.try_get("score")?;
+        Ok(Some(AttemptRecord {
+            id: uuid_of(&r, "id")?,
+            participant_id: uuid_of(&r, "participant_id")?,
+            questions: parse_questions(&questions)?,
+            started_at: r.try_get("started_at")?,
+            deadline: r.try_get("deadline")?,
+            submitted_at: r.try_get("submitted_at")?,
+            score: score.map(|s| s as u32),
+            passed: r.try_get("passed")?,
+            result: r.try_get("result")?,
+            ticket_round: r.try_get::<Option<i64>, _>("ticket_round")?.map(|n| n as u32),
+            ticket: ticket_outcome(
+                r.try_get::<Option<String>, _>("ticket_status")?.as_deref(),
+                r.try_get::<Option<String>, _>("ticket_id")?.as_deref().map(parse_uuid).transpose()?,
+            )?,
+        }))
+    }
+
+    async fn submit_attempt(&self, s: Submission) -> StoreResult<SubmitOutcome> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE quiz_attempts SET submitted_at = $1, score = $2, passed = $3, result = $4
+             WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1",
+        )
+        .bind(s.at)
+        .bind(i64::from(s.score))
+        .bind(s.passed)
+        .bind(&s.result)
+        .bind(s.attempt_id.to_string())
+        .bind(s.participant_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let row = sqlx::query("SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2")
+                .bind(s.attempt_id.to_string())
+                .bind(s.participant_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Ok(match row {
+                None => SubmitOutcome::NotFound,
+                Some(r) if r.try_get::<Option<DateTime<Utc>>, _>("submitted_at")?.is_some() => {
+                    SubmitOutcome::AlreadySubmitted
+                }
+                Some(_) => SubmitOutcome::Expired,
+            });
+        }
+        let mut ticket = TicketOutcome::None;
+        if let (true, Some((campaign_id, round))) = (s.passed, &s.ticket_round) {
+            let id = Uuid::new_v4();
+            let issued: Option<String> = sqlx::query_scalar(
+                "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (campaign_id, round, participant_id) DO NOTHING RETURNING id",
+            )
+            .bind(id.to_string())
+            .bind(campaign_id)
+            .bind(i64::from(*round))
+            .bind(s.participant_id.to_string())
+            .bind(s.attempt_id.to_string())
+            .bind(s.at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            ticket = match issued {
+                Some(_) => TicketOutcome::Issued(id),
+                None => {
+                    let held: String = sqlx::query_scalar(
+                        "SELECT id FROM tickets WHERE campaign_id = $1 AND round = $2 AND participant_id = $3",
+                    )
+                    .bind(campaign_id)
+                    .bind(i64::from(*round))
+                    .bind(s.participant_id.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    TicketOutcome::AlreadyHeld(parse_uuid(&held)?)
+                }
+            };
+            let (status, id) = ticket_columns(ticket);
+            sqlx::query("UPDATE quiz_attempts SET ticket_round = $1, ticket_status = $2, ticket_id = $3 WHERE id = $4")
+                .bind(i64::from(*round))
+                .bind(status)
+                .bind(id.map(|u| u.to_string()))
+                .bind(s.attempt_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(SubmitOutcome::Recorded(ticket))
+    }
+
+    async fn tickets_of(&self, participant_id: Uuid) -> StoreResult<Vec<TicketRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, campaign_id, round, created_at FROM tickets WHERE participant_id = $1 ORDER BY round",
+        )
+        .bind(participant_id.to_string())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let round: i64 = r.try_get("round")?;
+                Ok(TicketRecord {
+                    id: uuid_of(r, "id")?,
+                    campaign_id: r.try_get("campaign_id")?,
+                    round: round as u32,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
     }
 }

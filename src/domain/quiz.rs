@@ -1,0 +1,493 @@
+//! The law quiz: the question bank, attempts with questions and options in random order, and
+//! scoring, which only ever happens here on the server.
+
+use super::random::{partial_shuffle, shuffle};
+use rand_core::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// Option keys as shown: the first option of an attempt's question is `A`.
+pub const KEYS: [&str; 6] = ["A", "B", "C", "D", "E", "F"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{place}: {problem}")]
+pub struct BankError {
+    /// `question bank`, or `question ID` (or `question #N` when it has no id).
+    pub place: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    pub id: String,
+    pub topic: String,
+    pub text: String,
+    pub options: Vec<String>,
+    /// Indices into `options`.
+    pub correct: Vec<usize>,
+    pub explanation: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BankFile {
+    questions: Vec<QuestionSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionSpec {
+    id: String,
+    topic: String,
+    text: String,
+    options: Vec<String>,
+    correct: Vec<String>,
+    explanation: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuestionBank {
+    questions: Vec<Question>,
+    index: HashMap<String, usize>,
+}
+
+fn bank_err(place: impl Into<String>, problem: impl Into<String>) -> BankError {
+    BankError {
+        place: place.into(),
+        problem: problem.into(),
+    }
+}
+
+impl QuestionBank {
+    /// Parses and checks a bank: unique ids, 2–6 options, at least one correct option, no empty text.
+    pub fn parse(text: &str) -> Result<Self, BankError> {
+        let file: BankFile =
+            toml::from_str(text).map_err(|e| bank_err("question bank", e.to_string().trim_end().to_owned()))?;
+        let mut questions = Vec::new();
+        let mut index = HashMap::new();
+        for (n, q) in file.questions.into_iter().enumerate() {
+            let id = q.id.trim().to_owned();
+            let place = if id.is_empty() {
+                format!("question #{}", n + 1)
+            } else {
+                format!("question {id}")
+            };
+            if id.is_empty() {
+                return Err(bank_err(place, "has no id"));
+            }
+            if index.insert(id.clone(), questions.len()).is_some() {
+                return Err(bank_err(place, "the id is used by another question too"));
+            }
+            if q.text.trim().is_empty() {
+                return Err(bank_err(place, "the question text is empty"));
+            }
+            if q.explanation.trim().is_empty() {
+                return Err(bank_err(place, "the explanation is empty"));
+            }
+            if !(2..=KEYS.len()).contains(&q.options.len()) {
+                return Err(bank_err(place, format!("has {} options; 2 to 6 are needed", q.options.len())));
+            }
+            if let Some(i) = q.options.iter().position(|o| o.trim().is_empty()) {
+                return Err(bank_err(place, format!("option {} is empty", KEYS[i])));
+            }
+            if q.correct.is_empty() {
+                return Err(bank_err(place, "no correct option is given"));
+            }
+            let mut correct = Vec::new();
+            for letter in &q.correct {
+                let i = KEYS
+                    .iter()
+                    .position(|k| k.eq_ignore_ascii_case(letter.trim()))
+                    .filter(|&i| i < q.options.len())
+                    .ok_or_else(|| bank_err(&place, format!("correct option {letter:?} is not one of its options")))?;
+                if correct.contains(&i) {
+                    return Err(bank_err(&place, format!("correct option {letter:?} is listed twice")));
+                }
+                correct.push(i);
+            }
+            correct.sort_unstable();
+            questions.push(Question {
+                id,
+                topic: q.topic.trim().to_owned(),
+                text: q.text.trim().to_owned(),
+                options: q.options.iter().map(|o| o.trim().to_owned()).collect(),
+                correct,
+                explanation: q.explanation.trim().to_owned(),
+            });
+        }
+        if questions.is_empty() {
+            return Err(bank_err("question bank", "has no questions"));
+        }
+        Ok(Self { questions, index })
+    }
+
+    pub fn len(&self) -> usize {
+        self.questions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.questions.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Question> {
+        self.index.get(id).map(|&i| &self.questions[i])
+    }
+
+    pub fn questions(&self) -> &[Question] {
+        &self.questions
+    }
+}
+
+/// One question of an attempt and the order its options are shown in:
+/// `order[k]` is the bank index of the option shown with key `KEYS[k]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptQuestion {
+    pub question: String,
+    pub order: Vec<usize>,
+}
+
+/// Chooses `n` distinct questions in random order, each with its options in random order.
+pub fn draw_questions<R: Rng + ?Sized>(bank: &QuestionBank, n: usize, rng: &mut R) -> Vec<AttemptQuestion> {
+    let mut picks: Vec<usize> = (0..bank.len()).collect();
+    partial_shuffle(rng, &mut picks, n);
+    picks
+        .into_iter()
+        .take(n)
+        .map(|i| {
+            let q = &bank.questions[i];
+            let mut order: Vec<usize> = (0..q.options.len()).collect();
+            shuffle(rng, &mut order);
+            AttemptQuestion {
+                question: q.id.clone(),
+                order,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ShownOption {
+    pub key: String,
+    pub text: String,
+}
+
+/// A question as the participant sees it before answering: nothing about which option is right.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ShownQuestion {
+    pub id: String,
+    pub topic: String,
+    pub text: String,
+    /// More than one option may be chosen (the text says so too).
+    pub multiple: bool,
+    pub options: Vec<ShownOption>,
+}
+
+fn shown_options(q: &Question, order: &[usize]) -> Vec<ShownOption> {
+    order
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| ShownOption {
+            key: KEYS[k].to_owned(),
+            text: q.options[i].clone(),
+        })
+        .collect()
+}
+
+/// Shows an attempt's question; `None` if the bank no longer has it.
+pub fn show(bank: &QuestionBank, aq: &AttemptQuestion) -> Option<ShownQuestion> {
+    let q = bank.get(&aq.question)?;
+    Some(ShownQuestion {
+        id: q.id.clone(),
+        topic: q.topic.clone(),
+        text: q.text.clone(),
+        multiple: q.correct.len() > 1,
+        options: shown_options(q, &aq.order),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// The question's id.
+    pub question: String,
+    /// Option keys as shown (`A`, `B`, …).
+    pub choices: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("题目 {0} 不在这次答题中")]
+    NotInAttempt(String),
+    #[error("题目 {0} 答了不止一次")]
+    Duplicate(String),
+    #[error("还有 {} 道题没有作答：{}", .0.len(), .0.join("、"))]
+    Missing(Vec<String>),
+    #[error("题目 {question} 没有选项 {key}")]
+    UnknownOption { question: String, key: String },
+    #[error("题目 {question} 的选项 {key} 选了两次")]
+    DuplicateChoice { question: String, key: String },
+    #[error("题目 {0} 只能选一个选项")]
+    TooManyChoices(String),
+    #[error("题目 {0} 的题库内容已不存在")]
+    QuestionGone(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuestionResult {
+    pub id: String,
+    pub text: String,
+    pub options: Vec<ShownOption>,
+    pub your_choices: Vec<String>,
+    pub correct_choices: Vec<String>,
+    pub correct: bool,
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scored {
+    pub score: u32,
+    pub out_of: u32,
+    pub results: Vec<QuestionResult>,
+}
+
+/// Scores a complete set of answers. A question is right when exactly its correct options are
+/// chosen. Every question of the attempt must be answered once, with options it has.
+pub fn score(bank: &QuestionBank, attempt: &[AttemptQuestion], answers: &[Answer]) -> Result<Scored, AnswerError> {
+    let positions: HashMap<&str, usize> = attempt.iter().enumerate().map(|(i, a)| (a.question.as_str(), i)).collect();
+    let mut given: Vec<Option<Vec<usize>>> = vec![None; attempt.len()];
+    for answer in answers {
+        let &pos = positions
+            .get(answer.question.as_str())
+            .ok_or_else(|| AnswerError::NotInAttempt(answer.question.clone()))?;
+        if given[pos].is_some() {
+            return Err(AnswerError::Duplicate(answer.question.clone()));
+        }
+        let option_count = attempt[pos].order.len();
+        let mut keys = Vec::new();
+        let mut seen = HashSet::new();
+        for key in &answer.choices {
+            let k = KEYS
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(key.trim()))
+                .filter(|&k| k < option_count)
+                .ok_or_else(|| AnswerError::UnknownOption {
+                    question: answer.question.clone(),
+                    key: key.clone(),
+                })?;
+            if !seen.insert(k) {
+                return Err(AnswerError::DuplicateChoice {
+                    question: answer.question.clone(),
+                    key: key.clone(),
+                });
+            }
+            keys.push(k);
+        }
+        given[pos] = Some(keys);
+    }
+    let missing: Vec<String> = attempt
+        .iter()
+        .zip(&given)
+        .filter(|(_, g)| g.as_ref().is_none_or(|k| k.is_empty()))
+        .map(|(a, _)| a.question.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(AnswerError::Missing(missing));
+    }
+
+    let mut results = Vec::new();
+    let mut score = 0;
+    for (aq, keys) in attempt.iter().zip(given) {
+        let q = bank.get(&aq.question).ok_or_else(|| AnswerError::QuestionGone(aq.question.clone()))?;
+        let mut keys = keys.unwrap_or_default();
+        if q.correct.len() == 1 && keys.len() > 1 {
+            return Err(AnswerError::TooManyChoices(q.id.clone()));
+        }
+        keys.sort_unstable();
+        let mut correct_keys: Vec<usize> = (0..aq.order.len()).filter(|&k| q.correct.contains(&aq.order[k])).collect();
+        correct_keys.sort_unstable();
+        let correct = keys == correct_keys;
+        score += u32::from(correct);
+        results.push(QuestionResult {
+            id: q.id.clone(),
+            text: q.text.clone(),
+            options: shown_options(q, &aq.order),
+            your_choices: keys.iter().map(|&k| KEYS[k].to_owned()).collect(),
+            correct_choices: correct_keys.iter().map(|&k| KEYS[k].to_owned()).collect(),
+            correct,
+            explanation: q.explanation.clone(),
+        });
+    }
+    Ok(Scored {
+        score,
+        out_of: attempt.len() as u32,
+        results,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    const SHIPPED: &str = include_str!("../../config/questions.toml");
+
+    fn bank() -> QuestionBank {
+        QuestionBank::parse(SHIPPED).unwrap()
+    }
+
+    /// The answer a participant who knows everything would give.
+    fn perfect(bank: &QuestionBank, attempt: &[AttemptQuestion]) -> Vec<Answer> {
+        attempt
+            .iter()
+            .map(|aq| {
+                let q = bank.get(&aq.question).unwrap();
+                Answer {
+                    question: aq.question.clone(),
+                    choices: (0..aq.order.len())
+                        .filter(|&k| q.correct.contains(&aq.order[k]))
+                        .map(|k| KEYS[k].to_owned())
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_bank_has_at_least_40_questions_on_three_laws() {
+        let b = bank();
+        assert!(b.len() >= 40, "{}", b.len());
+        let topics: HashSet<&str> = b.questions().iter().map(|q| q.topic.as_str()).collect();
+        assert_eq!(topics, HashSet::from(["旅游法", "消费者权益保护法", "民法典"]));
+    }
+
+    #[test]
+    fn bank_mistakes_name_the_question() {
+        let one = |body: &str| format!("[[questions]]\n{body}\n");
+        let base = r#"id = "q1"
+topic = "t"
+text = "问题"
+options = ["甲", "乙"]
+correct = ["A"]
+explanation = "因为""#;
+        assert!(QuestionBank::parse(&one(base)).is_ok());
+        let cases = [
+            (format!("{}{}", one(base), one(base)), "question q1", "used by another"),
+            (one(&base.replace(r#"["甲", "乙"]"#, r#"["甲"]"#)), "question q1", "2 to 6"),
+            (one(&base.replace(r#"["A"]"#, "[]")), "question q1", "no correct option"),
+            (one(&base.replace(r#"["A"]"#, r#"["C"]"#)), "question q1", "not one of its options"),
+            (one(&base.replace(r#"text = "问题""#, r#"text = " ""#)), "question q1", "text is empty"),
+            (one(&base.replace(r#"id = "q1""#, r#"id = """#)), "question #1", "no id"),
+            (one(&base.replace(r#"["甲", "乙"]"#, r#"["甲", ""]"#)), "question q1", "option B is empty"),
+        ];
+        for (text, place, problem) in cases {
+            let e = QuestionBank::parse(&text).unwrap_err();
+            assert_eq!(e.place, place, "{e}");
+            assert!(e.problem.contains(problem), "{e}");
+        }
+    }
+
+    #[test]
+    fn attempts_draw_distinct_questions_and_shuffle_options() {
+        let b = bank();
+        let mut rng = ChaCha20Rng::from_seed([1; 32]);
+        let a = draw_questions(&b, 10, &mut rng);
+        assert_eq!(a.len(), 10);
+        let ids: HashSet<_> = a.iter().map(|q| &q.question).collect();
+        assert_eq!(ids.len(), 10);
+        let mut shuffled = 0;
+        for aq in &a {
+            let mut sorted = aq.order.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..aq.order.len()).collect::<Vec<_>>());
+            shuffled += usize::from(aq.order != sorted);
+        }
+        assert!(shuffled > 0, "some option order differs from the bank's");
+        let b2 = draw_questions(&b, 10, &mut rng);
+        assert_ne!(a, b2, "two attempts differ");
+    }
+
+    #[test]
+    fn a_shown_question_does_not_reveal_the_answer() {
+        let b = bank();
+        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        for aq in draw_questions(&b, b.len(), &mut rng) {
+            let shown = serde_json::to_string(&show(&b, &aq).unwrap()).unwrap();
+            assert!(!shown.contains("correct") && !shown.contains("explanation"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn perfect_answers_score_full_marks_and_a_wrong_one_costs_a_point() {
+        let b = bank();
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let a = draw_questions(&b, 10, &mut rng);
+        let mut answers = perfect(&b, &a);
+        assert_eq!(score(&b, &a, &answers).unwrap().score, 10);
+        // Change the first answer to a wrong single option.
+        let right = answers[0].choices.clone();
+        let wrong = KEYS[..a[0].order.len()].iter().find(|k| !right.contains(&k.to_string())).unwrap();
+        answers[0].choices = vec![wrong.to_string()];
+        let s = score(&b, &a, &answers).unwrap();
+        assert_eq!((s.score, s.out_of), (9, 10));
+        assert!(!s.results[0].correct);
+        assert_eq!(s.results[0].correct_choices, right);
+        assert!(!s.results[0].explanation.is_empty());
+        // Keys are read case-insensitively.
+        answers[0].choices = right.iter().map(|k| k.to_lowercase()).collect();
+        assert_eq!(score(&b, &a, &answers).unwrap().score, 10);
+    }
+
+    #[test]
+    fn a_multiple_choice_question_needs_exactly_its_options() {
+        let b = bank();
+        let aq = AttemptQuestion {
+            question: "civil-good-faith".into(),
+            order: vec![0, 1, 2, 3],
+        };
+        let answer = |keys: &[&str]| {
+            vec![Answer {
+                question: aq.question.clone(),
+                choices: keys.iter().map(|k| k.to_string()).collect(),
+            }]
+        };
+        let a = std::slice::from_ref(&aq);
+        assert_eq!(score(&b, a, &answer(&["A", "B", "C"])).unwrap().score, 1);
+        assert_eq!(score(&b, a, &answer(&["A", "B"])).unwrap().score, 0);
+        assert_eq!(score(&b, a, &answer(&["A", "B", "C", "D"])).unwrap().score, 0);
+    }
+
+    #[test]
+    fn malformed_answer_sets_are_refused() {
+        let b = bank();
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let a = draw_questions(&b, 3, &mut rng);
+        let good = perfect(&b, &a);
+        let outsider = b.questions().iter().find(|q| a.iter().all(|aq| aq.question != q.id)).unwrap();
+
+        let mut extra = good.clone();
+        extra.push(Answer {
+            question: outsider.id.clone(),
+            choices: vec!["A".into()],
+        });
+        assert_eq!(score(&b, &a, &extra), Err(AnswerError::NotInAttempt(outsider.id.clone())));
+
+        let mut twice = good.clone();
+        twice.push(good[0].clone());
+        assert_eq!(score(&b, &a, &twice), Err(AnswerError::Duplicate(good[0].question.clone())));
+
+        assert_eq!(score(&b, &a, &good[..2]), Err(AnswerError::Missing(vec![a[2].question.clone()])));
+        let mut empty = good.clone();
+        empty[1].choices.clear();
+        assert_eq!(score(&b, &a, &empty), Err(AnswerError::Missing(vec![a[1].question.clone()])));
+
+        let mut bad_key = good.clone();
+        bad_key[0].choices = vec!["Z".into()];
+        assert!(matches!(score(&b, &a, &bad_key), Err(AnswerError::UnknownOption { .. })));
+
+        let mut repeated = good.clone();
+        let k = repeated[0].choices[0].clone();
+        repeated[0].choices = vec![k.clone(), k];
+        assert!(matches!(score(&b, &a, &repeated), Err(AnswerError::DuplicateChoice { .. })));
+    }
+}
