@@ -237,5 +237,6 @@ pub fn read_question_bank(path: &Path) -> anyhow::Result<crate::domain::quiz::Qu
             anyhow::anyhow!("cannot read question bank {}: {e}", path.display())
         }
     })?;
-    crate::domain::quiz::QuestionBank::parse(&text).map_err(|e| anyhow::anyhow!("question bank {}: {e}", path.display()))
+    crate::domain::quiz::QuestionBank::parse(&text)
+        .map_err(|e| anyhow::anyhow!("question bank {}: {e}", path.display()))
 }

@@ -1,12 +1,14 @@
 //! Putting the service together: settings → store (migrated, campaign synced) → HTTP server.
 
 use crate::clock::Clock;
-use crate::config::{campaign_error, read_campaign_file, read_question_bank, validate_campaign, LoadedSettings};
-use crate::domain::quiz::QuestionBank;
-use crate::sms::OutboxSender;
+use crate::config::{
+    campaign_error, read_campaign_file, read_question_bank, validate_campaign, LoadedSettings,
+};
 use crate::domain::campaign::Campaign;
+use crate::domain::quiz::QuestionBank;
 use crate::domain::token::{token_from_bytes, token_hash};
 use crate::http::{self, AppState};
+use crate::sms::OutboxSender;
 use crate::store::{self, SharedStore, StoreError, SyncOutcome};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;

@@ -309,7 +309,9 @@ impl Campaign {
 
     /// The round whose entry window contains `now`.
     pub fn open_round(&self, now: DateTime<Utc>) -> Option<&RoundWindow> {
-        self.rounds.iter().find(|r| r.opens_at <= now && now < r.closes_at)
+        self.rounds
+            .iter()
+            .find(|r| r.opens_at <= now && now < r.closes_at)
     }
 
     /// The first round that opens after `now`.
@@ -495,7 +497,10 @@ impl Campaign {
         if q.pass_mark == 0 || q.pass_mark > q.questions_per_attempt {
             return Err(err(
                 "quiz.pass_mark",
-                format!("must be between 1 and questions_per_attempt ({})", q.questions_per_attempt),
+                format!(
+                    "must be between 1 and questions_per_attempt ({})",
+                    q.questions_per_attempt
+                ),
             ));
         }
         if q.time_limit_minutes == 0 {
@@ -1071,7 +1076,10 @@ category = "scenic"
             field_of(&REAL.replace("count = 30", "count = 0")),
             "tiers[0].count"
         );
-        assert_eq!(field_of(&REAL.replace("pass_mark = 8", "pass_mark = 11")), "quiz.pass_mark");
+        assert_eq!(
+            field_of(&REAL.replace("pass_mark = 8", "pass_mark = 11")),
+            "quiz.pass_mark"
+        );
         assert_eq!(
             field_of(&REAL.replace("daily_attempts = 10", "daily_attempts = 0")),
             "quiz.daily_attempts"

@@ -94,7 +94,11 @@ mod tests {
             "86 13812345678",
             " 138-1234-5678 ",
         ] {
-            assert_eq!(Phone::parse(input).unwrap().as_str(), "13812345678", "{input}");
+            assert_eq!(
+                Phone::parse(input).unwrap().as_str(),
+                "13812345678",
+                "{input}"
+            );
         }
     }
 
@@ -102,12 +106,18 @@ mod tests {
     fn wrong_numbers_say_what_is_wrong() {
         assert_eq!(Phone::parse("  "), Err(PhoneError::Empty));
         assert_eq!(Phone::parse("1381234567"), Err(PhoneError::WrongLength(10)));
-        assert_eq!(Phone::parse("138123456789"), Err(PhoneError::WrongLength(12)));
+        assert_eq!(
+            Phone::parse("138123456789"),
+            Err(PhoneError::WrongLength(12))
+        );
         assert_eq!(Phone::parse("1381234abcd"), Err(PhoneError::BadCharacter));
         assert_eq!(Phone::parse("12812345678"), Err(PhoneError::NotMobile));
         assert_eq!(Phone::parse("23812345678"), Err(PhoneError::NotMobile));
         assert_eq!(Phone::parse("+1 2025550100"), Err(PhoneError::NotMobile));
-        assert_eq!(Phone::parse("１３８１２３４５６７８"), Err(PhoneError::BadCharacter));
+        assert_eq!(
+            Phone::parse("１３８１２３４５６７８"),
+            Err(PhoneError::BadCharacter)
+        );
     }
 
     #[test]

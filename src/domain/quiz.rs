@@ -61,8 +61,8 @@ fn bank_err(place: impl Into<String>, problem: impl Into<String>) -> BankError {
 impl QuestionBank {
     /// Parses and checks a bank: unique ids, 2–6 options, at least one correct option, no empty text.
     pub fn parse(text: &str) -> Result<Self, BankError> {
-        let file: BankFile =
-            toml::from_str(text).map_err(|e| bank_err("question bank", e.to_string().trim_end().to_owned()))?;
+        let file: BankFile = toml::from_str(text)
+            .map_err(|e| bank_err("question bank", e.to_string().trim_end().to_owned()))?;
         let mut questions = Vec::new();
         let mut index = HashMap::new();
         for (n, q) in file.questions.into_iter().enumerate() {
@@ -85,7 +85,10 @@ impl QuestionBank {
                 return Err(bank_err(place, "the explanation is empty"));
             }
             if !(2..=KEYS.len()).contains(&q.options.len()) {
-                return Err(bank_err(place, format!("has {} options; 2 to 6 are needed", q.options.len())));
+                return Err(bank_err(
+                    place,
+                    format!("has {} options; 2 to 6 are needed", q.options.len()),
+                ));
             }
             if let Some(i) = q.options.iter().position(|o| o.trim().is_empty()) {
                 return Err(bank_err(place, format!("option {} is empty", KEYS[i])));
@@ -99,9 +102,17 @@ impl QuestionBank {
                     .iter()
                     .position(|k| k.eq_ignore_ascii_case(letter.trim()))
                     .filter(|&i| i < q.options.len())
-                    .ok_or_else(|| bank_err(&place, format!("correct option {letter:?} is not one of its options")))?;
+                    .ok_or_else(|| {
+                        bank_err(
+                            &place,
+                            format!("correct option {letter:?} is not one of its options"),
+                        )
+                    })?;
                 if correct.contains(&i) {
-                    return Err(bank_err(&place, format!("correct option {letter:?} is listed twice")));
+                    return Err(bank_err(
+                        &place,
+                        format!("correct option {letter:?} is listed twice"),
+                    ));
                 }
                 correct.push(i);
             }
@@ -147,7 +158,11 @@ pub struct AttemptQuestion {
 }
 
 /// Chooses `n` distinct questions in random order, each with its options in random order.
-pub fn draw_questions<R: Rng + ?Sized>(bank: &QuestionBank, n: usize, rng: &mut R) -> Vec<AttemptQuestion> {
+pub fn draw_questions<R: Rng + ?Sized>(
+    bank: &QuestionBank,
+    n: usize,
+    rng: &mut R,
+) -> Vec<AttemptQuestion> {
     let mut picks: Vec<usize> = (0..bank.len()).collect();
     partial_shuffle(rng, &mut picks, n);
     picks
@@ -252,8 +267,16 @@ pub struct Scored {
 
 /// Scores a complete set of answers. A question is right when exactly its correct options are
 /// chosen. Every question of the attempt must be answered once, with options it has.
-pub fn score(bank: &QuestionBank, attempt: &[AttemptQuestion], answers: &[Answer]) -> Result<Scored, AnswerError> {
-    let positions: HashMap<&str, usize> = attempt.iter().enumerate().map(|(i, a)| (a.question.as_str(), i)).collect();
+pub fn score(
+    bank: &QuestionBank,
+    attempt: &[AttemptQuestion],
+    answers: &[Answer],
+) -> Result<Scored, AnswerError> {
+    let positions: HashMap<&str, usize> = attempt
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.question.as_str(), i))
+        .collect();
     let mut given: Vec<Option<Vec<usize>>> = vec![None; attempt.len()];
     for answer in answers {
         let &pos = positions
@@ -297,13 +320,17 @@ pub fn score(bank: &QuestionBank, attempt: &[AttemptQuestion], answers: &[Answer
     let mut results = Vec::new();
     let mut score = 0;
     for (aq, keys) in attempt.iter().zip(given) {
-        let q = bank.get(&aq.question).ok_or_else(|| AnswerError::QuestionGone(aq.question.clone()))?;
+        let q = bank
+            .get(&aq.question)
+            .ok_or_else(|| AnswerError::QuestionGone(aq.question.clone()))?;
         let mut keys = keys.unwrap_or_default();
         if q.correct.len() == 1 && keys.len() > 1 {
             return Err(AnswerError::TooManyChoices(q.id.clone()));
         }
         keys.sort_unstable();
-        let mut correct_keys: Vec<usize> = (0..aq.order.len()).filter(|&k| q.correct.contains(&aq.order[k])).collect();
+        let mut correct_keys: Vec<usize> = (0..aq.order.len())
+            .filter(|&k| q.correct.contains(&aq.order[k]))
+            .collect();
         correct_keys.sort_unstable();
         let correct = keys == correct_keys;
         score += u32::from(correct);
@@ -358,7 +385,10 @@ mod tests {
         let b = bank();
         assert!(b.len() >= 40, "{}", b.len());
         let topics: HashSet<&str> = b.questions().iter().map(|q| q.topic.as_str()).collect();
-        assert_eq!(topics, HashSet::from(["旅游法", "消费者权益保护法", "民法典"]));
+        assert_eq!(
+            topics,
+            HashSet::from(["旅游法", "消费者权益保护法", "民法典"])
+        );
     }
 
     #[test]
@@ -372,13 +402,41 @@ correct = ["A"]
 explanation = "因为""#;
         assert!(QuestionBank::parse(&one(base)).is_ok());
         let cases = [
-            (format!("{}{}", one(base), one(base)), "question q1", "used by another"),
-            (one(&base.replace(r#"["甲", "乙"]"#, r#"["甲"]"#)), "question q1", "2 to 6"),
-            (one(&base.replace(r#"["A"]"#, "[]")), "question q1", "no correct option"),
-            (one(&base.replace(r#"["A"]"#, r#"["C"]"#)), "question q1", "not one of its options"),
-            (one(&base.replace(r#"text = "问题""#, r#"text = " ""#)), "question q1", "text is empty"),
-            (one(&base.replace(r#"id = "q1""#, r#"id = """#)), "question #1", "no id"),
-            (one(&base.replace(r#"["甲", "乙"]"#, r#"["甲", ""]"#)), "question q1", "option B is empty"),
+            (
+                format!("{}{}", one(base), one(base)),
+                "question q1",
+                "used by another",
+            ),
+            (
+                one(&base.replace(r#"["甲", "乙"]"#, r#"["甲"]"#)),
+                "question q1",
+                "2 to 6",
+            ),
+            (
+                one(&base.replace(r#"["A"]"#, "[]")),
+                "question q1",
+                "no correct option",
+            ),
+            (
+                one(&base.replace(r#"["A"]"#, r#"["C"]"#)),
+                "question q1",
+                "not one of its options",
+            ),
+            (
+                one(&base.replace(r#"text = "问题""#, r#"text = " ""#)),
+                "question q1",
+                "text is empty",
+            ),
+            (
+                one(&base.replace(r#"id = "q1""#, r#"id = """#)),
+                "question #1",
+                "no id",
+            ),
+            (
+                one(&base.replace(r#"["甲", "乙"]"#, r#"["甲", ""]"#)),
+                "question q1",
+                "option B is empty",
+            ),
         ];
         for (text, place, problem) in cases {
             let e = QuestionBank::parse(&text).unwrap_err();
@@ -413,7 +471,10 @@ explanation = "因为""#;
         let mut rng = ChaCha20Rng::from_seed([2; 32]);
         for aq in draw_questions(&b, b.len(), &mut rng) {
             let shown = serde_json::to_string(&show(&b, &aq).unwrap()).unwrap();
-            assert!(!shown.contains("correct") && !shown.contains("explanation"), "{shown}");
+            assert!(
+                !shown.contains("correct") && !shown.contains("explanation"),
+                "{shown}"
+            );
         }
     }
 
@@ -426,7 +487,10 @@ explanation = "因为""#;
         assert_eq!(score(&b, &a, &answers).unwrap().score, 10);
         // Change the first answer to a wrong single option.
         let right = answers[0].choices.clone();
-        let wrong = KEYS[..a[0].order.len()].iter().find(|k| !right.contains(&k.to_string())).unwrap();
+        let wrong = KEYS[..a[0].order.len()]
+            .iter()
+            .find(|k| !right.contains(&k.to_string()))
+            .unwrap();
         answers[0].choices = vec![wrong.to_string()];
         let s = score(&b, &a, &answers).unwrap();
         assert_eq!((s.score, s.out_of), (9, 10));
@@ -454,7 +518,10 @@ explanation = "因为""#;
         let a = std::slice::from_ref(&aq);
         assert_eq!(score(&b, a, &answer(&["A", "B", "C"])).unwrap().score, 1);
         assert_eq!(score(&b, a, &answer(&["A", "B"])).unwrap().score, 0);
-        assert_eq!(score(&b, a, &answer(&["A", "B", "C", "D"])).unwrap().score, 0);
+        assert_eq!(
+            score(&b, a, &answer(&["A", "B", "C", "D"])).unwrap().score,
+            0
+        );
     }
 
     #[test]
@@ -463,31 +530,53 @@ explanation = "因为""#;
         let mut rng = ChaCha20Rng::from_seed([4; 32]);
         let a = draw_questions(&b, 3, &mut rng);
         let good = perfect(&b, &a);
-        let outsider = b.questions().iter().find(|q| a.iter().all(|aq| aq.question != q.id)).unwrap();
+        let outsider = b
+            .questions()
+            .iter()
+            .find(|q| a.iter().all(|aq| aq.question != q.id))
+            .unwrap();
 
         let mut extra = good.clone();
         extra.push(Answer {
             question: outsider.id.clone(),
             choices: vec!["A".into()],
         });
-        assert_eq!(score(&b, &a, &extra), Err(AnswerError::NotInAttempt(outsider.id.clone())));
+        assert_eq!(
+            score(&b, &a, &extra),
+            Err(AnswerError::NotInAttempt(outsider.id.clone()))
+        );
 
         let mut twice = good.clone();
         twice.push(good[0].clone());
-        assert_eq!(score(&b, &a, &twice), Err(AnswerError::Duplicate(good[0].question.clone())));
+        assert_eq!(
+            score(&b, &a, &twice),
+            Err(AnswerError::Duplicate(good[0].question.clone()))
+        );
 
-        assert_eq!(score(&b, &a, &good[..2]), Err(AnswerError::Missing(vec![a[2].question.clone()])));
+        assert_eq!(
+            score(&b, &a, &good[..2]),
+            Err(AnswerError::Missing(vec![a[2].question.clone()]))
+        );
         let mut empty = good.clone();
         empty[1].choices.clear();
-        assert_eq!(score(&b, &a, &empty), Err(AnswerError::Missing(vec![a[1].question.clone()])));
+        assert_eq!(
+            score(&b, &a, &empty),
+            Err(AnswerError::Missing(vec![a[1].question.clone()]))
+        );
 
         let mut bad_key = good.clone();
         bad_key[0].choices = vec!["Z".into()];
-        assert!(matches!(score(&b, &a, &bad_key), Err(AnswerError::UnknownOption { .. })));
+        assert!(matches!(
+            score(&b, &a, &bad_key),
+            Err(AnswerError::UnknownOption { .. })
+        ));
 
         let mut repeated = good.clone();
         let k = repeated[0].choices[0].clone();
         repeated[0].choices = vec![k.clone(), k];
-        assert!(matches!(score(&b, &a, &repeated), Err(AnswerError::DuplicateChoice { .. })));
+        assert!(matches!(
+            score(&b, &a, &repeated),
+            Err(AnswerError::DuplicateChoice { .. })
+        ));
     }
 }

@@ -114,14 +114,18 @@ impl FromRequest for ParticipantSession {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = session_token(req);
         Box::pin(async move {
-            let token = token.ok_or_else(|| ApiError::unauthorized("login_required", "请先报名或登录"))?;
-            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            let token =
+                token.ok_or_else(|| ApiError::unauthorized("login_required", "请先报名或登录"))?;
+            let state =
+                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
             let token_hash = token_hash(&token);
             let participant = state
                 .store
                 .participant_by_session(&token_hash, state.clock.now())
                 .await?
-                .ok_or_else(|| ApiError::unauthorized("login_required", "登录已过期，请重新登录"))?;
+                .ok_or_else(|| {
+                    ApiError::unauthorized("login_required", "登录已过期，请重新登录")
+                })?;
             Ok(ParticipantSession {
                 participant,
                 token_hash,

@@ -10,9 +10,9 @@ pub mod quiz;
 
 use crate::clock::Clock;
 use crate::config::LoginSettings;
+use crate::domain::campaign::Campaign;
 use crate::domain::quiz::QuestionBank;
 use crate::sms::SmsSender;
-use crate::domain::campaign::Campaign;
 use crate::store::SharedStore;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceResponse};

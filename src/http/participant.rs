@@ -99,7 +99,10 @@ fn display_name(input: Option<&str>) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(invalid("invalid_display_name", format!("昵称最多 {MAX_NAME_CHARS} 个字")));
+        return Err(invalid(
+            "invalid_display_name",
+            format!("昵称最多 {MAX_NAME_CHARS} 个字"),
+        ));
     }
     if name.chars().any(char::is_control) {
         return Err(invalid("invalid_display_name", "昵称不能包含控制字符"));
@@ -111,7 +114,10 @@ fn display_name(input: Option<&str>) -> Result<Option<String>, ApiError> {
 #[utoipa::path(post, path = "/api/participants", tag = "participants", request_body = Registration,
     responses((status = 201, body = SessionView), (status = 409, body = super::error::ErrorBody),
     (status = 422, body = super::error::ErrorBody)))]
-pub async fn register(state: web::Data<AppState>, Body(body): Body<Registration>) -> Result<HttpResponse, ApiError> {
+pub async fn register(
+    state: web::Data<AppState>,
+    Body(body): Body<Registration>,
+) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&body.phone)?;
     let name = display_name(body.display_name.as_deref())?;
     if !body.consent {
@@ -164,11 +170,15 @@ fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
             return ip.to_owned();
         }
     }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn code_hash(phone: &str, code: &str) -> String {
-    hex::encode(Sha256::digest(format!("login-code:{phone}:{code}").as_bytes()))
+    hex::encode(Sha256::digest(
+        format!("login-code:{phone}:{code}").as_bytes(),
+    ))
 }
 
 /// Sends a 6-digit login code by SMS. Throttled per phone and per client address.
@@ -181,7 +191,12 @@ pub async fn request_code(
     Body(body): Body<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&body.phone)?;
-    if state.store.participant_by_phone(phone.as_str()).await?.is_none() {
+    if state
+        .store
+        .participant_by_phone(phone.as_str())
+        .await?
+        .is_none()
+    {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_registered",
@@ -234,7 +249,10 @@ pub struct CodeLogin {
 #[utoipa::path(post, path = "/api/login", tag = "participants", request_body = CodeLogin,
     responses((status = 200, body = SessionView), (status = 401, body = super::error::ErrorBody),
     (status = 422, body = super::error::ErrorBody)))]
-pub async fn login(state: web::Data<AppState>, Body(body): Body<CodeLogin>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    state: web::Data<AppState>,
+    Body(body): Body<CodeLogin>,
+) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&body.phone)?;
     let code = body.code.trim();
     if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
@@ -279,7 +297,10 @@ pub async fn login(state: web::Data<AppState>, Body(body): Body<CodeLogin>) -> R
 
 /// Ends this session.
 #[utoipa::path(post, path = "/api/logout", tag = "participants", responses((status = 204)))]
-pub async fn logout(state: web::Data<AppState>, session: ParticipantSession) -> Result<HttpResponse, ApiError> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    session: ParticipantSession,
+) -> Result<HttpResponse, ApiError> {
     state.store.end_session(&session.token_hash).await?;
     let mut gone = session_cookie("", 0);
     gone.make_removal();
@@ -313,10 +334,18 @@ pub struct Mine {
 /// The participant, their tickets by round and (once drawn) their vouchers.
 #[utoipa::path(get, path = "/api/me", tag = "participants", responses((status = 200, body = Mine),
     (status = 401, body = super::error::ErrorBody)))]
-pub async fn me(state: web::Data<AppState>, session: ParticipantSession) -> Result<HttpResponse, ApiError> {
+pub async fn me(
+    state: web::Data<AppState>,
+    session: ParticipantSession,
+) -> Result<HttpResponse, ApiError> {
     let c = &state.campaign;
     let now = state.clock.now();
-    let progress: HashMap<u32, RoundProgress> = state.store.round_progress(&c.id).await?.into_iter().collect();
+    let progress: HashMap<u32, RoundProgress> = state
+        .store
+        .round_progress(&c.id)
+        .await?
+        .into_iter()
+        .collect();
     let tickets: Vec<TicketView> = state
         .store
         .tickets_of(session.participant.id)
@@ -325,7 +354,10 @@ pub async fn me(state: web::Data<AppState>, session: ParticipantSession) -> Resu
         .filter(|t| t.campaign_id == c.id)
         .filter_map(|t| {
             let window = c.round(t.round)?;
-            let p = progress.get(&t.round).copied().unwrap_or(RoundProgress::Pending);
+            let p = progress
+                .get(&t.round)
+                .copied()
+                .unwrap_or(RoundProgress::Pending);
             Some(TicketView {
                 round: t.round,
                 ticket: t.id,

@@ -4,8 +4,10 @@ use super::auth::ParticipantSession;
 use super::body::Body;
 use super::error::ApiError;
 use super::{ok_json, AppState};
-use crate::domain::quiz::{draw_questions, score, show, Answer, AnswerError, QuestionResult, ShownQuestion};
-use crate::store::{AttemptRecord, NewAttempt, SubmitOutcome, Submission, TicketOutcome};
+use crate::domain::quiz::{
+    draw_questions, score, show, Answer, AnswerError, QuestionResult, ShownQuestion,
+};
+use crate::store::{AttemptRecord, NewAttempt, Submission, SubmitOutcome, TicketOutcome};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::Duration;
@@ -65,7 +67,11 @@ pub struct TicketNews {
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "attempt_not_found", "没有找到这次答题")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "attempt_not_found",
+        "没有找到这次答题",
+    )
 }
 
 fn view(state: &AppState, a: &AttemptRecord) -> Result<AttemptView, ApiError> {
@@ -76,11 +82,14 @@ fn view(state: &AppState, a: &AttemptRecord) -> Result<AttemptView, ApiError> {
         .iter()
         .map(|aq| show(&state.questions, aq))
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ApiError::conflict("a question of this attempt is no longer in the question bank"))?;
+        .ok_or_else(|| {
+            ApiError::conflict("a question of this attempt is no longer in the question bank")
+        })?;
     let result = match (&a.result, a.submitted_at) {
         (Some(json), Some(at)) => {
-            let scored: ScoredView = serde_json::from_str(json)
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("stored quiz result is unreadable: {e}")))?;
+            let scored: ScoredView = serde_json::from_str(json).map_err(|e| {
+                ApiError::internal(anyhow::anyhow!("stored quiz result is unreadable: {e}"))
+            })?;
             let ticket = ticket_news(state, scored.passed, a.ticket_round, a.ticket, at);
             Some(ResultView { scored, ticket })
         }
@@ -101,12 +110,19 @@ fn view(state: &AppState, a: &AttemptRecord) -> Result<AttemptView, ApiError> {
 /// Starts an attempt: questions drawn at random, options shuffled, nothing revealing the answers.
 #[utoipa::path(post, path = "/api/quiz/attempts", tag = "quiz", responses((status = 201, body = AttemptView),
     (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
-pub async fn start(state: web::Data<AppState>, session: ParticipantSession) -> Result<HttpResponse, ApiError> {
+pub async fn start(
+    state: web::Data<AppState>,
+    session: ParticipantSession,
+) -> Result<HttpResponse, ApiError> {
     let c = &state.campaign;
     let rules = c.quiz;
     let now = state.clock.now();
     let mut rng = crate::startup::os_seeded_rng().map_err(ApiError::internal)?;
-    let questions = draw_questions(&state.questions, rules.questions_per_attempt as usize, &mut rng);
+    let questions = draw_questions(
+        &state.questions,
+        rules.questions_per_attempt as usize,
+        &mut rng,
+    );
     let attempt = NewAttempt {
         id: Uuid::new_v4(),
         participant_id: session.participant.id,
@@ -115,11 +131,18 @@ pub async fn start(state: web::Data<AppState>, session: ParticipantSession) -> R
         deadline: now + Duration::minutes(i64::from(rules.time_limit_minutes)),
         local_day: now.with_timezone(&c.tz()).date_naive(),
     };
-    if !state.store.start_attempt(attempt.clone(), rules.daily_attempts).await? {
+    if !state
+        .store
+        .start_attempt(attempt.clone(), rules.daily_attempts)
+        .await?
+    {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "daily_limit",
-            format!("今天的 {} 次答题机会已用完，明天再来吧", rules.daily_attempts),
+            format!(
+                "今天的 {} 次答题机会已用完，明天再来吧",
+                rules.daily_attempts
+            ),
         ));
     }
     let record = AttemptRecord {
@@ -138,7 +161,11 @@ pub async fn start(state: web::Data<AppState>, session: ParticipantSession) -> R
     Ok(HttpResponse::Created().json(view(&state, &record)?))
 }
 
-async fn own_attempt(state: &AppState, session: &ParticipantSession, id: &str) -> Result<AttemptRecord, ApiError> {
+async fn own_attempt(
+    state: &AppState,
+    session: &ParticipantSession,
+    id: &str,
+) -> Result<AttemptRecord, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
     match state.store.attempt(id).await? {
         // Another participant's attempt is answered exactly like a missing one.
@@ -180,11 +207,19 @@ fn answer_error(e: AnswerError) -> ApiError {
 }
 
 fn already_submitted() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "already_submitted", "这次答题已经交卷了")
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "already_submitted",
+        "这次答题已经交卷了",
+    )
 }
 
 fn expired() -> ApiError {
-    ApiError::new(StatusCode::GONE, "attempt_expired", "答题时间已过，请重新开始答题")
+    ApiError::new(
+        StatusCode::GONE,
+        "attempt_expired",
+        "答题时间已过，请重新开始答题",
+    )
 }
 
 /// Submits all answers at once. Scored here; a pass while a round is open holds that round's

@@ -135,7 +135,9 @@ impl Default for LoginLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginOutcome {
     LoggedIn(Participant),
-    WrongCode { tries_left: u32 },
+    WrongCode {
+        tries_left: u32,
+    },
     /// No unused, unexpired code for this phone.
     NoActiveCode,
     TooManyTries,
@@ -272,9 +274,17 @@ pub trait Store: Send + Sync + 'static {
     // ---- participants -------------------------------------------------------------------------
 
     /// Registers a participant and opens their first session. A taken phone is a conflict.
-    async fn register_participant(&self, p: NewParticipant, at: DateTime<Utc>) -> StoreResult<Participant>;
+    async fn register_participant(
+        &self,
+        p: NewParticipant,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Participant>;
 
-    async fn participant_by_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<Participant>>;
+    async fn participant_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Participant>>;
 
     async fn participant_by_phone(&self, phone: &str) -> StoreResult<Option<Participant>>;
 
@@ -437,7 +447,9 @@ pub(crate) fn ticket_outcome(status: Option<&str>, id: Option<Uuid>) -> StoreRes
         (None, _) => Ok(TicketOutcome::None),
         (Some("issued"), Some(id)) => Ok(TicketOutcome::Issued(id)),
         (Some("already_held"), Some(id)) => Ok(TicketOutcome::AlreadyHeld(id)),
-        (Some(other), _) => Err(StoreError::Database(format!("bad ticket status {other:?} on an attempt"))),
+        (Some(other), _) => Err(StoreError::Database(format!(
+            "bad ticket status {other:?} on an attempt"
+        ))),
     }
 }
 
@@ -450,7 +462,8 @@ pub(crate) fn ticket_columns(t: TicketOutcome) -> (Option<&'static str>, Option<
 }
 
 pub(crate) fn parse_questions(json: &str) -> StoreResult<Vec<AttemptQuestion>> {
-    serde_json::from_str(json).map_err(|e| StoreError::Database(format!("unreadable attempt questions: {e}")))
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Database(format!("unreadable attempt questions: {e}")))
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
@@ -458,8 +471,14 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
 }
 
 /// Seconds until `since + window` has passed (at least 1).
-pub(crate) fn retry_after(since: DateTime<Utc>, window: chrono::Duration, now: DateTime<Utc>) -> i64 {
-    ((since + window - now).num_milliseconds() as f64 / 1000.0).ceil().max(1.0) as i64
+pub(crate) fn retry_after(
+    since: DateTime<Utc>,
+    window: chrono::Duration,
+    now: DateTime<Utc>,
+) -> i64 {
+    ((since + window - now).num_milliseconds() as f64 / 1000.0)
+        .ceil()
+        .max(1.0) as i64
 }
 
 pub(crate) fn parse_progress(s: &str) -> StoreResult<RoundProgress> {

@@ -139,7 +139,12 @@ fn uuid_of(row: &sqlx::postgres::PgRow, column: &str) -> StoreResult<Uuid> {
     Ok(row.try_get(column)?)
 }
 
-async fn insert_session(tx: &mut Tx, participant: Uuid, s: &NewSession, at: DateTime<Utc>) -> StoreResult<()> {
+async fn insert_session(
+    tx: &mut Tx,
+    participant: Uuid,
+    s: &NewSession,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO participant_sessions (token_hash, participant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )
@@ -436,7 +441,11 @@ impl Store for PostgresStore {
 
     // ---- participants -------------------------------------------------------------------------
 
-    async fn register_participant(&self, p: NewParticipant, at: DateTime<Utc>) -> StoreResult<Participant> {
+    async fn register_participant(
+        &self,
+        p: NewParticipant,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Participant> {
         let mut tx = self.begin().await?;
         let participant = Participant {
             id: Uuid::new_v4(),
@@ -462,7 +471,11 @@ impl Store for PostgresStore {
         Ok(participant)
     }
 
-    async fn participant_by_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<Participant>> {
+    async fn participant_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Participant>> {
         let row = sqlx::query(
             "SELECT p.id, p.phone, p.display_name, p.created_at FROM participant_sessions s
              JOIN participants p ON p.id = s.participant_id WHERE s.token_hash = $1 AND s.expires_at > $2",
@@ -475,10 +488,12 @@ impl Store for PostgresStore {
     }
 
     async fn participant_by_phone(&self, phone: &str) -> StoreResult<Option<Participant>> {
-        let row = sqlx::query("SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1")
-            .bind(phone)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1",
+        )
+        .bind(phone)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(participant_from_row).transpose()
     }
 
@@ -586,18 +601,21 @@ impl Store for PostgresStore {
                 tries_left: (limits.max_tries - tries).max(0) as u32,
             });
         }
-        let used = sqlx::query("UPDATE login_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let used =
+            sqlx::query("UPDATE login_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         if used.rows_affected() != 1 {
             return Ok(LoginOutcome::NoActiveCode);
         }
-        let row = sqlx::query("SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1")
-            .bind(phone)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1",
+        )
+        .bind(phone)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(participant) = row.as_ref().map(participant_from_row).transpose()? else {
             return Ok(LoginOutcome::NoActiveCode);
         };
@@ -692,8 +710,13 @@ impl Store for PostgresStore {
             score: score.map(|s| s as u32),
             passed: r.try_get("passed")?,
             result: r.try_get("result")?,
-            ticket_round: r.try_get::<Option<i32>, _>("ticket_round")?.map(|n| n as u32),
-            ticket: ticket_outcome(r.try_get::<Option<String>, _>("ticket_status")?.as_deref(), r.try_get("ticket_id")?)?,
+            ticket_round: r
+                .try_get::<Option<i32>, _>("ticket_round")?
+                .map(|n| n as u32),
+            ticket: ticket_outcome(
+                r.try_get::<Option<String>, _>("ticket_status")?.as_deref(),
+                r.try_get("ticket_id")?,
+            )?,
         }))
     }
 
@@ -712,14 +735,19 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            let row = sqlx::query("SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2")
-                .bind(s.attempt_id)
-                .bind(s.participant_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row = sqlx::query(
+                "SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2",
+            )
+            .bind(s.attempt_id)
+            .bind(s.participant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             return Ok(match row {
                 None => SubmitOutcome::NotFound,
-                Some(r) if r.try_get::<Option<DateTime<Utc>>, _>("submitted_at")?.is_some() => {
+                Some(r)
+                    if r.try_get::<Option<DateTime<Utc>>, _>("submitted_at")?
+                        .is_some() =>
+                {
                     SubmitOutcome::AlreadySubmitted
                 }
                 Some(_) => SubmitOutcome::Expired,

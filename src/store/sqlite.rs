@@ -159,7 +159,12 @@ fn participant_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Participan
     })
 }
 
-async fn insert_session(tx: &mut Tx, participant: Uuid, s: &NewSession, at: DateTime<Utc>) -> StoreResult<()> {
+async fn insert_session(
+    tx: &mut Tx,
+    participant: Uuid,
+    s: &NewSession,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO participant_sessions (token_hash, participant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )
@@ -451,7 +456,11 @@ impl Store for SqliteStore {
 
     // ---- participants -------------------------------------------------------------------------
 
-    async fn register_participant(&self, p: NewParticipant, at: DateTime<Utc>) -> StoreResult<Participant> {
+    async fn register_participant(
+        &self,
+        p: NewParticipant,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Participant> {
         let mut tx = self.begin().await?;
         let participant = Participant {
             id: Uuid::new_v4(),
@@ -477,7 +486,11 @@ impl Store for SqliteStore {
         Ok(participant)
     }
 
-    async fn participant_by_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<Participant>> {
+    async fn participant_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Participant>> {
         let row = sqlx::query(
             "SELECT p.id, p.phone, p.display_name, p.created_at FROM participant_sessions s
              JOIN participants p ON p.id = s.participant_id WHERE s.token_hash = $1 AND s.expires_at > $2",
@@ -490,10 +503,12 @@ impl Store for SqliteStore {
     }
 
     async fn participant_by_phone(&self, phone: &str) -> StoreResult<Option<Participant>> {
-        let row = sqlx::query("SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1")
-            .bind(phone)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1",
+        )
+        .bind(phone)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(participant_from_row).transpose()
     }
 
@@ -596,18 +611,21 @@ impl Store for SqliteStore {
                 tries_left: (i64::from(limits.max_tries) - tries).max(0) as u32,
             });
         }
-        let used = sqlx::query("UPDATE login_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        let used =
+            sqlx::query("UPDATE login_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
         if used.rows_affected() != 1 {
             return Ok(LoginOutcome::NoActiveCode);
         }
-        let row = sqlx::query("SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1")
-            .bind(phone)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, phone, display_name, created_at FROM participants WHERE phone = $1",
+        )
+        .bind(phone)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(participant) = row.as_ref().map(participant_from_row).transpose()? else {
             return Ok(LoginOutcome::NoActiveCode);
         };
@@ -702,10 +720,15 @@ impl Store for SqliteStore {
             score: score.map(|s| s as u32),
             passed: r.try_get("passed")?,
             result: r.try_get("result")?,
-            ticket_round: r.try_get::<Option<i64>, _>("ticket_round")?.map(|n| n as u32),
+            ticket_round: r
+                .try_get::<Option<i64>, _>("ticket_round")?
+                .map(|n| n as u32),
             ticket: ticket_outcome(
                 r.try_get::<Option<String>, _>("ticket_status")?.as_deref(),
-                r.try_get::<Option<String>, _>("ticket_id")?.as_deref().map(parse_uuid).transpose()?,
+                r.try_get::<Option<String>, _>("ticket_id")?
+                    .as_deref()
+                    .map(parse_uuid)
+                    .transpose()?,
             )?,
         }))
     }
@@ -725,14 +748,19 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            let row = sqlx::query("SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2")
-                .bind(s.attempt_id.to_string())
-                .bind(s.participant_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row = sqlx::query(
+                "SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2",
+            )
+            .bind(s.attempt_id.to_string())
+            .bind(s.participant_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
             return Ok(match row {
                 None => SubmitOutcome::NotFound,
-                Some(r) if r.try_get::<Option<DateTime<Utc>>, _>("submitted_at")?.is_some() => {
+                Some(r)
+                    if r.try_get::<Option<DateTime<Utc>>, _>("submitted_at")?
+                        .is_some() =>
+                {
                     SubmitOutcome::AlreadySubmitted
                 }
                 Some(_) => SubmitOutcome::Expired,

@@ -7,7 +7,8 @@
 
 use campaign_lottery::clock::ManualClock;
 use campaign_lottery::config::{
-    CampaignSettings, DatabaseSettings, LoadedSettings, LogSettings, ServerSettings, Settings,
+    CampaignSettings, DatabaseSettings, LoadedSettings, LogSettings, LoginSettings, ServerSettings,
+    Settings,
 };
 use campaign_lottery::domain::token::Role;
 use campaign_lottery::startup::{new_token, Application};
@@ -234,8 +235,10 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
             },
             campaign: CampaignSettings {
                 file: campaign_file.into(),
+                questions: repo_config_dir().join("questions.toml"),
             },
             log: LogSettings::default(),
+            login: LoginSettings::default(),
         },
         config_dir: config_dir.to_path_buf(),
     }

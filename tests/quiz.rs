@@ -1,0 +1,862 @@
+//! Participants and the law quiz through the HTTP API, once per backend.
+
+mod common;
+
+use campaign_lottery::domain::quiz::QuestionBank;
+use chrono::{Duration, TimeZone, Utc};
+use common::{error_code, repo_config_dir, settings, TestApp, TestDb};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+
+backend_tests!(
+    registration_normalises_the_phone_and_logs_in,
+    registration_mistakes_are_explained_and_write_nothing,
+    a_phone_registers_once,
+    logging_in_again_by_sms_code,
+    a_code_dies_after_five_wrong_tries,
+    code_requests_are_throttled_per_phone_and_per_address,
+    an_attempt_reveals_no_answer_before_submission,
+    passing_holds_exactly_one_ticket_per_round,
+    failing_explains_every_answer_and_gives_no_ticket,
+    concurrent_passes_give_one_ticket,
+    an_attempt_is_submitted_once_even_concurrently,
+    passing_outside_every_window_says_when_the_next_opens,
+    bad_submissions_are_refused_and_write_nothing,
+    attempts_per_day_are_limited_even_concurrently,
+);
+
+const PHONE: &str = "13800138000";
+
+fn bank() -> QuestionBank {
+    QuestionBank::parse(&std::fs::read_to_string(repo_config_dir().join("questions.toml")).unwrap())
+        .unwrap()
+}
+
+async fn json_of(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: {e}: {text}"))
+}
+
+/// Registers and returns the session token.
+async fn register(app: &TestApp, phone: &str) -> String {
+    let res = app
+        .post_json(
+            "/api/participants",
+            None,
+            &json!({"phone": phone, "consent": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    json_of(res).await["token"].as_str().unwrap().to_owned()
+}
+
+async fn start(app: &TestApp, token: &str) -> Value {
+    let res = app
+        .post_json("/api/quiz/attempts", Some(token), &json!({}))
+        .await;
+    assert_eq!(res.status(), 201);
+    json_of(res).await
+}
+
+/// Answers an attempt: right for the first `right` questions, wrong for the rest.
+fn answers(attempt: &Value, right: usize) -> Value {
+    let bank = bank();
+    let list: Vec<Value> = attempt["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let question = bank.get(q["id"].as_str().unwrap()).unwrap();
+            let correct: Vec<&str> = question
+                .correct
+                .iter()
+                .map(|&c| question.options[c].as_str())
+                .collect();
+            let options = q["options"].as_array().unwrap();
+            let keys: Vec<&str> = options
+                .iter()
+                .filter(|o| correct.contains(&o["text"].as_str().unwrap()) == (i < right))
+                .map(|o| o["key"].as_str().unwrap())
+                .collect();
+            // A wrong answer to a single-choice question picks one wrong option.
+            let keys = if i >= right && question.correct.len() == 1 {
+                keys[..1].to_vec()
+            } else {
+                keys
+            };
+            json!({"question": q["id"], "choices": keys})
+        })
+        .collect();
+    json!({ "answers": list })
+}
+
+async fn submit(app: &TestApp, token: &str, attempt: &Value, body: &Value) -> reqwest::Response {
+    let path = format!(
+        "/api/quiz/attempts/{}/submit",
+        attempt["id"].as_str().unwrap()
+    );
+    app.post_json(&path, Some(token), body).await
+}
+
+async fn outbox_code(app: &TestApp, phone: &str) -> String {
+    let sms = app.store.pending_sms(100).await.unwrap();
+    let last = sms
+        .iter()
+        .rev()
+        .find(|m| m.phone == phone)
+        .expect("an SMS to this phone");
+    last.body
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(6)
+        .collect()
+}
+
+async fn registration_normalises_the_phone_and_logs_in(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let res = app
+        .post_json(
+            "/api/participants",
+            None,
+            &json!({"phone": "+86 138-0013-8000", "display_name": "  学法小明 ", "consent": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("clp_session=clp_"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let body = json_of(res).await;
+    assert_eq!(body["participant"]["phone"], "138****8000");
+    assert_eq!(body["participant"]["display_name"], "学法小明");
+    assert_eq!(app.db.text("SELECT phone FROM participants").await, PHONE);
+    let token = body["token"].as_str().unwrap();
+    assert_ne!(
+        app.db
+            .text("SELECT token_hash FROM participant_sessions")
+            .await,
+        token,
+        "only a hash is stored"
+    );
+
+    // The cookie works as well as the Bearer token.
+    let cookie_value = cookie.split(';').next().unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", cookie_value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let me = json_of(app.get("/api/me", Some(token)).await).await;
+    assert_eq!(me["participant"]["phone"], "138****8000");
+    assert_eq!(me["current_round"], 1);
+    assert_eq!(me["tickets"], json!([]));
+    assert!(
+        !me.to_string().contains(PHONE),
+        "no full phone number in the output"
+    );
+
+    let res = app.post_json("/api/logout", Some(token), &json!({})).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        error_code(app.get("/api/me", Some(token)).await).await,
+        (401, "login_required".into())
+    );
+}
+
+async fn registration_mistakes_are_explained_and_write_nothing(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let cases = [
+        (
+            json!({"phone": "1380013800", "consent": true}),
+            422,
+            "invalid_phone",
+        ),
+        (
+            json!({"phone": "12800138000", "consent": true}),
+            422,
+            "invalid_phone",
+        ),
+        (
+            json!({"phone": "138-0013-800x", "consent": true}),
+            422,
+            "invalid_phone",
+        ),
+        (json!({"phone": "", "consent": true}), 422, "invalid_phone"),
+        (
+            json!({"phone": PHONE, "consent": false}),
+            422,
+            "consent_required",
+        ),
+        (json!({"phone": PHONE}), 422, "invalid_field"),
+        (
+            json!({"phone": PHONE, "consent": "yes"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"phone": 13800138000u64, "consent": true}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"phone": PHONE, "consent": true, "display_name": "名".repeat(21)}),
+            422,
+            "invalid_display_name",
+        ),
+        (
+            json!({"phone": PHONE, "consent": true, "display_name": "a\u{0}b"}),
+            422,
+            "invalid_display_name",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let res = app.post_json("/api/participants", None, &body).await;
+        assert_eq!(error_code(res).await, (status, code.to_owned()), "{body}");
+    }
+    let res = app
+        .client
+        .post(app.url("/api/participants"))
+        .header("content-type", "application/json")
+        .body("{\"phone\": \"138")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res).await, (400, "malformed_json".into()));
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM participants").await, 0);
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM participant_sessions")
+            .await,
+        0
+    );
+}
+
+async fn a_phone_registers_once(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    register(&app, PHONE).await;
+    let res = app
+        .post_json(
+            "/api/participants",
+            None,
+            &json!({"phone": "0086 13800138000", "consent": true, "display_name": "另一个"}),
+        )
+        .await;
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    assert_eq!(status, 409);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "phone_taken");
+    assert!(
+        !text.contains("participant") && !text.contains("token"),
+        "reveals nothing else: {text}"
+    );
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM participants").await, 1);
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM participant_sessions")
+            .await,
+        1
+    );
+}
+
+async fn logging_in_again_by_sms_code(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    register(&app, PHONE).await;
+    let res = app
+        .post_json("/api/login/code", None, &json!({"phone": "138 0013 8000"}))
+        .await;
+    assert_eq!(res.status(), 202);
+    let sent = json_of(res).await;
+    assert_eq!(sent["sent_to"], "138****8000");
+    assert_eq!(sent["expires_in_seconds"], 300);
+    let code = outbox_code(&app, PHONE).await;
+    assert_eq!(code.len(), 6);
+    assert!(app.store.pending_sms(10).await.unwrap()[0]
+        .body
+        .contains("5 分钟内有效"));
+    assert_ne!(
+        app.db.text("SELECT code_hash FROM login_codes").await,
+        code,
+        "only a hash is stored"
+    );
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let res = app
+        .post_json("/api/login", None, &json!({"phone": PHONE, "code": wrong}))
+        .await;
+    let (status, text) = (res.status().as_u16(), res.text().await.unwrap());
+    assert_eq!(status, 401);
+    assert!(
+        text.contains("wrong_code") && text.contains("还可以再试 4 次"),
+        "{text}"
+    );
+    let res = app
+        .post_json(
+            "/api/login",
+            None,
+            &json!({"phone": PHONE, "code": "12ab56"}),
+        )
+        .await;
+    assert_eq!(error_code(res).await, (422, "invalid_code".into()));
+
+    let res = app
+        .post_json("/api/login", None, &json!({"phone": PHONE, "code": code}))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("clp_session="));
+    let token = json_of(res).await["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        json_of(app.get("/api/me", Some(&token)).await).await["participant"]["phone"],
+        "138****8000"
+    );
+
+    // Single use.
+    let res = app
+        .post_json("/api/login", None, &json!({"phone": PHONE, "code": code}))
+        .await;
+    assert_eq!(error_code(res).await, (401, "code_expired".into()));
+
+    // A new code, five minutes later, is dead.
+    app.clock.advance(Duration::seconds(61));
+    assert_eq!(
+        app.post_json("/api/login/code", None, &json!({"phone": PHONE}))
+            .await
+            .status(),
+        202
+    );
+    let code = outbox_code(&app, PHONE).await;
+    app.clock.advance(Duration::seconds(301));
+    let res = app
+        .post_json("/api/login", None, &json!({"phone": PHONE, "code": code}))
+        .await;
+    assert_eq!(error_code(res).await, (401, "code_expired".into()));
+
+    let res = app
+        .post_json("/api/login/code", None, &json!({"phone": "13900139000"}))
+        .await;
+    assert_eq!(error_code(res).await, (404, "not_registered".into()));
+}
+
+async fn a_code_dies_after_five_wrong_tries(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    register(&app, PHONE).await;
+    app.post_json("/api/login/code", None, &json!({"phone": PHONE}))
+        .await;
+    let code = outbox_code(&app, PHONE).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    // Five wrong tries at once: each counts, none slips past the limit.
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (client, url) = (app.client.clone(), app.url("/api/login"));
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"phone": PHONE, "code": wrong}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 401);
+    }
+    let res = app
+        .post_json("/api/login", None, &json!({"phone": PHONE, "code": code}))
+        .await;
+    assert_eq!(error_code(res).await, (401, "too_many_tries".into()));
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM participant_sessions")
+            .await,
+        1,
+        "only the registration's"
+    );
+}
+
+async fn code_requests_are_throttled_per_phone_and_per_address(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    register(&app, PHONE).await;
+    assert_eq!(
+        app.post_json("/api/login/code", None, &json!({"phone": PHONE}))
+            .await
+            .status(),
+        202
+    );
+    let res = app
+        .post_json("/api/login/code", None, &json!({"phone": PHONE}))
+        .await;
+    let retry: i64 = res
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(error_code(res).await, (429, "too_many_requests".into()));
+    assert_eq!(
+        app.store.pending_sms(100).await.unwrap().len(),
+        1,
+        "nothing sent when throttled"
+    );
+    // Five an hour per phone.
+    for _ in 0..4 {
+        app.clock.advance(Duration::seconds(61));
+        assert_eq!(
+            app.post_json("/api/login/code", None, &json!({"phone": PHONE}))
+                .await
+                .status(),
+            202
+        );
+    }
+    app.clock.advance(Duration::seconds(61));
+    let res = app
+        .post_json("/api/login/code", None, &json!({"phone": PHONE}))
+        .await;
+    assert_eq!(res.status(), 429);
+    let retry: i64 = res
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 60 && retry <= 3600, "{retry}");
+    // Twenty an hour per address, whatever the phones.
+    app.clock.advance(Duration::hours(2));
+    for i in 0..20 {
+        let phone = format!("1390013{:04}", i);
+        register(&app, &phone).await;
+        let res = app
+            .post_json("/api/login/code", None, &json!({"phone": phone}))
+            .await;
+        assert_eq!(res.status(), 202, "code {i}");
+    }
+    register(&app, "13700137000").await;
+    let res = app
+        .post_json("/api/login/code", None, &json!({"phone": "13700137000"}))
+        .await;
+    assert_eq!(error_code(res).await, (429, "too_many_requests".into()));
+}
+
+async fn an_attempt_reveals_no_answer_before_submission(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let attempt = start(&app, &token).await;
+    let questions = attempt["questions"].as_array().unwrap();
+    assert_eq!(questions.len(), 10);
+    let ids: HashSet<&str> = questions
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 10);
+    assert_eq!(questions[0]["options"][0]["key"], "A");
+    let text = attempt.to_string();
+    for leak in ["correct", "explanation"] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+    assert_eq!(attempt["deadline"], "2026-11-26T10:10:00+08:00");
+    assert_eq!(attempt["seconds_left"], 600);
+    assert_eq!(attempt["pass_mark"], 8);
+    assert_eq!(attempt["round"], 1);
+    assert_eq!(attempt["submitted"], false);
+    let again = json_of(
+        app.get(
+            &format!("/api/quiz/attempts/{}", attempt["id"].as_str().unwrap()),
+            Some(&token),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(again["questions"], attempt["questions"]);
+    // Another attempt asks other questions or in another order.
+    let other = start(&app, &token).await;
+    assert_ne!(other["questions"], attempt["questions"]);
+}
+
+async fn passing_holds_exactly_one_ticket_per_round(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let attempt = start(&app, &token).await;
+    let res = submit(&app, &token, &attempt, &answers(&attempt, 8)).await;
+    assert_eq!(res.status(), 200);
+    let result = json_of(res).await;
+    assert_eq!(result["score"], 8);
+    assert_eq!(result["passed"], true);
+    assert_eq!(result["ticket"]["status"], "issued");
+    assert_eq!(result["ticket"]["round"], 1);
+    let ticket = result["ticket"]["ticket"].as_str().unwrap().to_owned();
+    assert_eq!(
+        uuid::Uuid::parse_str(&ticket).unwrap().get_version_num(),
+        4,
+        "a random UUID"
+    );
+    assert!(result["ticket"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("第 1 期抽奖券"));
+
+    let second = start(&app, &token).await;
+    let result = json_of(submit(&app, &token, &second, &answers(&second, 10)).await).await;
+    assert_eq!(result["ticket"]["status"], "already_held");
+    assert_eq!(result["ticket"]["ticket"], ticket.as_str());
+    assert!(result["ticket"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("已持有第 1 期抽奖券"));
+
+    let me = json_of(app.get("/api/me", Some(&token)).await).await;
+    assert_eq!(me["tickets"].as_array().unwrap().len(), 1);
+    assert_eq!(me["tickets"][0]["round"], 1);
+    assert_eq!(me["tickets"][0]["ticket"], ticket.as_str());
+    assert_eq!(me["tickets"][0]["round_state"], "open");
+    assert_eq!(me["holds_current_ticket"], true);
+
+    // The next week's round is a new ticket.
+    app.clock.advance(Duration::days(7));
+    let third = start(&app, &token).await;
+    let result = json_of(submit(&app, &token, &third, &answers(&third, 9)).await).await;
+    assert_eq!(result["ticket"]["status"], "issued");
+    assert_eq!(result["ticket"]["round"], 2);
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM tickets").await, 2);
+    // The stored result is shown again.
+    let shown = json_of(
+        app.get(
+            &format!("/api/quiz/attempts/{}", third["id"].as_str().unwrap()),
+            Some(&token),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(shown["submitted"], true);
+    assert_eq!(shown["result"]["score"], 9);
+    assert_eq!(shown["result"]["ticket"]["status"], "issued");
+}
+
+async fn failing_explains_every_answer_and_gives_no_ticket(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let attempt = start(&app, &token).await;
+    let result = json_of(submit(&app, &token, &attempt, &answers(&attempt, 7)).await).await;
+    assert_eq!(result["score"], 7);
+    assert_eq!(result["passed"], false);
+    assert_eq!(result["ticket"]["status"], "not_passed");
+    assert_eq!(result["ticket"]["ticket"], Value::Null);
+    let results = result["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["correct"], i < 7);
+        assert!(!r["explanation"].as_str().unwrap().is_empty());
+        assert!(!r["correct_choices"].as_array().unwrap().is_empty());
+    }
+    assert_ne!(results[9]["your_choices"], results[9]["correct_choices"]);
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM tickets").await, 0);
+}
+
+async fn concurrent_passes_give_one_ticket(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let mut attempts = Vec::new();
+    for _ in 0..6 {
+        attempts.push(start(&app, &token).await);
+    }
+    let mut tasks = Vec::new();
+    for a in attempts {
+        let (client, token) = (app.client.clone(), token.clone());
+        let url = app.url(&format!(
+            "/api/quiz/attempts/{}/submit",
+            a["id"].as_str().unwrap()
+        ));
+        let body = answers(&a, 10);
+        tasks.push(tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut statuses = Vec::new();
+    let mut ids = HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        statuses.push(r["ticket"]["status"].as_str().unwrap().to_owned());
+        ids.insert(r["ticket"]["ticket"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "issued").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "already_held").count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(ids.len(), 1, "everyone is told the same ticket");
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM tickets").await, 1);
+}
+
+async fn an_attempt_is_submitted_once_even_concurrently(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let attempt = start(&app, &token).await;
+    let url = app.url(&format!(
+        "/api/quiz/attempts/{}/submit",
+        attempt["id"].as_str().unwrap()
+    ));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (client, token, url) = (app.client.clone(), token.clone(), url.clone());
+        // Different answers each time: only one set may ever be recorded.
+        let body = answers(&attempt, 3 + i);
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|&&c| c == 200).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 409).count(), 7, "{codes:?}");
+    let res = submit(&app, &token, &attempt, &answers(&attempt, 10)).await;
+    assert_eq!(error_code(res).await, (409, "already_submitted".into()));
+    assert!(app.db.scalar("SELECT COUNT(*) FROM tickets").await <= 1);
+}
+
+async fn passing_outside_every_window_says_when_the_next_opens(db: TestDb) {
+    // The real campaign: round 1 opens 2024-07-15 00:00 in Shanghai.
+    let loaded = settings(&db.url, &repo_config_dir(), "campaign.toml");
+    let before = Utc.with_ymd_and_hms(2024, 7, 10, 2, 0, 0).unwrap();
+    let app = TestApp::spawn_with(db, &loaded, before).await;
+    let token = register(&app, PHONE).await;
+    let attempt = start(&app, &token).await;
+    assert_eq!(attempt["round"], Value::Null);
+    let result = json_of(submit(&app, &token, &attempt, &answers(&attempt, 10)).await).await;
+    assert_eq!(result["passed"], true);
+    assert_eq!(result["ticket"]["status"], "no_open_round");
+    let message = result["ticket"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("第 1 期将于 2024年07月15日 00:00 开始"),
+        "{message}"
+    );
+    app.clock
+        .set(Utc.with_ymd_and_hms(2024, 12, 1, 0, 0, 0).unwrap());
+    // Months later the first session has expired (30 days); a newcomer tries.
+    assert_eq!(
+        error_code(app.get("/api/me", Some(&token)).await).await,
+        (401, "login_required".into())
+    );
+    let token = register(&app, "13900139000").await;
+    let attempt = start(&app, &token).await;
+    let result = json_of(submit(&app, &token, &attempt, &answers(&attempt, 10)).await).await;
+    assert!(result["ticket"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("都已结束"));
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM tickets").await, 0);
+}
+
+async fn bad_submissions_are_refused_and_write_nothing(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let other = register(&app, "13900139000").await;
+    let attempt = start(&app, &token).await;
+    let good = answers(&attempt, 10);
+    let list = good["answers"].as_array().unwrap().clone();
+    let outsider = bank()
+        .questions()
+        .iter()
+        .find(|q| list.iter().all(|a| a["question"] != q.id.as_str()))
+        .unwrap()
+        .id
+        .clone();
+    let with = |f: &dyn Fn(&mut Vec<Value>)| {
+        let mut l = list.clone();
+        f(&mut l);
+        json!({ "answers": l })
+    };
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            with(&|l| l.push(json!({"question": outsider, "choices": ["A"]}))),
+            422,
+            "answer_not_in_attempt",
+        ),
+        (
+            with(&|l| {
+                let first = l[0].clone();
+                l.push(first)
+            }),
+            422,
+            "duplicate_answer",
+        ),
+        (
+            with(&|l| {
+                l.pop();
+            }),
+            422,
+            "missing_answer",
+        ),
+        (
+            with(&|l| l[0]["choices"] = json!(["Z"])),
+            422,
+            "unknown_option",
+        ),
+        (
+            with(&|l| l[0]["choices"] = json!([])),
+            422,
+            "missing_answer",
+        ),
+        (
+            with(&|l| l[0]["choices"] = json!("A")),
+            422,
+            "invalid_field",
+        ),
+        (with(&|l| l[0]["question"] = json!(7)), 422, "invalid_field"),
+        (json!({"answers": {"a": 1}}), 422, "invalid_field"),
+        (json!({}), 422, "invalid_field"),
+    ];
+    for (body, status, code) in cases {
+        let res = submit(&app, &token, &attempt, &body).await;
+        assert_eq!(error_code(res).await, (status, code.to_owned()), "{body}");
+    }
+    // Another participant's attempt looks like no attempt at all.
+    let res = submit(&app, &other, &attempt, &good).await;
+    assert_eq!(error_code(res).await, (404, "attempt_not_found".into()));
+    let res = app
+        .post_json(
+            &format!("/api/quiz/attempts/{}/submit", uuid::Uuid::new_v4()),
+            Some(&token),
+            &good,
+        )
+        .await;
+    assert_eq!(error_code(res).await, (404, "attempt_not_found".into()));
+    let res = app
+        .post_json("/api/quiz/attempts/not-an-id/submit", Some(&token), &good)
+        .await;
+    assert_eq!(error_code(res).await, (404, "attempt_not_found".into()));
+    // No token, a bad token.
+    let path = format!(
+        "/api/quiz/attempts/{}/submit",
+        attempt["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        error_code(app.post_json(&path, None, &good).await).await,
+        (401, "login_required".into())
+    );
+    assert_eq!(
+        error_code(app.post_json(&path, Some("clp_forged"), &good).await).await,
+        (401, "login_required".into())
+    );
+    // Too large.
+    let huge = json!({"answers": [{"question": "x".repeat(70 * 1024), "choices": ["A"]}]});
+    assert_eq!(
+        error_code(submit(&app, &token, &attempt, &huge).await).await,
+        (413, "payload_too_large".into())
+    );
+
+    let shown = json_of(app.get(&path.replace("/submit", ""), Some(&token)).await).await;
+    assert_eq!(
+        shown["submitted"], false,
+        "nothing recorded by the refused submissions"
+    );
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM tickets").await, 0);
+
+    // Past its deadline an attempt is closed.
+    app.clock.advance(Duration::minutes(11));
+    assert_eq!(
+        error_code(submit(&app, &token, &attempt, &good).await).await,
+        (410, "attempt_expired".into())
+    );
+    app.clock.advance(Duration::minutes(-11));
+    // A second submission.
+    assert_eq!(submit(&app, &token, &attempt, &good).await.status(), 200);
+    assert_eq!(
+        error_code(submit(&app, &token, &attempt, &good).await).await,
+        (409, "already_submitted".into())
+    );
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM tickets").await, 1);
+}
+
+async fn attempts_per_day_are_limited_even_concurrently(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let mut tasks = Vec::new();
+    for _ in 0..14 {
+        let (client, token, url) = (
+            app.client.clone(),
+            token.clone(),
+            app.url("/api/quiz/attempts"),
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|&&c| c == 201).count(), 10, "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 429).count(), 4, "{codes:?}");
+    let res = app
+        .post_json("/api/quiz/attempts", Some(&token), &json!({}))
+        .await;
+    assert_eq!(error_code(res).await, (429, "daily_limit".into()));
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM quiz_attempts").await,
+        10
+    );
+    // Midnight in Shanghai (16:00 UTC) starts a new day.
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 11, 26, 16, 0, 1).unwrap());
+    assert_eq!(
+        app.post_json("/api/quiz/attempts", Some(&token), &json!({}))
+            .await
+            .status(),
+        201
+    );
+}
