@@ -485,20 +485,24 @@ explanation = "因为""#;
         let a = draw_questions(&b, 10, &mut rng);
         let mut answers = perfect(&b, &a);
         assert_eq!(score(&b, &a, &answers).unwrap().score, 10);
-        // Change the first answer to a wrong single option.
-        let right = answers[0].choices.clone();
-        let wrong = KEYS[..a[0].order.len()]
+        // Change a single-choice answer to a wrong option.
+        let i = a
+            .iter()
+            .position(|aq| b.get(&aq.question).unwrap().correct.len() == 1)
+            .unwrap();
+        let right = answers[i].choices.clone();
+        let wrong = KEYS[..a[i].order.len()]
             .iter()
             .find(|k| !right.contains(&k.to_string()))
             .unwrap();
-        answers[0].choices = vec![wrong.to_string()];
+        answers[i].choices = vec![wrong.to_string()];
         let s = score(&b, &a, &answers).unwrap();
         assert_eq!((s.score, s.out_of), (9, 10));
-        assert!(!s.results[0].correct);
-        assert_eq!(s.results[0].correct_choices, right);
-        assert!(!s.results[0].explanation.is_empty());
+        assert!(!s.results[i].correct);
+        assert_eq!(s.results[i].correct_choices, right);
+        assert!(!s.results[i].explanation.is_empty());
         // Keys are read case-insensitively.
-        answers[0].choices = right.iter().map(|k| k.to_lowercase()).collect();
+        answers[i].choices = right.iter().map(|k| k.to_lowercase()).collect();
         assert_eq!(score(&b, &a, &answers).unwrap().score, 10);
     }
 
