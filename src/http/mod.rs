@@ -101,6 +101,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     .configure(participant::routes)
     .configure(quiz::routes)
     .configure(admin::routes)
+    .configure(crate::web::routes)
     .service(
         utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}")
             .url("/api/openapi.json", ApiDoc::openapi()),

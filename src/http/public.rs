@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::{ok_json, AppState};
 use crate::domain::campaign::{
-    round_state, Campaign, CampaignTotals, Category, RedemptionPolicy, RoundProgress, RoundState,
+    round_state, Campaign, CampaignTotals, Category, QuizRules, RedemptionPolicy, RoundProgress, RoundState,
 };
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -65,6 +65,7 @@ pub struct CampaignView {
     now: String,
     win_limit: u32,
     min_witnesses: u32,
+    quiz: QuizRules,
     /// The round whose entry window is open now, if any.
     current_round: Option<u32>,
     /// The next round to open, if any.
@@ -150,6 +151,7 @@ pub fn campaign_view(
         now: c.local_rfc3339(now),
         win_limit: c.win_limit,
         min_witnesses: c.min_witnesses,
+        quiz: c.quiz,
         current_round: rounds
             .iter()
             .find(|r| r.state == RoundState::Open)

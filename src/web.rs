@@ -1,0 +1,53 @@
+//! The participant pages: plain HTML, CSS and small ES modules compiled into the binary, so the
+//! service needs no files beside it and no build step.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpResponse};
+
+/// (path under /static/, content type, body)
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.css", "text/css; charset=utf-8", include_str!("../static/app.css")),
+    ("common.js", "text/javascript; charset=utf-8", include_str!("../static/common.js")),
+    ("index.js", "text/javascript; charset=utf-8", include_str!("../static/index.js")),
+    ("join.js", "text/javascript; charset=utf-8", include_str!("../static/join.js")),
+    ("quiz.js", "text/javascript; charset=utf-8", include_str!("../static/quiz.js")),
+    ("me.js", "text/javascript; charset=utf-8", include_str!("../static/me.js")),
+];
+
+/// (route, body)
+const PAGES: &[(&str, &str)] = &[
+    ("/", include_str!("../static/index.html")),
+    ("/join", include_str!("../static/join.html")),
+    ("/quiz", include_str!("../static/quiz.html")),
+    ("/me", include_str!("../static/me.html")),
+    ("/privacy", include_str!("../static/privacy.html")),
+];
+
+/// Pages load only what this service serves.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                   script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn respond(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .insert_header((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .body(body)
+}
+
+async fn asset(name: web::Path<String>) -> HttpResponse {
+    match ASSETS.iter().find(|(n, _, _)| *n == name.as_str()) {
+        Some((_, content_type, body)) => respond(content_type, body),
+        None => HttpResponse::NotFound()
+            .content_type("application/json")
+            .body(crate::http::error::ApiError::body("not_found", &format!("no such file: /static/{name}"))),
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for &(path, body) in PAGES {
+        cfg.service(web::resource(path).get(move || async move { respond("text/html; charset=utf-8", body) }));
+    }
+    cfg.service(web::resource("/static/{name}").get(asset));
+}

@@ -1,0 +1,81 @@
+// Shared helpers for the pages: the API, local times, small DOM helpers.
+
+/** Calls the API; resolves to {ok, status, data, error} and never throws for HTTP errors. */
+export async function api(path, { method = "GET", body } = {}) {
+  const init = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    return { ok: false, status: 0, error: { code: "network", message: "网络连接失败，请检查网络后重试" } };
+  }
+  const retryAfter = res.headers.get("Retry-After");
+  let data = null;
+  if (res.status !== 204) {
+    try { data = await res.json(); } catch { data = null; }
+  }
+  if (res.ok) return { ok: true, status: res.status, data };
+  const error = (data && data.error) || { code: "error", message: "出了点问题，请稍后再试" };
+  return { ok: false, status: res.status, error, retryAfter };
+}
+
+/** "2026-11-26T00:00:00+08:00" → "11月26日 00:00" (the service already gives local times). */
+export function localTime(iso, withYear = false) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(iso || "");
+  if (!m) return iso || "";
+  const date = `${Number(m[2])}月${Number(m[3])}日`;
+  return `${withYear ? m[1] + "年" : ""}${date} ${m[4]}:${m[5]}`;
+}
+
+export const STATE_NAMES = {
+  scheduled: "未开始",
+  open: "报名中",
+  closed: "待开奖",
+  frozen: "待开奖",
+  drawn: "已开奖",
+};
+
+export const KIND_NAMES = {
+  tourism_card: "城市旅游卡",
+  hotel_night: "星级酒店住宿一晚",
+  dining_coupon: "餐饮消费券",
+};
+
+export function $(selector) {
+  return document.querySelector(selector);
+}
+
+/** Creates an element: h("p", {class: "x"}, "text", child…). */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/** "3天 04:05:06" until an instant. */
+export function countdown(untilIso, now = Date.now()) {
+  let s = Math.max(0, Math.floor((Date.parse(untilIso) - now) / 1000));
+  const d = Math.floor(s / 86400); s -= d * 86400;
+  const hh = String(Math.floor(s / 3600)).padStart(2, "0"); s %= 3600;
+  const mm = String(Math.floor(s / 60)).padStart(2, "0");
+  const ss = String(s % 60).padStart(2, "0");
+  return `${d > 0 ? d + "天 " : ""}${hh}:${mm}:${ss}`;
+}
+
+/** Sends the visitor to log in, coming back here afterwards. */
+export function toLogin() {
+  location.href = "/join?next=" + encodeURIComponent(location.pathname);
+}

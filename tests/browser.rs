@@ -1,0 +1,250 @@
+//! The participant pages in a real headless Chromium, driven through chromedriver (WebDriver).
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; without them the test says SKIPPED and
+//! passes, unless `REQUIRE_BROWSER=1` (set by `.ci/run`) makes that a failure. With
+//! `SCREENSHOT_DIR=path` it also saves a screenshot of every page at 360 and 1280 px.
+
+mod common;
+
+use campaign_lottery::domain::quiz::QuestionBank;
+use common::{repo_config_dir, TestApp, TestDb};
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const PHONE: &str = "13912345678";
+
+struct Driver {
+    process: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn find(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// Starts chromedriver, or explains why the browser tests cannot run.
+async fn driver() -> Option<(Driver, PathBuf)> {
+    let chromedriver = std::env::var("CHROMEDRIVER")
+        .ok()
+        .map(PathBuf::from)
+        .or_else(|| find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]));
+    let chromium = std::env::var("CHROMIUM")
+        .ok()
+        .map(PathBuf::from)
+        .or_else(|| find(&["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]));
+    let (Some(chromedriver), Some(chromium)) = (chromedriver, chromium) else {
+        if std::env::var("REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!("REQUIRE_BROWSER=1 but chromium and chromedriver were not found (apt-get install chromium chromium-driver)");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED (no chromium/chromedriver: apt-get install chromium chromium-driver to run the browser tests)"
+        );
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let process = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{url}/status")).await.is_ok() {
+            return Some((Driver { process, url }, chromium));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+/// A new browser with an empty profile of its own, as on a new phone.
+async fn browser(driver: &Driver, chromium: &PathBuf, width: u32, profile: &tempfile::TempDir) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--hide-scrollbars", "--lang=zh-CN",
+                format!("--window-size={width},900"),
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+/// Waits until `css` matches an element whose text contains `text`.
+async fn wait_text(c: &Client, css: &str, text: &str) -> String {
+    for _ in 0..100 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = el.text().await {
+                if t.contains(text) {
+                    return t;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default();
+    panic!("no {css} containing {text:?}; the page says:\n{body}");
+}
+
+async fn wait_path(c: &Client, path: &str) {
+    for _ in 0..100 {
+        if c.current_url().await.unwrap().path() == path {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("did not reach {path}: at {}", c.current_url().await.unwrap());
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).send_keys(text).await.unwrap();
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let Ok(dir) = std::env::var("SCREENSHOT_DIR") else { return };
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
+}
+
+/// Answers the question on screen the way someone who knows the law would.
+async fn answer_current_question(c: &Client, bank: &QuestionBank) {
+    let text = c.find(Locator::Css("#q-text")).await.unwrap().text().await.unwrap();
+    let q = bank
+        .questions()
+        .iter()
+        .find(|q| q.text == text.trim())
+        .unwrap_or_else(|| panic!("question not in the bank: {text}"));
+    let right: Vec<&str> = q.correct.iter().map(|&i| q.options[i].as_str()).collect();
+    for label in c.find_all(Locator::Css("#q-options label")).await.unwrap() {
+        let shown = label.text().await.unwrap();
+        // "A. 选项文字"
+        let option = shown.split_once(". ").map(|(_, t)| t).unwrap_or(&shown);
+        if right.contains(&option.trim()) {
+            label.click().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
+    let Some((driver, chromium)) = driver().await else { return };
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    let bank = QuestionBank::parse(&std::fs::read_to_string(repo_config_dir().join("questions.toml")).unwrap()).unwrap();
+
+    for width in [360, 1280] {
+        let profile = tempfile::tempdir().unwrap();
+        let c = browser(&driver, &chromium, width, &profile).await;
+        c.goto(&app.url("/")).await.unwrap();
+        wait_text(&c, "#current", "第 1 期报名中").await;
+        wait_text(&c, "#calendar tr.current", "第 1 期").await;
+        assert_eq!(c.find(Locator::Css("html")).await.unwrap().attr("lang").await.unwrap().as_deref(), Some("zh-CN"));
+        screenshot(&c, &format!("landing-{width}")).await;
+        c.goto(&app.url("/join")).await.unwrap();
+        screenshot(&c, &format!("join-{width}")).await;
+        c.goto(&app.url("/privacy")).await.unwrap();
+        screenshot(&c, &format!("privacy-{width}")).await;
+        c.close().await.unwrap();
+    }
+
+    // Registration, one field at a time; "开始答题" without a session leads here.
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    c.goto(&app.url("/")).await.unwrap();
+    wait_text(&c, "#current", "报名中").await;
+    click(&c, "#start").await;
+    wait_path(&c, "/join").await;
+    type_into(&c, "#reg-phone", "139 1234").await;
+    click(&c, "#register-phone button[type=submit]").await;
+    wait_text(&c, "#reg-phone-error", "11 位").await;
+    type_into(&c, "#reg-phone", "5678").await;
+    click(&c, "#register-phone button[type=submit]").await;
+    type_into(&c, "#reg-name", "小衡").await;
+    click(&c, "#register-details button[type=submit]").await;
+    wait_text(&c, "#reg-consent-error", "同意隐私政策").await;
+    click(&c, "#reg-consent").await;
+    click(&c, "#register-details button[type=submit]").await;
+    wait_path(&c, "/quiz").await;
+
+    // The quiz: one question per screen, then the result with explanations.
+    wait_text(&c, "#intro-round", "第 1 期").await;
+    screenshot(&c, "quiz-intro-360").await;
+    click(&c, "#start").await;
+    for k in 1..=10 {
+        wait_text(&c, "#q-progress", &format!("第 {k} / 10 题")).await;
+        if k == 1 {
+            // Going on without an answer is not possible.
+            click(&c, "#next").await;
+            wait_text(&c, "#q-error", "请先选择答案").await;
+            screenshot(&c, "quiz-question-360").await;
+        }
+        answer_current_question(&c, &bank).await;
+        click(&c, "#next").await;
+    }
+    wait_text(&c, "#verdict", "通过").await;
+    wait_text(&c, "#ticket-news", "第 1 期抽奖券").await;
+    let reviews = c.find_all(Locator::Css("#review .review")).await.unwrap();
+    assert_eq!(reviews.len(), 10);
+    assert!(reviews[0].text().await.unwrap().contains("解析"));
+    screenshot(&c, "quiz-result-360").await;
+
+    // "My tickets".
+    c.goto(&app.url("/me")).await.unwrap();
+    wait_text(&c, "#this-week", "已获得第 1 期抽奖券").await;
+    let ticket = app.db.text("SELECT id FROM tickets").await;
+    wait_text(&c, "#tickets", &ticket).await;
+    wait_text(&c, "#who", "139****5678").await;
+    screenshot(&c, "me-360").await;
+    c.close().await.unwrap();
+
+    // Another phone (a fresh profile): log in again by SMS code.
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 1280, &profile).await;
+    c.goto(&app.url("/me")).await.unwrap();
+    wait_path(&c, "/join").await;
+    click(&c, "#to-login").await;
+    type_into(&c, "#login-phone-input", PHONE).await;
+    click(&c, "#send-code").await;
+    wait_text(&c, "#code-sent", "139****5678").await;
+    let sms = app.store.pending_sms(10).await.unwrap();
+    let code: String = sms.last().unwrap().body.chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+    type_into(&c, "#login-code-input", "000000").await;
+    click(&c, "#login-code button[type=submit]").await;
+    if code != "000000" {
+        wait_text(&c, "#login-code-error", "验证码不正确").await;
+    }
+    c.find(Locator::Css("#login-code-input")).await.unwrap().clear().await.unwrap();
+    type_into(&c, "#login-code-input", &code).await;
+    screenshot(&c, "login-1280").await;
+    click(&c, "#login-code button[type=submit]").await;
+    wait_path(&c, "/me").await;
+    wait_text(&c, "#tickets", &ticket).await;
+    screenshot(&c, "me-1280").await;
+    c.close().await.unwrap();
+}
