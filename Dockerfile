@@ -1,11 +1,14 @@
-# Multi-stage build: compile in the Rust image, run on a slim Debian with only the binary,
-# the migrations (embedded in the binary) and the configuration.
+# Multi-stage build: compile in the Rust image, run on a slim Debian with only the binary
+# (migrations and pages are embedded in it) and the configuration.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY migrations migrations
 COPY config config
+# The pages are compiled into the binary; benches/ is listed in Cargo.toml.
+COPY static static
+COPY benches benches
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim

@@ -40,6 +40,18 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The SMS outbox (login codes), for running without an SMS gateway.
+    #[command(subcommand)]
+    Sms(SmsCommand),
+}
+
+#[derive(Subcommand)]
+enum SmsCommand {
+    /// Print the messages not yet sent, oldest first.
+    Pending {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +140,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(cmd) => token(&loaded, clock, cmd).await,
+        Command::Sms(SmsCommand::Pending { limit }) => {
+            let p = prepare(&loaded, clock.as_ref()).await?;
+            for m in p.store.pending_sms(limit).await? {
+                println!(
+                    "{}  {}  {}",
+                    m.created_at
+                        .with_timezone(&p.campaign.tz())
+                        .format("%Y-%m-%d %H:%M:%S"),
+                    m.phone,
+                    m.body
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit(AuditCommand::Verify) => {
             let p = prepare(&loaded, clock.as_ref()).await?;
             match verify_audit_log(p.store.as_ref()).await? {

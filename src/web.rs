@@ -6,12 +6,36 @@ use actix_web::{web, HttpResponse};
 
 /// (path under /static/, content type, body)
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.css", "text/css; charset=utf-8", include_str!("../static/app.css")),
-    ("common.js", "text/javascript; charset=utf-8", include_str!("../static/common.js")),
-    ("index.js", "text/javascript; charset=utf-8", include_str!("../static/index.js")),
-    ("join.js", "text/javascript; charset=utf-8", include_str!("../static/join.js")),
-    ("quiz.js", "text/javascript; charset=utf-8", include_str!("../static/quiz.js")),
-    ("me.js", "text/javascript; charset=utf-8", include_str!("../static/me.js")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../static/app.css"),
+    ),
+    (
+        "common.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/common.js"),
+    ),
+    (
+        "index.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/index.js"),
+    ),
+    (
+        "join.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/join.js"),
+    ),
+    (
+        "quiz.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/quiz.js"),
+    ),
+    (
+        "me.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/me.js"),
+    ),
 ];
 
 /// (route, body)
@@ -31,8 +55,14 @@ fn respond(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .insert_header((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .insert_header((
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
         .body(body)
 }
 
@@ -41,13 +71,19 @@ async fn asset(name: web::Path<String>) -> HttpResponse {
         Some((_, content_type, body)) => respond(content_type, body),
         None => HttpResponse::NotFound()
             .content_type("application/json")
-            .body(crate::http::error::ApiError::body("not_found", &format!("no such file: /static/{name}"))),
+            .body(crate::http::error::ApiError::body(
+                "not_found",
+                &format!("no such file: /static/{name}"),
+            )),
     }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for &(path, body) in PAGES {
-        cfg.service(web::resource(path).get(move || async move { respond("text/html; charset=utf-8", body) }));
+        cfg.service(
+            web::resource(path)
+                .get(move || async move { respond("text/html; charset=utf-8", body) }),
+        );
     }
     cfg.service(web::resource("/static/{name}").get(asset));
 }

@@ -39,7 +39,9 @@ function renderPrizes(c) {
     });
     list.append(h("p", { class: "prize" }, h("strong", {}, `${t.label} ${t.count} 名`), gifts.join(" + ")));
   }
-  const totals = Object.entries(c.totals.vouchers).map(([code, n]) => `${(kinds[code] || {}).name || code} ${n} 份`);
+  // In the order the tiers name them: the tourism card first.
+  const order = [...new Set(c.tiers.flatMap((t) => t.voucher_kinds))];
+  const totals = order.map((code) => `${(kinds[code] || {}).name || code} ${c.totals.vouchers[code]} 份`);
   list.append(h("p", { class: "muted small" }, `每期共 ${c.winners_per_round} 名；全部 ${c.rounds.length} 期共 ${c.totals.winners} 名中奖者：${totals.join("，")}。`));
   $("#prizes").replaceChildren(list);
 }

@@ -845,7 +845,17 @@ fn the_cli_makes_lists_and_revokes_tokens_and_verifies_the_audit_log() {
             .execute(&mut c)
             .await
             .unwrap();
+        sqlx::query("INSERT INTO sms_outbox (phone, body, created_at) VALUES ('13800138000', '验证码 424242', '2026-11-26T02:00:00+00:00')")
+            .execute(&mut c)
+            .await
+            .unwrap();
     });
+    let out = cli(&url, &["sms", "pending"]);
+    assert!(
+        text(&out.stdout).contains("2026-11-26 10:00:00  13800138000  验证码 424242"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = cli(&url, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -41,7 +41,13 @@ async fn driver() -> Option<(Driver, PathBuf)> {
     let chromium = std::env::var("CHROMIUM")
         .ok()
         .map(PathBuf::from)
-        .or_else(|| find(&["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]));
+        .or_else(|| {
+            find(&[
+                "/usr/bin/chromium",
+                "/usr/bin/chromium-browser",
+                "/usr/bin/google-chrome",
+            ])
+        });
     let (Some(chromedriver), Some(chromium)) = (chromedriver, chromium) else {
         if std::env::var("REQUIRE_BROWSER").as_deref() == Ok("1") {
             panic!("REQUIRE_BROWSER=1 but chromium and chromedriver were not found (apt-get install chromium chromium-driver)");
@@ -52,7 +58,11 @@ async fn driver() -> Option<(Driver, PathBuf)> {
         );
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let process = Command::new(chromedriver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -70,7 +80,12 @@ async fn driver() -> Option<(Driver, PathBuf)> {
 }
 
 /// A new browser with an empty profile of its own, as on a new phone.
-async fn browser(driver: &Driver, chromium: &PathBuf, width: u32, profile: &tempfile::TempDir) -> Client {
+async fn browser(
+    driver: &Driver,
+    chromium: &PathBuf,
+    width: u32,
+    profile: &tempfile::TempDir,
+) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -104,7 +119,13 @@ async fn wait_text(c: &Client, css: &str, text: &str) -> String {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let body = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default();
+    let body = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap_or_default();
     panic!("no {css} containing {text:?}; the page says:\n{body}");
 }
 
@@ -115,19 +136,34 @@ async fn wait_path(c: &Client, path: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("did not reach {path}: at {}", c.current_url().await.unwrap());
+    panic!(
+        "did not reach {path}: at {}",
+        c.current_url().await.unwrap()
+    );
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn type_into(c: &Client, css: &str, text: &str) {
-    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).send_keys(text).await.unwrap();
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap();
 }
 
 async fn screenshot(c: &Client, name: &str) {
-    let Ok(dir) = std::env::var("SCREENSHOT_DIR") else { return };
+    let Ok(dir) = std::env::var("SCREENSHOT_DIR") else {
+        return;
+    };
     std::fs::create_dir_all(&dir).unwrap();
     let png = c.screenshot().await.unwrap();
     std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
@@ -135,7 +171,13 @@ async fn screenshot(c: &Client, name: &str) {
 
 /// Answers the question on screen the way someone who knows the law would.
 async fn answer_current_question(c: &Client, bank: &QuestionBank) {
-    let text = c.find(Locator::Css("#q-text")).await.unwrap().text().await.unwrap();
+    let text = c
+        .find(Locator::Css("#q-text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let q = bank
         .questions()
         .iter()
@@ -154,9 +196,14 @@ async fn answer_current_question(c: &Client, bank: &QuestionBank) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
-    let Some((driver, chromium)) = driver().await else { return };
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
     let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
-    let bank = QuestionBank::parse(&std::fs::read_to_string(repo_config_dir().join("questions.toml")).unwrap()).unwrap();
+    let bank = QuestionBank::parse(
+        &std::fs::read_to_string(repo_config_dir().join("questions.toml")).unwrap(),
+    )
+    .unwrap();
 
     for width in [360, 1280] {
         let profile = tempfile::tempdir().unwrap();
@@ -164,7 +211,16 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
         c.goto(&app.url("/")).await.unwrap();
         wait_text(&c, "#current", "第 1 期报名中").await;
         wait_text(&c, "#calendar tr.current", "第 1 期").await;
-        assert_eq!(c.find(Locator::Css("html")).await.unwrap().attr("lang").await.unwrap().as_deref(), Some("zh-CN"));
+        assert_eq!(
+            c.find(Locator::Css("html"))
+                .await
+                .unwrap()
+                .attr("lang")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("zh-CN")
+        );
         screenshot(&c, &format!("landing-{width}")).await;
         c.goto(&app.url("/join")).await.unwrap();
         screenshot(&c, &format!("join-{width}")).await;
@@ -233,13 +289,25 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
     click(&c, "#send-code").await;
     wait_text(&c, "#code-sent", "139****5678").await;
     let sms = app.store.pending_sms(10).await.unwrap();
-    let code: String = sms.last().unwrap().body.chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+    let code: String = sms
+        .last()
+        .unwrap()
+        .body
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(6)
+        .collect();
     type_into(&c, "#login-code-input", "000000").await;
     click(&c, "#login-code button[type=submit]").await;
     if code != "000000" {
         wait_text(&c, "#login-code-error", "验证码不正确").await;
     }
-    c.find(Locator::Css("#login-code-input")).await.unwrap().clear().await.unwrap();
+    c.find(Locator::Css("#login-code-input"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
     type_into(&c, "#login-code-input", &code).await;
     screenshot(&c, "login-1280").await;
     click(&c, "#login-code button[type=submit]").await;

@@ -7,7 +7,9 @@ use campaign_lottery::domain::audit::{AuditEvent, ChainBreak};
 use campaign_lottery::domain::campaign::{Campaign, CampaignFile, RoundProgress};
 use campaign_lottery::domain::token::{token_hash, Role};
 use campaign_lottery::store::{
-    self, verify_audit_log, NewToken, SharedStore, StoreError, SyncOutcome,
+    self, verify_audit_log, LoginCode, LoginLimits, LoginOutcome, NewAttempt, NewParticipant,
+    NewSession, NewToken, SharedStore, StoreError, Submission, SubmitOutcome, SyncOutcome,
+    TicketOutcome,
 };
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use common::TestDb;
@@ -24,6 +26,9 @@ backend_tests!(
     a_truncated_audit_log_is_detected,
     reordered_audit_entries_are_detected,
     two_store_instances_appending_at_once_keep_one_chain,
+    participants_register_once_and_sessions_expire,
+    login_codes_are_throttled_counted_and_single_use,
+    attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_round,
 );
 
 const REAL: &str = include_str!("../config/campaign.toml");
@@ -386,4 +391,210 @@ async fn two_store_instances_appending_at_once_keep_one_chain(db: TestDb) {
     }
     assert_eq!(a.list_tokens().await.unwrap().len(), 40);
     assert_eq!(verify_audit_log(b.as_ref()).await.unwrap(), Ok(41));
+}
+
+fn session(name: &str, expires: chrono::DateTime<Utc>) -> NewSession {
+    NewSession {
+        token_hash: token_hash(name),
+        expires_at: expires,
+    }
+}
+
+async fn participant(s: &SharedStore, phone: &str) -> store::Participant {
+    s.register_participant(
+        NewParticipant {
+            phone: phone.into(),
+            display_name: Some("小衡".into()),
+            session: session(&format!("clp_{phone}"), at(20)),
+        },
+        at(2),
+    )
+    .await
+    .unwrap()
+}
+
+async fn participants_register_once_and_sessions_expire(db: TestDb) {
+    let s = synced(&db).await;
+    let p = participant(&s, "13800138000").await;
+    assert_eq!(p.phone, "13800138000");
+    assert_eq!(p.display_name.as_deref(), Some("小衡"));
+    let again = s
+        .register_participant(
+            NewParticipant {
+                phone: "13800138000".into(),
+                display_name: None,
+                session: session("clp_other", at(20)),
+            },
+            at(3),
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(s
+        .participant_by_session(&token_hash("clp_other"), at(3))
+        .await
+        .unwrap()
+        .is_none());
+    let token = token_hash("clp_13800138000");
+    assert_eq!(
+        s.participant_by_session(&token, at(19)).await.unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(
+        s.participant_by_session(&token, at(20)).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        s.participant_by_phone("13800138000").await.unwrap(),
+        Some(p)
+    );
+    s.end_session(&token).await.unwrap();
+    assert_eq!(s.participant_by_session(&token, at(3)).await.unwrap(), None);
+}
+
+async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
+    let s = synced(&db).await;
+    let p = participant(&s, "13800138000").await;
+    let limits = LoginLimits::default();
+    let code = |hash: &str, from: &str| LoginCode {
+        phone: p.phone.clone(),
+        code_hash: hash.into(),
+        requested_from: from.into(),
+        expires_at: at(2) + Duration::minutes(5),
+    };
+    let t0 = at(2);
+    assert_eq!(
+        s.issue_login_code(code("h1", "1.2.3.4"), &limits, t0)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        s.issue_login_code(code("h2", "1.2.3.4"), &limits, t0 + Duration::seconds(10))
+            .await
+            .unwrap(),
+        Err(50),
+        "wait out the minute"
+    );
+    let new = || session("clp_login", at(20));
+    let outcome = s
+        .verify_login_code(&p.phone, "wrong", new(), &limits, t0)
+        .await
+        .unwrap();
+    assert_eq!(outcome, LoginOutcome::WrongCode { tries_left: 4 });
+    let outcome = s
+        .verify_login_code(&p.phone, "h1", new(), &limits, t0)
+        .await
+        .unwrap();
+    assert_eq!(outcome, LoginOutcome::LoggedIn(p.clone()));
+    assert!(s
+        .participant_by_session(&token_hash("clp_login"), t0)
+        .await
+        .unwrap()
+        .is_some());
+    let again = s
+        .verify_login_code(&p.phone, "h1", session("clp_x", at(20)), &limits, t0)
+        .await
+        .unwrap();
+    assert_eq!(again, LoginOutcome::NoActiveCode, "single use");
+
+    let t1 = t0 + Duration::minutes(2);
+    s.issue_login_code(code("h3", "1.2.3.4"), &limits, t1)
+        .await
+        .unwrap()
+        .unwrap();
+    for left in (0..5).rev() {
+        let o = s
+            .verify_login_code(&p.phone, "bad", session("clp_y", at(20)), &limits, t1)
+            .await
+            .unwrap();
+        assert_eq!(o, LoginOutcome::WrongCode { tries_left: left });
+    }
+    let o = s
+        .verify_login_code(&p.phone, "h3", session("clp_y", at(20)), &limits, t1)
+        .await
+        .unwrap();
+    assert_eq!(o, LoginOutcome::TooManyTries);
+    let late = s.verify_login_code(
+        &p.phone,
+        "h3",
+        session("clp_z", at(20)),
+        &limits,
+        t1 + Duration::minutes(6),
+    );
+    assert_eq!(late.await.unwrap(), LoginOutcome::NoActiveCode, "expired");
+
+    s.enqueue_sms(&p.phone, "验证码 123456", t1).await.unwrap();
+    let outbox = s.pending_sms(10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(
+        (outbox[0].phone.as_str(), outbox[0].body.as_str()),
+        ("13800138000", "验证码 123456")
+    );
+}
+
+async fn attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_round(db: TestDb) {
+    let s = synced(&db).await;
+    let p = participant(&s, "13800138000").await;
+    let day = NaiveDate::from_ymd_opt(2024, 7, 16).unwrap();
+    let attempt = |id: uuid::Uuid, day: NaiveDate| NewAttempt {
+        id,
+        participant_id: p.id,
+        questions: Vec::new(),
+        started_at: at(16),
+        deadline: at(16) + Duration::minutes(10),
+        local_day: day,
+    };
+    let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::new_v4()).collect();
+    assert!(s.start_attempt(attempt(ids[0], day), 2).await.unwrap());
+    assert!(s.start_attempt(attempt(ids[1], day), 2).await.unwrap());
+    assert!(
+        !s.start_attempt(attempt(ids[2], day), 2).await.unwrap(),
+        "the third of the day"
+    );
+    assert!(s.attempt(ids[2]).await.unwrap().is_none());
+    assert!(s
+        .start_attempt(attempt(ids[2], day.succ_opt().unwrap()), 2)
+        .await
+        .unwrap());
+
+    let submission = |id: uuid::Uuid, when| Submission {
+        attempt_id: id,
+        participant_id: p.id,
+        score: 9,
+        passed: true,
+        result: "{}".into(),
+        at: when,
+        ticket_round: Some(("hengyang-2024".into(), 1)),
+    };
+    let first = s.submit_attempt(submission(ids[0], at(16))).await.unwrap();
+    let SubmitOutcome::Recorded(TicketOutcome::Issued(ticket)) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(
+        s.submit_attempt(submission(ids[0], at(16))).await.unwrap(),
+        SubmitOutcome::AlreadySubmitted
+    );
+    assert_eq!(
+        s.submit_attempt(submission(ids[1], at(16))).await.unwrap(),
+        SubmitOutcome::Recorded(TicketOutcome::AlreadyHeld(ticket))
+    );
+    assert_eq!(
+        s.submit_attempt(submission(ids[2], at(17))).await.unwrap(),
+        SubmitOutcome::Expired,
+        "after its deadline"
+    );
+    assert_eq!(
+        s.submit_attempt(submission(uuid::Uuid::new_v4(), at(16)))
+            .await
+            .unwrap(),
+        SubmitOutcome::NotFound
+    );
+    let recorded = s.attempt(ids[1]).await.unwrap().unwrap();
+    assert_eq!((recorded.score, recorded.passed), (Some(9), Some(true)));
+    assert_eq!(recorded.ticket, TicketOutcome::AlreadyHeld(ticket));
+    assert_eq!(recorded.ticket_round, Some(1));
+    let tickets = s.tickets_of(p.id).await.unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!((tickets[0].id, tickets[0].round), (ticket, 1));
 }

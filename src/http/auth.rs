@@ -106,6 +106,27 @@ fn session_token(req: &HttpRequest) -> Option<String> {
     bearer(req).ok().filter(|t| t.starts_with(SESSION_PREFIX))
 }
 
+/// Just the hash of the session token, for handlers that look the session up together with
+/// their own data in one query. 401 when there is no token at all.
+pub struct SessionToken(pub String);
+
+impl FromRequest for SessionToken {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            session_token(req)
+                .map(|t| SessionToken(token_hash(&t)))
+                .ok_or_else(login_required),
+        )
+    }
+}
+
+pub fn login_required() -> ApiError {
+    ApiError::unauthorized("login_required", "请先报名或登录")
+}
+
 impl FromRequest for ParticipantSession {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;

@@ -3,7 +3,8 @@
 use super::error::ApiError;
 use super::{ok_json, AppState};
 use crate::domain::campaign::{
-    round_state, Campaign, CampaignTotals, Category, QuizRules, RedemptionPolicy, RoundProgress, RoundState,
+    round_state, Campaign, CampaignTotals, Category, QuizRules, RedemptionPolicy, RoundProgress,
+    RoundState,
 };
 use actix_web::{web, HttpResponse};
 use serde::Serialize;

@@ -1,6 +1,6 @@
 //! The law quiz: start an attempt, answer it, learn from the result, maybe hold a ticket.
 
-use super::auth::ParticipantSession;
+use super::auth::{ParticipantSession, SessionToken};
 use super::body::Body;
 use super::error::ApiError;
 use super::{ok_json, AppState};
@@ -230,12 +230,19 @@ fn expired() -> ApiError {
     (status = 410, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn submit(
     state: web::Data<AppState>,
-    session: ParticipantSession,
+    token: SessionToken,
     id: web::Path<String>,
     Body(body): Body<Answers>,
 ) -> Result<HttpResponse, ApiError> {
-    let a = own_attempt(&state, &session, &id).await?;
     let now = state.clock.now();
+    // The hot path: session and attempt in one look-up, then one write.
+    let attempt_id = Uuid::parse_str(&id).ok();
+    let (participant, attempt) = state
+        .store
+        .session_attempt(&token.0, attempt_id.unwrap_or(Uuid::nil()), now)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("login_required", "登录已过期，请重新登录"))?;
+    let a = attempt.ok_or_else(not_found)?;
     if a.submitted_at.is_some() {
         return Err(already_submitted());
     }
@@ -258,7 +265,7 @@ pub async fn submit(
         .store
         .submit_attempt(Submission {
             attempt_id: a.id,
-            participant_id: session.participant.id,
+            participant_id: participant.id,
             score: scored.score,
             passed,
             result: serde_json::to_string(&scored).map_err(|e| ApiError::internal(e.into()))?,

@@ -321,6 +321,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn attempt(&self, id: Uuid) -> StoreResult<Option<AttemptRecord>>;
 
+    /// In one look-up: the participant of a live session (None: no such session) and the
+    /// attempt `attempt_id` if it is theirs.
+    async fn session_attempt(
+        &self,
+        token_hash: &str,
+        attempt_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Participant, Option<AttemptRecord>)>>;
+
     /// Records a scored attempt once (never after its deadline) and, for a pass in an open
     /// round, the participant's one ticket of that round.
     async fn submit_attempt(&self, s: Submission) -> StoreResult<SubmitOutcome>;

@@ -157,6 +157,34 @@ async fn insert_session(
     Ok(())
 }
 
+/// Columns of `quiz_attempts a`, for [`attempt_from_row`].
+const ATTEMPT_COLUMNS: &str =
+    "a.id, a.participant_id, a.questions, a.started_at, a.deadline, a.submitted_at, \
+     a.score, a.passed, a.result, a.ticket_round, a.ticket_status, a.ticket_id";
+
+fn attempt_from_row(r: &sqlx::postgres::PgRow) -> StoreResult<AttemptRecord> {
+    let questions: String = r.try_get("questions")?;
+    let score: Option<i32> = r.try_get("score")?;
+    Ok(AttemptRecord {
+        id: r.try_get("id")?,
+        participant_id: r.try_get("participant_id")?,
+        questions: parse_questions(&questions)?,
+        started_at: r.try_get("started_at")?,
+        deadline: r.try_get("deadline")?,
+        submitted_at: r.try_get("submitted_at")?,
+        score: score.map(|s| s as u32),
+        passed: r.try_get("passed")?,
+        result: r.try_get("result")?,
+        ticket_round: r
+            .try_get::<Option<i32>, _>("ticket_round")?
+            .map(|n| n as u32),
+        ticket: ticket_outcome(
+            r.try_get::<Option<String>, _>("ticket_status")?.as_deref(),
+            r.try_get("ticket_id")?,
+        )?,
+    })
+}
+
 const TOKEN_COLUMNS: &str = "id, name, role, venue_id, created_at, revoked_at";
 
 #[async_trait]
@@ -689,42 +717,75 @@ impl Store for PostgresStore {
     }
 
     async fn attempt(&self, id: Uuid) -> StoreResult<Option<AttemptRecord>> {
-        let row = sqlx::query(
-            "SELECT id, participant_id, questions, started_at, deadline, submitted_at, score, passed, result,
-                    ticket_round, ticket_status, ticket_id
-             FROM quiz_attempts WHERE id = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM quiz_attempts a WHERE a.id = $1"
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
+        row.as_ref().map(attempt_from_row).transpose()
+    }
+
+    async fn session_attempt(
+        &self,
+        token_hash: &str,
+        attempt_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Participant, Option<AttemptRecord>)>> {
+        // One round trip: the session's participant, and the attempt if it is theirs.
+        let row = sqlx::query(&format!(
+            "SELECT p.id AS p_id, p.phone, p.display_name, p.created_at AS p_created_at,
+                    a.id IS NOT NULL AS has_attempt, {ATTEMPT_COLUMNS}
+             FROM participant_sessions s
+             JOIN participants p ON p.id = s.participant_id
+             LEFT JOIN quiz_attempts a ON a.id = $2 AND a.participant_id = p.id
+             WHERE s.token_hash = $1 AND s.expires_at > $3"
+        ))
+        .bind(token_hash)
+        .bind(attempt_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(r) = row else { return Ok(None) };
-        let questions: String = r.try_get("questions")?;
-        let score: Option<i32> = r.try_get("score")?;
-        Ok(Some(AttemptRecord {
-            id: uuid_of(&r, "id")?,
-            participant_id: uuid_of(&r, "participant_id")?,
-            questions: parse_questions(&questions)?,
-            started_at: r.try_get("started_at")?,
-            deadline: r.try_get("deadline")?,
-            submitted_at: r.try_get("submitted_at")?,
-            score: score.map(|s| s as u32),
-            passed: r.try_get("passed")?,
-            result: r.try_get("result")?,
-            ticket_round: r
-                .try_get::<Option<i32>, _>("ticket_round")?
-                .map(|n| n as u32),
-            ticket: ticket_outcome(
-                r.try_get::<Option<String>, _>("ticket_status")?.as_deref(),
-                r.try_get("ticket_id")?,
-            )?,
-        }))
+        let participant = Participant {
+            id: r.try_get("p_id")?,
+            phone: r.try_get("phone")?,
+            display_name: r.try_get("display_name")?,
+            created_at: r.try_get("p_created_at")?,
+        };
+        let attempt = if r.try_get("has_attempt")? {
+            Some(attempt_from_row(&r)?)
+        } else {
+            None
+        };
+        Ok(Some((participant, attempt)))
     }
 
     async fn submit_attempt(&self, s: Submission) -> StoreResult<SubmitOutcome> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE quiz_attempts SET submitted_at = $1, score = $2, passed = $3, result = $4
-             WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1",
+        // One statement: lock the attempt if it can still be submitted, hold (or find) the ticket,
+        // record the result. ON CONFLICT DO UPDATE returns the ticket another submission holds,
+        // even one committed after this statement began; xmax = 0 tells a fresh insert.
+        let (campaign, round) = match (&s.ticket_round, s.passed) {
+            (Some((c, r)), true) => (Some(c.as_str()), Some(*r as i32)),
+            _ => (None, None),
+        };
+        let row = sqlx::query(
+            "WITH att AS (
+                 SELECT id FROM quiz_attempts
+                 WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1
+                 FOR UPDATE
+             ), ins AS (
+                 INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
+                 SELECT $7, $8, $9, $6, $5, $1 FROM att WHERE $9::int IS NOT NULL
+                 ON CONFLICT (campaign_id, round, participant_id) DO UPDATE SET id = tickets.id
+                 RETURNING id, (xmax = 0) AS fresh
+             )
+             UPDATE quiz_attempts q SET submitted_at = $1, score = $2, passed = $3, result = $4,
+                 ticket_round = (SELECT $9::int FROM ins),
+                 ticket_id = (SELECT id FROM ins),
+                 ticket_status = (SELECT CASE WHEN fresh THEN 'issued' ELSE 'already_held' END FROM ins)
+             FROM att WHERE q.id = att.id
+             RETURNING q.ticket_status, q.ticket_id",
         )
         .bind(s.at)
         .bind(s.score as i32)
@@ -732,68 +793,30 @@ impl Store for PostgresStore {
         .bind(&s.result)
         .bind(s.attempt_id)
         .bind(s.participant_id)
-        .execute(&mut *tx)
+        .bind(Uuid::new_v4())
+        .bind(campaign)
+        .bind(round)
+        .fetch_optional(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            let row = sqlx::query(
-                "SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2",
-            )
-            .bind(s.attempt_id)
-            .bind(s.participant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Ok(match row {
-                None => SubmitOutcome::NotFound,
-                Some(r)
-                    if r.try_get::<Option<DateTime<Utc>>, _>("submitted_at")?
-                        .is_some() =>
-                {
-                    SubmitOutcome::AlreadySubmitted
-                }
-                Some(_) => SubmitOutcome::Expired,
-            });
+        if let Some(r) = row {
+            let status: Option<String> = r.try_get("ticket_status")?;
+            return Ok(SubmitOutcome::Recorded(ticket_outcome(
+                status.as_deref(),
+                r.try_get("ticket_id")?,
+            )?));
         }
-        let mut ticket = TicketOutcome::None;
-        if let (true, Some((campaign_id, round))) = (s.passed, &s.ticket_round) {
-            let id = Uuid::new_v4();
-            let issued: Option<Uuid> = sqlx::query_scalar(
-                "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (campaign_id, round, participant_id) DO NOTHING RETURNING id",
-            )
-            .bind(id)
-            .bind(campaign_id)
-            .bind(*round as i32)
-            .bind(s.participant_id)
-            .bind(s.attempt_id)
-            .bind(s.at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            ticket = match issued {
-                Some(_) => TicketOutcome::Issued(id),
-                None => {
-                    let held: Uuid = sqlx::query_scalar(
-                        "SELECT id FROM tickets WHERE campaign_id = $1 AND round = $2 AND participant_id = $3",
-                    )
-                    .bind(campaign_id)
-                    .bind(*round as i32)
-                    .bind(s.participant_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    TicketOutcome::AlreadyHeld(held)
-                }
-            };
-            let (status, id) = ticket_columns(ticket);
-            sqlx::query("UPDATE quiz_attempts SET ticket_round = $1, ticket_status = $2, ticket_id = $3 WHERE id = $4")
-                .bind(*round as i32)
-                .bind(status)
-                .bind(id)
-                .bind(s.attempt_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(SubmitOutcome::Recorded(ticket))
+        let submitted: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+            "SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2",
+        )
+        .bind(s.attempt_id)
+        .bind(s.participant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match submitted {
+            None => SubmitOutcome::NotFound,
+            Some(Some(_)) => SubmitOutcome::AlreadySubmitted,
+            Some(None) => SubmitOutcome::Expired,
+        })
     }
 
     async fn tickets_of(&self, participant_id: Uuid) -> StoreResult<Vec<TicketRecord>> {

@@ -177,6 +177,37 @@ async fn insert_session(
     Ok(())
 }
 
+/// Columns of `quiz_attempts a`, for [`attempt_from_row`].
+const ATTEMPT_COLUMNS: &str =
+    "a.id, a.participant_id, a.questions, a.started_at, a.deadline, a.submitted_at, \
+     a.score, a.passed, a.result, a.ticket_round, a.ticket_status, a.ticket_id";
+
+fn attempt_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<AttemptRecord> {
+    let questions: String = r.try_get("questions")?;
+    let score: Option<i64> = r.try_get("score")?;
+    Ok(AttemptRecord {
+        id: uuid_of(r, "id")?,
+        participant_id: uuid_of(r, "participant_id")?,
+        questions: parse_questions(&questions)?,
+        started_at: r.try_get("started_at")?,
+        deadline: r.try_get("deadline")?,
+        submitted_at: r.try_get("submitted_at")?,
+        score: score.map(|s| s as u32),
+        passed: r.try_get("passed")?,
+        result: r.try_get("result")?,
+        ticket_round: r
+            .try_get::<Option<i64>, _>("ticket_round")?
+            .map(|n| n as u32),
+        ticket: ticket_outcome(
+            r.try_get::<Option<String>, _>("ticket_status")?.as_deref(),
+            r.try_get::<Option<String>, _>("ticket_id")?
+                .as_deref()
+                .map(parse_uuid)
+                .transpose()?,
+        )?,
+    })
+}
+
 const TOKEN_COLUMNS: &str = "id, name, role, venue_id, created_at, revoked_at";
 
 #[async_trait]
@@ -699,75 +730,56 @@ impl Store for SqliteStore {
     }
 
     async fn attempt(&self, id: Uuid) -> StoreResult<Option<AttemptRecord>> {
-        let row = sqlx::query(
-            "SELECT id, participant_id, questions, started_at, deadline, submitted_at, score, passed, result,
-                    ticket_round, ticket_status, ticket_id
-             FROM quiz_attempts WHERE id = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM quiz_attempts a WHERE a.id = $1"
+        ))
         .bind(id.to_string())
         .fetch_optional(&self.reader)
         .await?;
+        row.as_ref().map(attempt_from_row).transpose()
+    }
+
+    async fn session_attempt(
+        &self,
+        token_hash: &str,
+        attempt_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Participant, Option<AttemptRecord>)>> {
+        let row = sqlx::query(&format!(
+            "SELECT p.id AS p_id, p.phone, p.display_name, p.created_at AS p_created_at,
+                    a.id IS NOT NULL AS has_attempt, {ATTEMPT_COLUMNS}
+             FROM participant_sessions s
+             JOIN participants p ON p.id = s.participant_id
+             LEFT JOIN quiz_attempts a ON a.id = $2 AND a.participant_id = p.id
+             WHERE s.token_hash = $1 AND s.expires_at > $3"
+        ))
+        .bind(token_hash)
+        .bind(attempt_id.to_string())
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
         let Some(r) = row else { return Ok(None) };
-        let questions: String = r.try_get("questions")?;
-        let score: Option<i64> = r.try_get("score")?;
-        Ok(Some(AttemptRecord {
-            id: uuid_of(&r, "id")?,
-            participant_id: uuid_of(&r, "participant_id")?,
-            questions: parse_questions(&questions)?,
-            started_at: r.try_get("started_at")?,
-            deadline: r.try_get("deadline")?,
-            submitted_at: r.try_get("submitted_at")?,
-            score: score.map(|s| s as u32),
-            passed: r.try_get("passed")?,
-            result: r.try_get("result")?,
-            ticket_round: r
-                .try_get::<Option<i64>, _>("ticket_round")?
-                .map(|n| n as u32),
-            ticket: ticket_outcome(
-                r.try_get::<Option<String>, _>("ticket_status")?.as_deref(),
-                r.try_get::<Option<String>, _>("ticket_id")?
-                    .as_deref()
-                    .map(parse_uuid)
-                    .transpose()?,
-            )?,
-        }))
+        let participant = Participant {
+            id: uuid_of(&r, "p_id")?,
+            phone: r.try_get("phone")?,
+            display_name: r.try_get("display_name")?,
+            created_at: r.try_get("p_created_at")?,
+        };
+        let attempt = if r.try_get("has_attempt")? {
+            Some(attempt_from_row(&r)?)
+        } else {
+            None
+        };
+        Ok(Some((participant, attempt)))
     }
 
     async fn submit_attempt(&self, s: Submission) -> StoreResult<SubmitOutcome> {
+        // Writes are serialised by the single writer, so the ticket can be held first and the
+        // attempt recorded after; a refusal rolls both back.
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE quiz_attempts SET submitted_at = $1, score = $2, passed = $3, result = $4
-             WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1",
-        )
-        .bind(s.at)
-        .bind(i64::from(s.score))
-        .bind(s.passed)
-        .bind(&s.result)
-        .bind(s.attempt_id.to_string())
-        .bind(s.participant_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            let row = sqlx::query(
-                "SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2",
-            )
-            .bind(s.attempt_id.to_string())
-            .bind(s.participant_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Ok(match row {
-                None => SubmitOutcome::NotFound,
-                Some(r)
-                    if r.try_get::<Option<DateTime<Utc>>, _>("submitted_at")?
-                        .is_some() =>
-                {
-                    SubmitOutcome::AlreadySubmitted
-                }
-                Some(_) => SubmitOutcome::Expired,
-            });
-        }
         let mut ticket = TicketOutcome::None;
-        if let (true, Some((campaign_id, round))) = (s.passed, &s.ticket_round) {
+        let mut ticket_round = None;
+        if let (Some((campaign_id, round)), true) = (&s.ticket_round, s.passed) {
             let id = Uuid::new_v4();
             let issued: Option<String> = sqlx::query_scalar(
                 "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
@@ -796,17 +808,43 @@ impl Store for SqliteStore {
                     TicketOutcome::AlreadyHeld(parse_uuid(&held)?)
                 }
             };
-            let (status, id) = ticket_columns(ticket);
-            sqlx::query("UPDATE quiz_attempts SET ticket_round = $1, ticket_status = $2, ticket_id = $3 WHERE id = $4")
-                .bind(i64::from(*round))
-                .bind(status)
-                .bind(id.map(|u| u.to_string()))
-                .bind(s.attempt_id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            ticket_round = Some(i64::from(*round));
         }
-        tx.commit().await?;
-        Ok(SubmitOutcome::Recorded(ticket))
+        let (status, ticket_id) = ticket_columns(ticket);
+        let done = sqlx::query(
+            "UPDATE quiz_attempts SET submitted_at = $1, score = $2, passed = $3, result = $4,
+                 ticket_round = $7, ticket_status = $8, ticket_id = $9
+             WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1",
+        )
+        .bind(s.at)
+        .bind(i64::from(s.score))
+        .bind(s.passed)
+        .bind(&s.result)
+        .bind(s.attempt_id.to_string())
+        .bind(s.participant_id.to_string())
+        .bind(ticket_round)
+        .bind(status)
+        .bind(ticket_id.map(|u| u.to_string()))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(SubmitOutcome::Recorded(ticket));
+        }
+        // Nothing recorded: roll back the ticket too, and say why.
+        let submitted: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+            "SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2",
+        )
+        .bind(s.attempt_id.to_string())
+        .bind(s.participant_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.rollback().await?;
+        Ok(match submitted {
+            None => SubmitOutcome::NotFound,
+            Some(Some(_)) => SubmitOutcome::AlreadySubmitted,
+            Some(None) => SubmitOutcome::Expired,
+        })
     }
 
     async fn tickets_of(&self, participant_id: Uuid) -> StoreResult<Vec<TicketRecord>> {

@@ -1,0 +1,248 @@
+//! Quiz submissions per second and their latency, with 64 concurrent clients on loopback, beside
+//! the raw rate of the same writes issued straight to the database through the store.
+//!
+//! `cargo bench --bench quiz_submit` (SQLite, and PostgreSQL at TEST_DATABASE_URL when it
+//! answers). Options after `--`: `--submissions N` (default 4000), `--clients N` (default 64).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use campaign_lottery::domain::quiz::{draw_questions, QuestionBank, KEYS};
+use campaign_lottery::domain::token::token_hash;
+use campaign_lottery::startup::os_seeded_rng;
+use campaign_lottery::store::{
+    NewAttempt, NewParticipant, NewSession, SharedStore, Submission, SubmitOutcome,
+};
+use chrono::Duration;
+use common::{demo_now, repo_config_dir, Backend, TestApp, TestDb};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+struct Prepared {
+    token: String,
+    attempt: uuid::Uuid,
+    participant: uuid::Uuid,
+    body: Value,
+}
+
+/// Participants with one unanswered attempt each, and the perfect answers to it.
+async fn prepare(store: &SharedStore, bank: &QuestionBank, n: usize, tag: &str) -> Vec<Prepared> {
+    let mut rng = os_seeded_rng().unwrap();
+    let now = demo_now();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let token = format!("clp_bench_{tag}_{i}");
+        let p = store
+            .register_participant(
+                NewParticipant {
+                    phone: format!("1{}{:09}", if tag == "http" { 3 } else { 5 }, i),
+                    display_name: None,
+                    session: NewSession {
+                        token_hash: token_hash(&token),
+                        expires_at: now + Duration::days(1),
+                    },
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let questions = draw_questions(bank, 10, &mut rng);
+        let answers: Vec<Value> = questions
+            .iter()
+            .map(|aq| {
+                let q = bank.get(&aq.question).unwrap();
+                let keys: Vec<&str> = (0..aq.order.len())
+                    .filter(|&k| q.correct.contains(&aq.order[k]))
+                    .map(|k| KEYS[k])
+                    .collect();
+                json!({"question": aq.question, "choices": keys})
+            })
+            .collect();
+        let attempt = uuid::Uuid::new_v4();
+        store
+            .start_attempt(
+                NewAttempt {
+                    id: attempt,
+                    participant_id: p.id,
+                    questions,
+                    started_at: now,
+                    deadline: now + Duration::minutes(10),
+                    local_day: now.date_naive(),
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        out.push(Prepared {
+            token,
+            attempt,
+            participant: p.id,
+            body: json!({ "answers": answers }),
+        });
+    }
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Figures {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs `work(i)` for every i with `clients` concurrent workers.
+async fn run<F, Fut>(n: usize, clients: usize, work: F) -> Figures
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (work, next) = (work.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let t = Instant::now();
+                work(i).await;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    Figures {
+        rate: n as f64 / elapsed,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+    }
+}
+
+async fn bench(backend: Backend, n: usize, clients: usize) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let bank = QuestionBank::parse(
+        &std::fs::read_to_string(repo_config_dir().join("questions.toml")).unwrap(),
+    )
+    .unwrap();
+    let mut loaded = common::settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
+    loaded.settings.server.workers = 2;
+    loaded.settings.database.max_connections = 32;
+    let app = TestApp::spawn_with(db, &loaded, demo_now()).await;
+    let store = app.store.clone();
+
+    // Through HTTP: session lookup, attempt read, scoring, the submission transaction.
+    let http = Arc::new(prepare(&store, &bank, n, "http").await);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let base = app.address.clone();
+    let through_http = {
+        let http = http.clone();
+        run(n, clients, move |i| {
+            let (client, p, base) = (client.clone(), http.clone(), base.clone());
+            async move {
+                let p = &p[i];
+                let res = client
+                    .post(format!("{base}/api/quiz/attempts/{}/submit", p.attempt))
+                    .bearer_auth(&p.token)
+                    .json(&p.body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+                res.bytes().await.unwrap();
+            }
+        })
+        .await
+    };
+
+    // Straight to the database: the same submission transaction, no HTTP and no reads.
+    let raw = Arc::new(prepare(&store, &bank, n, "raw").await);
+    let straight = {
+        let store = store.clone();
+        let raw = raw.clone();
+        let campaign = app_campaign_id(&store).await;
+        run(n, clients, move |i| {
+            let (store, raw, campaign) = (store.clone(), raw.clone(), campaign.clone());
+            async move {
+                let p = &raw[i];
+                let outcome = store
+                    .submit_attempt(Submission {
+                        attempt_id: p.attempt,
+                        participant_id: p.participant,
+                        score: 10,
+                        passed: true,
+                        result: p.body.to_string(),
+                        at: demo_now(),
+                        ticket_round: Some((campaign, 1)),
+                    })
+                    .await
+                    .unwrap();
+                assert!(matches!(outcome, SubmitOutcome::Recorded(_)));
+            }
+        })
+        .await
+    };
+    let tickets = app.db.scalar("SELECT COUNT(*) FROM tickets").await;
+    assert_eq!(tickets, 2 * n as i64, "every submission holds its ticket");
+
+    println!(
+        "{:<9} HTTP {:>7.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms | straight to the database {:>7.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms | HTTP/raw {:>4.0} %",
+        format!("{backend:?}"),
+        through_http.rate,
+        through_http.p50_ms,
+        through_http.p99_ms,
+        straight.rate,
+        straight.p50_ms,
+        straight.p99_ms,
+        100.0 * through_http.rate / straight.rate
+    );
+}
+
+async fn app_campaign_id(store: &SharedStore) -> String {
+    store.recorded_campaign().await.unwrap().unwrap().id
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let n = arg("--submissions", 4000);
+    let clients = arg("--clients", 64);
+    // The load generator gets its own threads so that it does not starve the service's workers.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        println!("quiz submissions: {n} per run, {clients} concurrent clients, loopback");
+        bench(Backend::Sqlite, n, clients).await;
+        bench(Backend::Postgres, n, clients).await;
+    });
+}
