@@ -75,16 +75,17 @@ fn answers(attempt: &Value, right: usize) -> Value {
                 .map(|&c| question.options[c].as_str())
                 .collect();
             let options = q["options"].as_array().unwrap();
-            let keys: Vec<&str> = options
-                .iter()
-                .filter(|o| correct.contains(&o["text"].as_str().unwrap()) == (i < right))
-                .map(|o| o["key"].as_str().unwrap())
-                .collect();
-            // A wrong answer to a single-choice question picks one wrong option.
-            let keys = if i >= right && question.correct.len() == 1 {
-                keys[..1].to_vec()
+            let is_right = |o: &&Value| correct.contains(&o["text"].as_str().unwrap());
+            let key = |o: &Value| o["key"].as_str().unwrap().to_owned();
+            let keys: Vec<String> = if i < right {
+                options.iter().filter(is_right).map(key).collect()
             } else {
-                keys
+                // One option that is wrong, or, where every option is right, one alone.
+                vec![options
+                    .iter()
+                    .find(|o| !is_right(o))
+                    .map(key)
+                    .unwrap_or_else(|| key(&options[0]))]
             };
             json!({"question": q["id"], "choices": keys})
         })

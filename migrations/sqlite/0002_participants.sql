@@ -47,7 +47,7 @@ CREATE TABLE quiz_attempts (
     submitted_at   TEXT,
     score          INTEGER,
     passed         INTEGER,
-    result         TEXT,           -- JSON: the scored answers, shown again on request
+    result         TEXT,           -- JSON: the answers given, scored again when shown
     -- What the submission did for a ticket: 'issued' or 'already_held' in ticket_round.
     ticket_round   INTEGER,
     ticket_status  TEXT,

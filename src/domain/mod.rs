@@ -2,10 +2,12 @@
 
 pub mod audit;
 pub mod campaign;
+pub mod draw;
 pub mod phone;
 pub mod quiz;
 pub mod random;
 pub mod token;
+pub mod voucher;
 
 /// `LP(x)`: the 4-byte big-endian length of `x` followed by `x`, the framing every hash of this
 /// service uses so that no two different field lists hash the same bytes.

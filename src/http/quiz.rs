@@ -37,8 +37,8 @@ pub struct AttemptView {
     result: Option<ResultView>,
 }
 
-/// The scored answers, as stored with the attempt.
-#[derive(Serialize, Deserialize, ToSchema)]
+/// The scored answers.
+#[derive(Serialize, ToSchema)]
 pub struct ScoredView {
     score: u32,
     out_of: u32,
@@ -85,12 +85,24 @@ fn view(state: &AppState, a: &AttemptRecord) -> Result<AttemptView, ApiError> {
         .ok_or_else(|| {
             ApiError::conflict("a question of this attempt is no longer in the question bank")
         })?;
+    // Only the answers are stored; the result is scored again from them, as on submission.
     let result = match (&a.result, a.submitted_at) {
         (Some(json), Some(at)) => {
-            let scored: ScoredView = serde_json::from_str(json).map_err(|e| {
-                ApiError::internal(anyhow::anyhow!("stored quiz result is unreadable: {e}"))
+            let answers: Vec<Answer> = serde_json::from_str(json).map_err(|e| {
+                ApiError::internal(anyhow::anyhow!("stored answers are unreadable: {e}"))
             })?;
-            let ticket = ticket_news(state, scored.passed, a.ticket_round, a.ticket, at);
+            let rescored = score(&state.questions, &a.questions, &answers).map_err(|e| {
+                ApiError::conflict(format!("this attempt can no longer be shown: {e}"))
+            })?;
+            let passed = a.passed.unwrap_or(false);
+            let scored = ScoredView {
+                score: a.score.unwrap_or(rescored.score),
+                out_of: rescored.out_of,
+                pass_mark: c.quiz.pass_mark,
+                passed,
+                results: rescored.results,
+            };
+            let ticket = ticket_news(state, passed, a.ticket_round, a.ticket, at);
             Some(ResultView { scored, ticket })
         }
         _ => None,
@@ -268,7 +280,8 @@ pub async fn submit(
             participant_id: participant.id,
             score: scored.score,
             passed,
-            result: serde_json::to_string(&scored).map_err(|e| ApiError::internal(e.into()))?,
+            result: serde_json::to_string(&body.answers)
+                .map_err(|e| ApiError::internal(e.into()))?,
             at: now,
             ticket_round: open.map(|n| (c.id.clone(), n)),
         })

@@ -173,7 +173,7 @@ pub struct AttemptRecord {
     pub submitted_at: Option<DateTime<Utc>>,
     pub score: Option<u32>,
     pub passed: Option<bool>,
-    /// JSON of the scored answers.
+    /// JSON of the answers given (the result is scored again from them).
     pub result: Option<String>,
     /// The round a passed submission was entered in, and what it did for the ticket.
     pub ticket_round: Option<u32>,
