@@ -2,7 +2,12 @@
 //! the raw rate of the same writes issued straight to the database through the store.
 //!
 //! `cargo bench --bench quiz_submit` (SQLite, and PostgreSQL at TEST_DATABASE_URL when it
-//! answers). Options after `--`: `--submissions N` (default 4000), `--clients N` (default 64).
+//! answers). Options after `--`: `--submissions N` (default 4000), `--clients N` (default 64),
+//! `--seconds N` for the wrk run (default 6).
+//!
+//! The HTTP load comes from `wrk` (Debian: `apt-get install wrk`) in its own process, with
+//! `benches/quiz_submit.lua`, so that the load generator costs as little CPU as possible on this
+//! two-core machine; without wrk an in-process reqwest client stands in (and says so).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -134,7 +139,9 @@ where
     }
 }
 
-async fn bench(backend: Backend, n: usize, clients: usize) {
+async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
+    // Enough prepared attempts for wrk's whole run at a generous rate.
+    let prepared_for_wrk = n.max(seconds * 4000);
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
@@ -144,35 +151,39 @@ async fn bench(backend: Backend, n: usize, clients: usize) {
     .unwrap();
     let mut loaded = common::settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
     loaded.settings.server.workers = 2;
-    loaded.settings.database.max_connections = 32;
+    loaded.settings.database.max_connections = 16; // as in config/default.toml
     let app = TestApp::spawn_with(db, &loaded, demo_now()).await;
     let store = app.store.clone();
 
-    // Through HTTP: session lookup, attempt read, scoring, the submission transaction.
-    let http = Arc::new(prepare(&store, &bank, n, "http").await);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .unwrap();
+    // Through HTTP: the session and attempt look-up, scoring, the submission write.
+    let http = Arc::new(prepare(&store, &bank, prepared_for_wrk, "http").await);
     let base = app.address.clone();
-    let through_http = {
-        let http = http.clone();
-        run(n, clients, move |i| {
-            let (client, p, base) = (client.clone(), http.clone(), base.clone());
-            async move {
-                let p = &p[i];
-                let res = client
-                    .post(format!("{base}/api/quiz/attempts/{}/submit", p.attempt))
-                    .bearer_auth(&p.token)
-                    .json(&p.body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(res.status(), 200);
-                res.bytes().await.unwrap();
-            }
-        })
-        .await
+    let (through_http, client_kind) = match run_wrk(&base, &http, clients, seconds) {
+        Some(f) => (f, "wrk"),
+        None => {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(clients)
+                .build()
+                .unwrap();
+            let http = http.clone();
+            let f = run(n, clients, move |i| {
+                let (client, p, base) = (client.clone(), http.clone(), base.clone());
+                async move {
+                    let p = &p[i];
+                    let res = client
+                        .post(format!("{base}/api/quiz/attempts/{}/submit", p.attempt))
+                        .bearer_auth(&p.token)
+                        .json(&p.body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), 200);
+                    res.bytes().await.unwrap();
+                }
+            })
+            .await;
+            (f, "in-process reqwest (wrk not installed)")
+        }
     };
 
     // Straight to the database: the same submission transaction, no HTTP and no reads.
@@ -203,8 +214,13 @@ async fn bench(backend: Backend, n: usize, clients: usize) {
         .await
     };
     let tickets = app.db.scalar("SELECT COUNT(*) FROM tickets").await;
-    assert_eq!(tickets, 2 * n as i64, "every submission holds its ticket");
+    let submitted = app
+        .db
+        .scalar("SELECT COUNT(*) FROM quiz_attempts WHERE submitted_at IS NOT NULL")
+        .await;
+    assert_eq!(tickets, submitted, "every submission holds its ticket");
 
+    println!("{backend:?}: HTTP load from {client_kind}");
     println!(
         "{:<9} HTTP {:>7.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms | straight to the database {:>7.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms | HTTP/raw {:>4.0} %",
         format!("{backend:?}"),
@@ -216,6 +232,58 @@ async fn bench(backend: Backend, n: usize, clients: usize) {
         straight.p99_ms,
         100.0 * through_http.rate / straight.rate
     );
+}
+
+/// Runs wrk against prepared submissions; None when wrk is not installed.
+fn run_wrk(base: &str, prepared: &[Prepared], clients: usize, seconds: usize) -> Option<Figures> {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("submissions.tsv");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&data).unwrap());
+    for p in prepared {
+        writeln!(
+            f,
+            "/api/quiz/attempts/{}/submit\t{}\t{}",
+            p.attempt, p.token, p.body
+        )
+        .unwrap();
+    }
+    drop(f);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/quiz_submit.lua");
+    let out = std::process::Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{clients}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(base)
+        .arg("--")
+        .arg(&data)
+        .arg("2")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("RESULT "))?;
+    let field = |name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    assert_eq!(field("non200"), 0.0, "every submission succeeds: {line}");
+    assert_eq!(
+        field("exhausted"),
+        0.0,
+        "prepare more submissions than wrk sends: {line}"
+    );
+    Some(Figures {
+        rate: field("requests") / (field("duration_us") / 1e6),
+        p50_ms: field("p50_us") / 1000.0,
+        p99_ms: field("p99_us") / 1000.0,
+    })
 }
 
 async fn app_campaign_id(store: &SharedStore) -> String {
@@ -234,6 +302,7 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() {
     let n = arg("--submissions", 4000);
     let clients = arg("--clients", 64);
+    let seconds = arg("--seconds", 6);
     // The load generator gets its own threads so that it does not starve the service's workers.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -242,7 +311,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         println!("quiz submissions: {n} per run, {clients} concurrent clients, loopback");
-        bench(Backend::Sqlite, n, clients).await;
-        bench(Backend::Postgres, n, clients).await;
+        bench(Backend::Sqlite, n, clients, seconds).await;
+        bench(Backend::Postgres, n, clients, seconds).await;
     });
 }
