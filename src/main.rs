@@ -40,6 +40,16 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check a drawn round from its published record and entries file (paths or http(s) URLs),
+    /// with no database: exit 0 only if every check holds.
+    Verify {
+        /// The round record (`GET /api/rounds/{round}`).
+        #[arg(long = "round")]
+        record: String,
+        /// The entries file (`GET /api/rounds/{round}/entries`).
+        #[arg(long)]
+        entries: String,
+    },
     /// The SMS outbox (login codes), for running without an SMS gateway.
     #[command(subcommand)]
     Sms(SmsCommand),
@@ -98,8 +108,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let loaded = load_settings(&cli.config_dir)?;
     let command = cli.command.unwrap_or(Command::Serve);
+    // The verifier needs nothing of this installation: no settings, no database.
+    if let Command::Verify { record, entries } = &command {
+        return verify(record, entries).await;
+    }
+    let loaded = load_settings(&cli.config_dir)?;
     let log = &loaded.settings.log;
     match command {
         Command::Serve => telemetry::init_logs(&log.format, &log.filter),
@@ -108,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
         Command::Serve => serve(&loaded, clock).await,
+        Command::Verify { .. } => unreachable!("handled above"),
         Command::Migrate => {
             let p = prepare(&loaded, clock.as_ref()).await?;
             println!(
@@ -251,4 +266,54 @@ async fn token(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a document from a file or an http(s) URL.
+async fn fetch(source: &str) -> anyhow::Result<String> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let res = reqwest::get(source)
+            .await
+            .with_context(|| format!("fetching {source}"))?;
+        let status = res.status();
+        let text = res
+            .text()
+            .await
+            .with_context(|| format!("reading {source}"))?;
+        if !status.is_success() {
+            anyhow::bail!(
+                "{source} answered {status}: {}",
+                text.chars().take(200).collect::<String>()
+            );
+        }
+        Ok(text)
+    } else {
+        std::fs::read_to_string(source).with_context(|| format!("reading {source}"))
+    }
+}
+
+async fn verify(record_source: &str, entries_source: &str) -> anyhow::Result<ExitCode> {
+    use campaign_lottery::domain::draw::record::{verify, RoundRecord};
+    let record: RoundRecord = serde_json::from_str(&fetch(record_source).await?)
+        .with_context(|| format!("{record_source} is not a round record"))?;
+    let entries = fetch(entries_source).await?;
+    println!("round {} of campaign {}", record.round, record.campaign_id);
+    let checks = verify(&record, &entries);
+    for c in &checks {
+        println!(
+            "{} {:<24} {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    match checks.iter().find(|c| !c.ok) {
+        None => {
+            println!("verified: the published winners follow from the published entries, secrets and beacon");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(c) => {
+            println!("NOT verified: {} failed", c.name);
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

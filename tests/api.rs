@@ -954,3 +954,127 @@ fn the_service_logs_structured_lines_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+// ---- The verifier, from files and URLs ---------------------------------------------------------
+
+/// DESIGN §4's worked example as the two published documents.
+fn worked_example_documents() -> (String, String) {
+    use campaign_lottery::domain::draw::{draw, record, seed::commitment};
+    let tickets: Vec<uuid::Uuid> = (1..=7)
+        .map(|n| uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).unwrap())
+        .collect();
+    let witnesses = vec![
+        ("notary".to_owned(), vec![0x11; 32]),
+        ("operator".to_owned(), vec![0x22; 32]),
+    ];
+    let prizes = vec![("grand".to_owned(), 1), ("standard".to_owned(), 2)];
+    let r = draw("hengyang-2024", 3, &tickets, &witnesses, "", &prizes);
+    let doc = json!({
+        "algorithm": "campaign-draw/v1", "campaign_id": "hengyang-2024", "round": 3, "entry_count": 7,
+        "entries_root": hex::encode(r.entries_root),
+        "witnesses": witnesses.iter().map(|(n, s)| json!({
+            "name": n, "commitment": hex::encode(commitment("hengyang-2024", 3, n, s)), "secret": hex::encode(s)
+        })).collect::<Vec<_>>(),
+        "beacon": "", "beacon_source": null, "seed": hex::encode(r.seed),
+        "prizes": [{"tier": "grand", "count": 1}, {"tier": "standard", "count": 2}],
+        "winners": r.winners.iter().map(|w| json!({"rank": w.rank, "ticket": w.ticket, "tier": w.tier})).collect::<Vec<_>>(),
+        "state": "drawn"
+    });
+    (doc.to_string(), record::entries_file(&tickets))
+}
+
+/// Serves one body to every request on a free port, for as long as the test runs.
+fn serve_once_per_request(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn verify_accepts_the_worked_example_and_names_the_first_failed_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (record, entries) = worked_example_documents();
+    let (record_path, entries_path) = (
+        dir.path().join("round-3.json"),
+        dir.path().join("round-3.txt"),
+    );
+    std::fs::write(&record_path, &record).unwrap();
+    std::fs::write(&entries_path, &entries).unwrap();
+    let run = |r: &str, e: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+            .args(["verify", "--round", r, "--entries", e])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(
+        record_path.to_str().unwrap(),
+        entries_path.to_str().unwrap(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("ok   entries_root") && stdout.contains("verified:"),
+        "{stdout}"
+    );
+
+    // The same documents from URLs.
+    let out = run(
+        &serve_once_per_request(record.clone()),
+        &serve_once_per_request(entries.clone()),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // A tampered seed, a dropped ticket.
+    std::fs::write(&record_path, record.replace("6012d3956bc9", "6012d3956bca")).unwrap();
+    let out = run(
+        record_path.to_str().unwrap(),
+        entries_path.to_str().unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("NOT verified: seed failed"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::write(&record_path, &record).unwrap();
+    std::fs::write(
+        &entries_path,
+        entries.replace("00000000-0000-4000-8000-000000000004\n", ""),
+    )
+    .unwrap();
+    let out = run(
+        record_path.to_str().unwrap(),
+        entries_path.to_str().unwrap(),
+    );
+    assert!(
+        text(&out.stdout).contains("NOT verified: entry_count failed"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run("missing.json", entries_path.to_str().unwrap());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("missing.json"),
+        "{}",
+        text(&out.stderr)
+    );
+}

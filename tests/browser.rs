@@ -69,10 +69,14 @@ async fn driver() -> Option<(Driver, PathBuf)> {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
+    // Owned at once, so that the process is killed and reaped whatever happens next.
+    let driver = Driver {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..100 {
-        if reqwest::get(format!("{url}/status")).await.is_ok() {
-            return Some((Driver { process, url }, chromium));
+        if reqwest::get(format!("{}/status", driver.url)).await.is_ok() {
+            return Some((driver, chromium));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

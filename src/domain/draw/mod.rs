@@ -2,6 +2,7 @@
 //! Merkle root, witness commitments, the seed, and the choice of winners.
 
 pub mod merkle;
+pub mod record;
 pub mod seed;
 pub mod select;
 

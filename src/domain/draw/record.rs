@@ -1,0 +1,425 @@
+//! The published round record and entries file (DESIGN §4, a contract), and their verification
+//! from those two documents alone.
+
+use super::merkle::Hash;
+use super::{canonical, draw, seed::commitment, ALGORITHM};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WitnessRecord {
+    pub name: String,
+    /// Hex.
+    pub commitment: String,
+    /// Hex, once revealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PrizeRecord {
+    pub tier: String,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WinnerRecord {
+    pub rank: u32,
+    pub ticket: Uuid,
+    pub tier: String,
+    /// The winner's phone, masked (`138****5678`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// `GET /api/rounds/{round}`: the fields known so far; complete once the round is drawn.
+/// Unknown fields are ignored when reading, so that a verifier accepts extra fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RoundRecord {
+    pub algorithm: String,
+    pub campaign_id: String,
+    pub round: u32,
+    #[serde(default)]
+    pub entry_count: Option<u64>,
+    #[serde(default)]
+    pub entries_root: Option<String>,
+    #[serde(default)]
+    pub witnesses: Vec<WitnessRecord>,
+    #[serde(default)]
+    pub beacon_source: Option<String>,
+    #[serde(default)]
+    pub beacon: Option<String>,
+    #[serde(default)]
+    pub seed: Option<String>,
+    #[serde(default)]
+    pub prizes: Vec<PrizeRecord>,
+    #[serde(default)]
+    pub winners: Vec<WinnerRecord>,
+}
+
+/// The entries file: one lowercase hyphenated UUID per line, canonical order, `\n` after each.
+pub fn entries_file(tickets: &[Uuid]) -> String {
+    let mut out = String::with_capacity(tickets.len() * 37);
+    for t in tickets {
+        out.push_str(&t.hyphenated().to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// Reads an entries file strictly: any deviation from the format is an error naming the line.
+pub fn parse_entries_file(text: &str) -> Result<Vec<Uuid>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(body) = text.strip_suffix('\n') else {
+        return Err("the last line does not end with \\n".into());
+    };
+    let mut tickets = Vec::new();
+    for (i, line) in body.split('\n').enumerate() {
+        let t = Uuid::parse_str(line)
+            .ok()
+            .filter(|u| u.hyphenated().to_string() == line)
+            .ok_or_else(|| {
+                format!(
+                    "line {}: {line:?} is not a lowercase hyphenated UUID",
+                    i + 1
+                )
+            })?;
+        if let Some(prev) = tickets.last() {
+            if *prev >= t {
+                return Err(format!(
+                    "line {}: not in ascending order (or a duplicate)",
+                    i + 1
+                ));
+            }
+        }
+        tickets.push(t);
+    }
+    Ok(tickets)
+}
+
+/// One check of a verification, in the order they are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+fn hex32(s: Option<&str>) -> Option<Hash> {
+    hex::decode(s?).ok()?.try_into().ok()
+}
+
+/// Recomputes everything a drawn round's record claims from the record and the entries file.
+/// Stops after the first failed check: later checks depend on earlier ones.
+pub fn verify(record: &RoundRecord, entries_text: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    macro_rules! push {
+        ($c:expr) => {{
+            let c = $c;
+            let ok = c.ok;
+            checks.push(c);
+            if !ok {
+                return checks;
+            }
+        }};
+    }
+    push!(check(
+        "algorithm",
+        record.algorithm == ALGORITHM,
+        format!("{:?} (expected {ALGORITHM:?})", record.algorithm)
+    ));
+    let tickets = match parse_entries_file(entries_text) {
+        Ok(t) => t,
+        Err(e) => {
+            push!(check("entries file", false, e));
+            unreachable!()
+        }
+    };
+    push!(check(
+        "entries file",
+        canonical(tickets.clone()).is_ok(),
+        format!("{} tickets in canonical order", tickets.len())
+    ));
+    push!(check(
+        "entry_count",
+        record.entry_count == Some(tickets.len() as u64),
+        format!(
+            "record says {:?}, the entries file has {}",
+            record.entry_count,
+            tickets.len()
+        )
+    ));
+    let root = super::entries_root(&tickets);
+    push!(check(
+        "entries_root",
+        hex32(record.entries_root.as_deref()) == Some(root),
+        format!("recomputed {}", hex::encode(root))
+    ));
+    let mut secrets = Vec::new();
+    for w in &record.witnesses {
+        let secret = w.secret.as_deref().and_then(|s| hex::decode(s).ok());
+        let Some(secret) = secret else {
+            push!(check(
+                format!("witness {}", w.name),
+                false,
+                "no secret revealed"
+            ));
+            unreachable!()
+        };
+        let c = commitment(&record.campaign_id, record.round, &w.name, &secret);
+        push!(check(
+            format!("commitment of {}", w.name),
+            hex32(Some(&w.commitment)) == Some(c),
+            format!("recomputed {}", hex::encode(c))
+        ));
+        secrets.push((w.name.clone(), secret));
+    }
+    let beacon = record.beacon.clone().unwrap_or_default();
+    let prizes: Vec<(String, u32)> = record
+        .prizes
+        .iter()
+        .map(|p| (p.tier.clone(), p.count))
+        .collect();
+    let result = draw(
+        &record.campaign_id,
+        record.round,
+        &tickets,
+        &secrets,
+        &beacon,
+        &prizes,
+    );
+    push!(check(
+        "seed",
+        hex32(record.seed.as_deref()) == Some(result.seed),
+        format!("recomputed {}", hex::encode(result.seed))
+    ));
+    let expected: Vec<(u32, Uuid, &str)> = result
+        .winners
+        .iter()
+        .map(|w| (w.rank, w.ticket, w.tier.as_str()))
+        .collect();
+    let claimed: Vec<(u32, Uuid, &str)> = record
+        .winners
+        .iter()
+        .map(|w| (w.rank, w.ticket, w.tier.as_str()))
+        .collect();
+    let first_difference = expected
+        .iter()
+        .zip(&claimed)
+        .position(|(a, b)| a != b)
+        .map(|i| format!("rank {} differs", i + 1))
+        .unwrap_or_else(|| {
+            format!(
+                "{} winners recomputed, the record lists {}",
+                expected.len(),
+                claimed.len()
+            )
+        });
+    push!(check(
+        "winners",
+        expected == claimed,
+        if expected == claimed {
+            format!("{} winners, ranks and tiers as recomputed", expected.len())
+        } else {
+            first_difference
+        }
+    ));
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worked example as a published record and entries file.
+    fn worked_example() -> (RoundRecord, String) {
+        let tickets: Vec<Uuid> = (1..=7)
+            .map(|n| Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).unwrap())
+            .collect();
+        let witnesses = vec![
+            ("notary".to_owned(), vec![0x11; 32]),
+            ("operator".to_owned(), vec![0x22; 32]),
+        ];
+        let prizes = vec![("grand".to_owned(), 1), ("standard".to_owned(), 2)];
+        let r = draw("hengyang-2024", 3, &tickets, &witnesses, "", &prizes);
+        let record = RoundRecord {
+            algorithm: ALGORITHM.into(),
+            campaign_id: "hengyang-2024".into(),
+            round: 3,
+            entry_count: Some(7),
+            entries_root: Some(hex::encode(r.entries_root)),
+            witnesses: witnesses
+                .iter()
+                .map(|(name, secret)| WitnessRecord {
+                    name: name.clone(),
+                    commitment: hex::encode(commitment("hengyang-2024", 3, name, secret)),
+                    secret: Some(hex::encode(secret)),
+                })
+                .collect(),
+            beacon_source: None,
+            beacon: Some(String::new()),
+            seed: Some(hex::encode(r.seed)),
+            prizes: prizes
+                .iter()
+                .map(|(t, c)| PrizeRecord {
+                    tier: t.clone(),
+                    count: *c,
+                })
+                .collect(),
+            winners: r
+                .winners
+                .iter()
+                .map(|w| WinnerRecord {
+                    rank: w.rank,
+                    ticket: w.ticket,
+                    tier: w.tier.clone(),
+                    phone: None,
+                })
+                .collect(),
+        };
+        (record, entries_file(&tickets))
+    }
+
+    fn first_failure(record: &RoundRecord, entries: &str) -> Option<String> {
+        verify(record, entries)
+            .into_iter()
+            .find(|c| !c.ok)
+            .map(|c| c.name)
+    }
+
+    #[test]
+    fn the_worked_example_verifies() {
+        let (record, entries) = worked_example();
+        assert_eq!(
+            record.entries_root.as_deref(),
+            Some("d06b98d91471e89208b5bc8f79497b922e8f6d0c292a7b481688b06ea7518a10")
+        );
+        let checks = verify(&record, &entries);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        assert_eq!(checks.len(), 8);
+        // The JSON of the contract reads back, extra fields and all.
+        let mut json = serde_json::to_value(&record).unwrap();
+        json["state"] = "drawn".into();
+        let back: RoundRecord = serde_json::from_value(json).unwrap();
+        assert!(verify(&back, &entries).iter().all(|c| c.ok));
+    }
+
+    #[test]
+    fn every_tampered_field_is_caught() {
+        let (record, entries) = worked_example();
+        type Tamper = Box<dyn Fn(&mut RoundRecord)>;
+        let cases: Vec<(&str, Tamper)> = vec![
+            (
+                "algorithm",
+                Box::new(|r| r.algorithm = "campaign-draw/v2".into()),
+            ),
+            ("entry_count", Box::new(|r| r.entry_count = Some(8))),
+            (
+                "entries_root",
+                Box::new(|r| r.entries_root = Some("00".repeat(32))),
+            ),
+            (
+                "commitment of notary",
+                Box::new(|r| r.witnesses[0].commitment = "11".repeat(32)),
+            ),
+            (
+                "commitment of operator",
+                Box::new(|r| r.witnesses[1].secret = Some("23".repeat(32))),
+            ),
+            ("witness notary", Box::new(|r| r.witnesses[0].secret = None)),
+            ("seed", Box::new(|r| r.seed = Some("ab".repeat(32)))),
+            ("seed", Box::new(|r| r.beacon = Some("drand 1234".into()))),
+            (
+                "commitment of notary",
+                Box::new(|r| r.campaign_id = "other".into()),
+            ),
+            ("winners", Box::new(|r| r.winners.swap(0, 1))),
+            ("winners", Box::new(|r| r.winners[2].tier = "grand".into())),
+            (
+                "winners",
+                Box::new(|r| {
+                    r.winners.pop();
+                }),
+            ),
+            ("winners", Box::new(|r| r.prizes[1].count = 3)),
+            ("winners", Box::new(|r| r.winners[1].ticket = Uuid::nil())),
+        ];
+        for (expected, tamper) in cases {
+            let mut r = record.clone();
+            tamper(&mut r);
+            assert_eq!(first_failure(&r, &entries).as_deref(), Some(expected));
+        }
+        // A witness dropped from the record changes the seed.
+        let mut r = record.clone();
+        r.witnesses.remove(1);
+        assert_eq!(first_failure(&r, &entries).as_deref(), Some("seed"));
+    }
+
+    #[test]
+    fn every_tampered_entries_file_is_caught() {
+        let (record, entries) = worked_example();
+        let lines: Vec<&str> = entries.lines().collect();
+        let replaced = entries.replace(
+            "00000000-0000-4000-8000-000000000007",
+            "00000000-0000-4000-8000-000000000009",
+        );
+        let added = format!("{entries}00000000-0000-4000-8000-000000000008\n");
+        let dropped: String = lines
+            .iter()
+            .filter(|l| !l.ends_with('4'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let swapped = entries.replace(
+            "00000000-0000-4000-8000-000000000001\n00000000-0000-4000-8000-000000000002",
+            "00000000-0000-4000-8000-000000000002\n00000000-0000-4000-8000-000000000001",
+        );
+        assert_eq!(
+            first_failure(&record, &replaced).as_deref(),
+            Some("entries_root")
+        );
+        assert_eq!(
+            first_failure(&record, &added).as_deref(),
+            Some("entry_count")
+        );
+        assert_eq!(
+            first_failure(&record, &dropped).as_deref(),
+            Some("entry_count")
+        );
+        assert_eq!(
+            first_failure(&record, &swapped).as_deref(),
+            Some("entries file")
+        );
+        assert!(parse_entries_file("0000000A-0000-4000-8000-000000000001\n")
+            .unwrap_err()
+            .contains("lowercase"));
+        assert!(
+            parse_entries_file("0000000a00004000800000000000000001\n").is_err(),
+            "hyphens required"
+        );
+        assert_eq!(
+            first_failure(&record, entries.trim_end()).as_deref(),
+            Some("entries file")
+        );
+        let duplicated = format!("{}{}", entries, lines[6]) + "\n";
+        assert_eq!(
+            first_failure(&record, &duplicated).as_deref(),
+            Some("entries file")
+        );
+    }
+
+    #[test]
+    fn an_empty_round_has_the_empty_root() {
+        assert_eq!(parse_entries_file(""), Ok(vec![]));
+        assert_eq!(entries_file(&[]), "");
+    }
+}
