@@ -9,14 +9,17 @@ function fill(selector, value) {
 function renderCurrent(c) {
   const box = $("#current");
   box.replaceChildren();
+  // Count down by the service's clock: a phone's clock may be wrong.
+  const skew = Date.parse(c.now) - Date.now();
+  const left = (iso) => countdown(iso, Date.now() + skew);
   const open = c.rounds.find((r) => r.number === c.current_round);
   if (open) {
-    const timer = h("span", { class: "countdown", id: "countdown" }, countdown(open.closes_at));
+    const timer = h("span", { class: "countdown", id: "countdown" }, left(open.closes_at));
     box.append(
       h("p", {}, h("strong", {}, `第 ${open.number} 期报名中`), `（${localTime(open.opens_at)} – ${localTime(open.closes_at)}）`),
       h("p", {}, "距本期报名截止还有 ", timer),
     );
-    setInterval(() => { timer.textContent = countdown(open.closes_at); }, 1000);
+    setInterval(() => { timer.textContent = left(open.closes_at); }, 1000);
     return;
   }
   const next = c.rounds.find((r) => r.number === c.next_round);

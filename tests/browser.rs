@@ -214,6 +214,8 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
         let c = browser(&driver, &chromium, width, &profile).await;
         c.goto(&app.url("/")).await.unwrap();
         wait_text(&c, "#current", "第 1 期报名中").await;
+        // The service's clock (10:00 on the first day) rules, not the browser's.
+        wait_text(&c, "#countdown", "6天 1").await;
         wait_text(&c, "#calendar tr.current", "第 1 期").await;
         assert_eq!(
             c.find(Locator::Css("html"))
