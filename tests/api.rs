@@ -661,6 +661,26 @@ async fn concurrent_token_creation_keeps_the_audit_chain_whole(db: TestDb) {
     assert_eq!(verdict, Ok(26), "sync + 25 token creations, one chain");
 }
 
+/// Readiness follows the database: when PostgreSQL loses the service's database, /readyz says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_with_503_when_the_database_is_gone() {
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
+    let app = TestApp::spawn(db).await;
+    assert_eq!(app.get("/readyz", None).await.status(), 200);
+    app.db.drop_database_now().await;
+    assert_eq!(
+        error_code(app.get("/readyz", None).await).await,
+        (503, "not_ready".into())
+    );
+    assert_eq!(
+        app.get("/healthz", None).await.status(),
+        200,
+        "the process itself is still up"
+    );
+}
+
 #[test]
 fn a_missing_settings_file_is_named() {
     let dir = tempfile::tempdir().unwrap();

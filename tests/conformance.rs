@@ -15,6 +15,7 @@ use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use common::TestDb;
 
 backend_tests!(
+    two_instances_starting_together_record_the_campaign_once,
     sync_records_the_campaign_once_and_reports_changes,
     sync_refuses_what_contradicts_settled_rounds,
     venues_removed_from_the_config_stay_but_are_inactive,
@@ -597,4 +598,19 @@ async fn attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_rou
     let tickets = s.tickets_of(p.id).await.unwrap();
     assert_eq!(tickets.len(), 1);
     assert_eq!((tickets[0].id, tickets[0].round), (ticket, 1));
+}
+
+/// Two service instances starting at the same moment on one database.
+async fn two_instances_starting_together_record_the_campaign_once(db: TestDb) {
+    let a = open(&db).await;
+    let b = open(&db).await;
+    let c = campaign(REAL);
+    let (x, y) = tokio::join!(a.sync_campaign(&c, at(1)), b.sync_campaign(&c, at(1)));
+    let mut outcomes = vec![x.unwrap(), y.unwrap()];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(outcomes, [SyncOutcome::Created, SyncOutcome::Unchanged]);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM campaigns").await, 1);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM rounds").await, 12);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM venues").await, 8);
+    assert_eq!(verify_audit_log(b.as_ref()).await.unwrap(), Ok(1));
 }

@@ -162,6 +162,18 @@ impl TestDb {
         }
     }
 
+    /// Takes a PostgreSQL test database away under the running service (connections and all).
+    pub async fn drop_database_now(&self) {
+        let (Some(admin), Some(name)) = (&self.admin_url, &self.db_name) else {
+            panic!("only PostgreSQL test databases can be dropped");
+        };
+        let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+
     /// One integer from raw SQL (`SELECT COUNT(*) …`).
     pub async fn scalar(&self, sql: &str) -> i64 {
         match self.backend {
