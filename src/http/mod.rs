@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod draws;
 pub mod error;
 pub mod participant;
 pub mod public;
@@ -56,6 +57,13 @@ pub struct AppState {
         quiz::start,
         quiz::show_attempt,
         quiz::submit,
+        draws::record,
+        draws::entries,
+        draws::proof,
+        draws::commit,
+        draws::reveal,
+        draws::freeze,
+        draws::draw,
         admin::whoami,
         admin::list_tokens,
         admin::create_token,
@@ -69,6 +77,7 @@ pub struct AppState {
         (name = "public", description = "No token needed"),
         (name = "participants", description = "Registration, login by SMS code, my tickets"),
         (name = "quiz", description = "The law quiz"),
+        (name = "draws", description = "Weekly draws: commitments, freeze, reveals, draw, the published record"),
         (name = "admin", description = "Operators and auditors"),
     )
 )]
@@ -100,6 +109,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     .configure(public::routes)
     .configure(participant::routes)
     .configure(quiz::routes)
+    .configure(draws::routes)
     .configure(admin::routes)
     .configure(crate::web::routes)
     .service(

@@ -217,6 +217,67 @@ pub struct TicketRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A witness's commitment to a round and, after the freeze, its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessState {
+    pub name: String,
+    /// Hex.
+    pub commitment: String,
+    pub committed_at: DateTime<Utc>,
+    /// Hex.
+    pub secret: Option<String>,
+    pub revealed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WinnerState {
+    pub rank: u32,
+    pub ticket: Uuid,
+    pub tier: String,
+    /// Normalised; mask before publishing.
+    pub phone: String,
+}
+
+/// What the database records about one round's draw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundDrawState {
+    pub progress: RoundProgress,
+    pub frozen_at: Option<DateTime<Utc>>,
+    pub entry_count: Option<u64>,
+    /// Hex.
+    pub entries_root: Option<String>,
+    pub beacon_source: Option<String>,
+    /// (tier, count) in draw order, rollover included; set at the freeze.
+    pub prizes: Vec<(String, u32)>,
+    pub beacon: Option<String>,
+    /// Hex.
+    pub seed: Option<String>,
+    pub drawn_at: Option<DateTime<Utc>>,
+    pub witnesses: Vec<WitnessState>,
+    pub winners: Vec<WinnerState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FreezeRound {
+    pub campaign_id: String,
+    pub round: u32,
+    pub min_witnesses: u32,
+    pub beacon_source: String,
+    /// The round's own prizes, (tier, count) in draw order.
+    pub base_prizes: Vec<(String, u32)>,
+    pub win_limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct DrawRound {
+    pub campaign_id: String,
+    pub round: u32,
+    pub beacon: String,
+    /// For each tier, the voucher kinds a winner of it receives.
+    pub tier_kinds: Vec<(String, Vec<String>)>,
+    pub win_limit: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -335,6 +396,55 @@ pub trait Store: Send + Sync + 'static {
     async fn submit_attempt(&self, s: Submission) -> StoreResult<SubmitOutcome>;
 
     async fn tickets_of(&self, participant_id: Uuid) -> StoreResult<Vec<TicketRecord>>;
+
+    // ---- draws ------------------------------------------------------------------------------
+
+    async fn round_draw_state(
+        &self,
+        campaign_id: &str,
+        round: u32,
+    ) -> StoreResult<Option<RoundDrawState>>;
+
+    /// Records a witness's commitment; only while the round is pending, once per witness.
+    async fn commit_witness(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        witness: &str,
+        commitment: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Freezes the eligible tickets: after the entry window (checked by the caller), once the
+    /// previous round is drawn and enough witnesses have committed. Happens once.
+    async fn freeze_round(&self, f: FreezeRound, actor: &str, at: DateTime<Utc>)
+        -> StoreResult<()>;
+
+    /// Records a witness's secret, once, after the freeze; the caller has checked it against the
+    /// commitment.
+    async fn reveal_secret(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        witness: &str,
+        secret_hex: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Draws a frozen round whose witnesses have all revealed: winners and their vouchers are
+    /// recorded in the transaction that marks the round drawn. Happens once.
+    async fn draw_round(&self, d: DrawRound, actor: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// The eligible tickets of a round in canonical order: one per participant, none of a
+    /// participant who already won `win_limit` times in earlier rounds.
+    async fn round_entries(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        win_limit: u32,
+    ) -> StoreResult<Vec<Uuid>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
@@ -488,6 +598,200 @@ pub(crate) fn retry_after(
     ((since + window - now).num_milliseconds() as f64 / 1000.0)
         .ceil()
         .max(1.0) as i64
+}
+
+/// The prizes a round offers: its own, plus what the previous round offered and did not award.
+pub(crate) fn prizes_with_rollover(
+    base: &[(String, u32)],
+    previous_offered: &[(String, u32)],
+    previous_awarded: &std::collections::HashMap<String, u32>,
+) -> Vec<(String, u32)> {
+    base.iter()
+        .map(|(tier, count)| {
+            let offered = previous_offered
+                .iter()
+                .find(|(t, _)| t == tier)
+                .map_or(0, |(_, c)| *c);
+            let awarded = previous_awarded.get(tier).copied().unwrap_or(0);
+            (tier.clone(), count + offered.saturating_sub(awarded))
+        })
+        .collect()
+}
+
+pub(crate) fn prizes_json(prizes: &[(String, u32)]) -> StoreResult<String> {
+    to_json(
+        &prizes
+            .iter()
+            .map(|(tier, count)| serde_json::json!({"tier": tier, "count": count}))
+            .collect::<Vec<_>>(),
+    )
+}
+
+pub(crate) fn parse_prizes(json: Option<&str>) -> StoreResult<Vec<(String, u32)>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let list: Vec<crate::domain::draw::record::PrizeRecord> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Database(format!("unreadable prizes: {e}")))?;
+    Ok(list.into_iter().map(|p| (p.tier, p.count)).collect())
+}
+
+/// The eligible tickets of a round in canonical order (SQLite's text ids and PostgreSQL's UUIDs
+/// both sort as their 16 bytes): $1 campaign, $2 round, $3 win limit.
+pub(crate) const ELIGIBLE_TICKETS: &str = "SELECT t.id FROM tickets t
+     WHERE t.campaign_id = $1 AND t.round = $2
+       AND t.participant_id NOT IN (
+           SELECT w.participant_id FROM round_winners w
+           WHERE w.campaign_id = $1 AND w.round < $2
+           GROUP BY w.participant_id HAVING COUNT(*) >= $3)
+     ORDER BY t.id";
+
+pub(crate) fn commit_event(actor: &str, round: u32, witness: &str, commitment: &str) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "round.commit",
+        format!("round:{round}"),
+        serde_json::json!({"witness": witness, "commitment": commitment}),
+    )
+}
+
+pub(crate) fn freeze_event(
+    actor: &str,
+    round: u32,
+    entries: usize,
+    root: &str,
+    prizes: &[(String, u32)],
+    beacon_source: &str,
+) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "round.freeze",
+        format!("round:{round}"),
+        serde_json::json!({"entry_count": entries, "entries_root": root, "prizes": prizes, "beacon_source": beacon_source}),
+    )
+}
+
+pub(crate) fn reveal_event(actor: &str, round: u32, witness: &str) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "round.reveal",
+        format!("round:{round}"),
+        serde_json::json!({"witness": witness}),
+    )
+}
+
+pub(crate) fn draw_event(
+    actor: &str,
+    round: u32,
+    beacon: &str,
+    r: &crate::domain::draw::DrawResult,
+) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "round.draw",
+        format!("round:{round}"),
+        serde_json::json!({
+            "beacon": beacon,
+            "seed": hex::encode(r.seed),
+            "winners": r.winners.iter().map(|w| format!("{}:{}:{}", w.rank, w.ticket, w.tier)).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// What a draw needs once the round's state is known to allow it.
+pub(crate) struct DrawPlan {
+    secrets: Vec<(String, Vec<u8>)>,
+    tier_kinds: Vec<(String, Vec<String>)>,
+}
+
+/// Checks that a round can be drawn now: frozen, every committed witness revealed.
+pub(crate) fn plan_draw(d: &DrawRound, state: &RoundDrawState) -> StoreResult<DrawPlan> {
+    match state.progress {
+        RoundProgress::Frozen => {}
+        RoundProgress::Pending => {
+            return Err(StoreError::Conflict(format!(
+                "round {} is not frozen yet",
+                d.round
+            )))
+        }
+        RoundProgress::Drawn => {
+            return Err(StoreError::Conflict(format!(
+                "round {} is already drawn",
+                d.round
+            )))
+        }
+    }
+    let missing: Vec<&str> = state
+        .witnesses
+        .iter()
+        .filter(|w| w.secret.is_none())
+        .map(|w| w.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(StoreError::Conflict(format!(
+            "round {} waits for the secrets of: {}",
+            d.round,
+            missing.join(", ")
+        )));
+    }
+    let secrets = state
+        .witnesses
+        .iter()
+        .map(|w| {
+            let secret = hex::decode(w.secret.as_deref().unwrap_or_default()).map_err(|e| {
+                StoreError::Database(format!("stored secret of {} is not hex: {e}", w.name))
+            })?;
+            Ok((w.name.clone(), secret))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(DrawPlan {
+        secrets,
+        tier_kinds: d.tier_kinds.clone(),
+    })
+}
+
+impl DrawPlan {
+    /// Runs the draw over the entries, which must be exactly those frozen.
+    pub(crate) fn run(
+        &self,
+        d: &DrawRound,
+        state: &RoundDrawState,
+        entries: &[Uuid],
+    ) -> StoreResult<crate::domain::draw::DrawResult> {
+        let root = hex::encode(crate::domain::draw::entries_root(entries));
+        if state.entry_count != Some(entries.len() as u64)
+            || state.entries_root.as_deref() != Some(root.as_str())
+        {
+            return Err(StoreError::Database(format!(
+                "the eligible tickets of round {} no longer match those frozen",
+                d.round
+            )));
+        }
+        Ok(crate::domain::draw::draw(
+            &d.campaign_id,
+            d.round,
+            entries,
+            &self.secrets,
+            &d.beacon,
+            &state.prizes,
+        ))
+    }
+
+    pub(crate) fn kinds_of(&self, tier: &str) -> &[String] {
+        self.tier_kinds
+            .iter()
+            .find(|(t, _)| t == tier)
+            .map(|(_, k)| k.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// A fresh voucher code from the OS CSPRNG.
+pub(crate) fn new_voucher_code() -> StoreResult<crate::domain::voucher::VoucherCode> {
+    let mut bytes = [0u8; 11];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Database(format!("the OS random source failed: {e}")))?;
+    Ok(crate::domain::voucher::VoucherCode::from_random(bytes))
 }
 
 pub(crate) fn parse_progress(s: &str) -> StoreResult<RoundProgress> {

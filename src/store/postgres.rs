@@ -157,6 +157,106 @@ async fn insert_session(
     Ok(())
 }
 
+/// Locks the round row for the rest of the transaction.
+async fn round_progress_of(
+    conn: &mut sqlx::PgConnection,
+    campaign_id: &str,
+    round: u32,
+) -> StoreResult<RoundProgress> {
+    let p: Option<String> = sqlx::query_scalar(
+        "SELECT progress FROM rounds WHERE campaign_id = $1 AND number = $2 FOR UPDATE",
+    )
+    .bind(campaign_id)
+    .bind(round as i32)
+    .fetch_optional(&mut *conn)
+    .await?;
+    parse_progress(&p.ok_or_else(|| StoreError::NotFound(format!("round {round}")))?)
+}
+
+async fn eligible(
+    conn: &mut sqlx::PgConnection,
+    campaign_id: &str,
+    round: u32,
+    win_limit: u32,
+) -> StoreResult<Vec<Uuid>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(ELIGIBLE_TICKETS)
+        .bind(campaign_id)
+        .bind(round as i32)
+        .bind(i64::from(win_limit))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(ids)
+}
+
+async fn draw_state(
+    conn: &mut sqlx::PgConnection,
+    campaign_id: &str,
+    round: u32,
+) -> StoreResult<Option<RoundDrawState>> {
+    let row = sqlx::query(
+        "SELECT progress, frozen_at, entry_count, entries_root, beacon_source, prizes, beacon, seed, drawn_at
+         FROM rounds WHERE campaign_id = $1 AND number = $2",
+    )
+    .bind(campaign_id)
+    .bind(round as i32)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let witnesses = sqlx::query(
+        "SELECT witness, commitment, committed_at, secret, revealed_at FROM witness_commitments
+         WHERE campaign_id = $1 AND round = $2 ORDER BY witness",
+    )
+    .bind(campaign_id)
+    .bind(round as i32)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|w| {
+        Ok(WitnessState {
+            name: w.try_get("witness")?,
+            commitment: w.try_get("commitment")?,
+            committed_at: w.try_get("committed_at")?,
+            secret: w.try_get("secret")?,
+            revealed_at: w.try_get("revealed_at")?,
+        })
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
+    let winners = sqlx::query(
+        "SELECT w.rank, w.ticket_id, w.tier, p.phone FROM round_winners w JOIN participants p ON p.id = w.participant_id
+         WHERE w.campaign_id = $1 AND w.round = $2 ORDER BY w.rank",
+    )
+    .bind(campaign_id)
+    .bind(round as i32)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|w| {
+        Ok(WinnerState {
+            rank: w.try_get::<i32, _>("rank")? as u32,
+            ticket: uuid_of(w, "ticket_id")?,
+            tier: w.try_get("tier")?,
+            phone: w.try_get("phone")?,
+        })
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
+    let prizes: Option<String> = r.try_get("prizes")?;
+    Ok(Some(RoundDrawState {
+        progress: parse_progress(r.try_get("progress")?)?,
+        frozen_at: r.try_get("frozen_at")?,
+        entry_count: r
+            .try_get::<Option<i32>, _>("entry_count")?
+            .map(|n| n as u64),
+        entries_root: r.try_get("entries_root")?,
+        beacon_source: r.try_get("beacon_source")?,
+        prizes: parse_prizes(prizes.as_deref())?,
+        beacon: r.try_get("beacon")?,
+        seed: r.try_get("seed")?,
+        drawn_at: r.try_get("drawn_at")?,
+        witnesses,
+        winners,
+    }))
+}
+
 /// Columns of `quiz_attempts a`, for [`attempt_from_row`].
 const ATTEMPT_COLUMNS: &str =
     "a.id, a.participant_id, a.questions, a.started_at, a.deadline, a.submitted_at, \
@@ -777,6 +877,8 @@ impl Store for PostgresStore {
              ), ins AS (
                  INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
                  SELECT $7, $8, $9, $6, $5, $1 FROM att WHERE $9::int IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM rounds r WHERE r.campaign_id = $8 AND r.number = $9
+                               AND r.progress = 'pending' FOR SHARE)
                  ON CONFLICT (campaign_id, round, participant_id) DO UPDATE SET id = tickets.id
                  RETURNING id, (xmax = 0) AS fresh
              )
@@ -837,5 +939,257 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    // ---- draws ------------------------------------------------------------------------------
+
+    async fn round_draw_state(
+        &self,
+        campaign_id: &str,
+        round: u32,
+    ) -> StoreResult<Option<RoundDrawState>> {
+        let mut conn = self.pool.acquire().await?;
+        draw_state(&mut conn, campaign_id, round).await
+    }
+
+    async fn commit_witness(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        witness: &str,
+        commitment: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let progress = round_progress_of(&mut tx, campaign_id, round).await?;
+        if progress != RoundProgress::Pending {
+            return Err(StoreError::Conflict(format!(
+                "round {round} is already {}: commitments are closed",
+                progress.as_str()
+            )));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO witness_commitments (campaign_id, round, witness, commitment, committed_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(campaign_id)
+        .bind(round as i32)
+        .bind(witness)
+        .bind(commitment)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{witness} has already committed to round {round}"
+            )));
+        }
+        append(&mut tx, commit_event(actor, round, witness, commitment), at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn freeze_round(
+        &self,
+        f: FreezeRound,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let progress = round_progress_of(&mut tx, &f.campaign_id, f.round).await?;
+        if progress != RoundProgress::Pending {
+            return Err(StoreError::Conflict(format!(
+                "round {} is already {}",
+                f.round,
+                progress.as_str()
+            )));
+        }
+        let (previous_offered, previous_awarded) = if f.round > 1 {
+            let previous = round_progress_of(&mut tx, &f.campaign_id, f.round - 1).await?;
+            if previous != RoundProgress::Drawn {
+                return Err(StoreError::Conflict(format!(
+                    "round {} must be drawn before round {} is frozen",
+                    f.round - 1,
+                    f.round
+                )));
+            }
+            let prizes: Option<String> = sqlx::query_scalar(
+                "SELECT prizes FROM rounds WHERE campaign_id = $1 AND number = $2",
+            )
+            .bind(&f.campaign_id)
+            .bind((f.round - 1) as i32)
+            .fetch_one(&mut *tx)
+            .await?;
+            let awarded: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT tier, COUNT(*) FROM round_winners WHERE campaign_id = $1 AND round = $2 GROUP BY tier",
+            )
+            .bind(&f.campaign_id)
+            .bind((f.round - 1) as i32)
+            .fetch_all(&mut *tx)
+            .await?;
+            (
+                parse_prizes(prizes.as_deref())?,
+                awarded.into_iter().map(|(t, n)| (t, n as u32)).collect(),
+            )
+        } else {
+            (Vec::new(), std::collections::HashMap::new())
+        };
+        let commitments: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM witness_commitments WHERE campaign_id = $1 AND round = $2",
+        )
+        .bind(&f.campaign_id)
+        .bind(f.round as i32)
+        .fetch_one(&mut *tx)
+        .await?;
+        if commitments < i64::from(f.min_witnesses) {
+            return Err(StoreError::Conflict(format!(
+                "round {} needs {} witness commitments before the freeze; it has {commitments}",
+                f.round, f.min_witnesses
+            )));
+        }
+        let entries = eligible(&mut tx, &f.campaign_id, f.round, f.win_limit).await?;
+        let root = hex::encode(crate::domain::draw::entries_root(&entries));
+        let prizes = prizes_with_rollover(&f.base_prizes, &previous_offered, &previous_awarded);
+        sqlx::query(
+            "UPDATE rounds SET progress = 'frozen', frozen_at = $1, entry_count = $2, entries_root = $3,
+                 beacon_source = $4, prizes = $5
+             WHERE campaign_id = $6 AND number = $7 AND progress = 'pending'",
+        )
+        .bind(at)
+        .bind(entries.len() as i32)
+        .bind(&root)
+        .bind(&f.beacon_source)
+        .bind(prizes_json(&prizes)?)
+        .bind(&f.campaign_id)
+        .bind(f.round as i32)
+        .execute(&mut *tx)
+        .await?;
+        append(
+            &mut tx,
+            freeze_event(
+                actor,
+                f.round,
+                entries.len(),
+                &root,
+                &prizes,
+                &f.beacon_source,
+            ),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reveal_secret(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        witness: &str,
+        secret_hex: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let progress = round_progress_of(&mut tx, campaign_id, round).await?;
+        if progress != RoundProgress::Frozen {
+            return Err(StoreError::Conflict(match progress {
+                RoundProgress::Pending => format!(
+                    "round {round} is not frozen yet: secrets are revealed after the freeze"
+                ),
+                _ => format!("round {round} is already drawn"),
+            }));
+        }
+        let done = sqlx::query(
+            "UPDATE witness_commitments SET secret = $1, revealed_at = $2
+             WHERE campaign_id = $3 AND round = $4 AND witness = $5 AND secret IS NULL",
+        )
+        .bind(secret_hex)
+        .bind(at)
+        .bind(campaign_id)
+        .bind(round as i32)
+        .bind(witness)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{witness} has no unrevealed commitment to round {round}"
+            )));
+        }
+        append(&mut tx, reveal_event(actor, round, witness), at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn draw_round(&self, d: DrawRound, actor: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        // Lock the round: a second draw waits here, then finds it drawn.
+        round_progress_of(&mut tx, &d.campaign_id, d.round).await?;
+        let state = draw_state(&mut tx, &d.campaign_id, d.round)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("round {}", d.round)))?;
+        let plan = plan_draw(&d, &state)?;
+        let entries = eligible(&mut tx, &d.campaign_id, d.round, d.win_limit).await?;
+        let result = plan.run(&d, &state, &entries)?;
+        for w in &result.winners {
+            let participant: Uuid =
+                sqlx::query_scalar("SELECT participant_id FROM tickets WHERE id = $1")
+                    .bind(w.ticket)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "INSERT INTO round_winners (campaign_id, round, rank, ticket_id, participant_id, tier)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&d.campaign_id)
+            .bind(d.round as i32)
+            .bind(w.rank as i32)
+            .bind(w.ticket)
+            .bind(participant)
+            .bind(&w.tier)
+            .execute(&mut *tx)
+            .await?;
+            for kind in plan.kinds_of(&w.tier) {
+                sqlx::query(
+                    "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind, issued_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(Uuid::new_v4())
+                .bind(new_voucher_code()?.as_str())
+                .bind(&d.campaign_id)
+                .bind(d.round as i32)
+                .bind(w.rank as i32)
+                .bind(participant)
+                .bind(kind)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "UPDATE rounds SET progress = 'drawn', beacon = $1, seed = $2, drawn_at = $3
+             WHERE campaign_id = $4 AND number = $5 AND progress = 'frozen'",
+        )
+        .bind(&d.beacon)
+        .bind(hex::encode(result.seed))
+        .bind(at)
+        .bind(&d.campaign_id)
+        .bind(d.round as i32)
+        .execute(&mut *tx)
+        .await?;
+        append(&mut tx, draw_event(actor, d.round, &d.beacon, &result), at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn round_entries(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        win_limit: u32,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut conn = self.pool.acquire().await?;
+        eligible(&mut conn, campaign_id, round, win_limit).await
     }
 }

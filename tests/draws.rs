@@ -1,0 +1,547 @@
+//! The weekly draw through the API, once per backend: commitments, freeze, reveals, draw, and the
+//! published documents checked by the verifier.
+
+mod common;
+
+use campaign_lottery::clock::Clock;
+use campaign_lottery::domain::draw::merkle::{leaf_hash, verify_path};
+use campaign_lottery::domain::draw::record::{verify, RoundRecord};
+use campaign_lottery::domain::draw::seed::commitment;
+use campaign_lottery::domain::token::{token_hash, Role};
+use campaign_lottery::domain::voucher::VoucherCode;
+use campaign_lottery::store::{NewAttempt, NewParticipant, NewSession, Submission, SubmitOutcome};
+use chrono::Duration;
+use common::{demo_now, error_code, TestApp, TestDb};
+use serde_json::{json, Value};
+
+backend_tests!(
+    a_round_goes_from_commitments_to_a_verifiable_draw,
+    the_lifecycle_refuses_steps_out_of_order,
+    concurrent_draws_draw_once,
+    earlier_winners_are_not_entered_again,
+);
+
+/// Participants who each passed round `round`'s quiz, as the quiz would record them.
+async fn tickets(app: &TestApp, round: u32, phones: std::ops::Range<u32>) {
+    let now = app.clock.now();
+    for i in phones {
+        let phone = format!("1380000{i:04}");
+        let participant = match app.store.participant_by_phone(&phone).await.unwrap() {
+            Some(p) => p,
+            None => app
+                .store
+                .register_participant(
+                    NewParticipant {
+                        phone: phone.clone(),
+                        display_name: None,
+                        session: NewSession {
+                            token_hash: token_hash(&format!("clp_{phone}")),
+                            expires_at: now + Duration::days(90),
+                        },
+                    },
+                    now,
+                )
+                .await
+                .unwrap(),
+        };
+        let id = uuid::Uuid::new_v4();
+        assert!(app
+            .store
+            .start_attempt(
+                NewAttempt {
+                    id,
+                    participant_id: participant.id,
+                    questions: Vec::new(),
+                    started_at: now,
+                    deadline: now + Duration::minutes(10),
+                    local_day: now.date_naive(),
+                },
+                100,
+            )
+            .await
+            .unwrap());
+        let outcome = app
+            .store
+            .submit_attempt(Submission {
+                attempt_id: id,
+                participant_id: participant.id,
+                score: 10,
+                passed: true,
+                result: "[]".into(),
+                at: now,
+                ticket_round: Some(("demo".into(), round)),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(outcome, SubmitOutcome::Recorded(_)));
+    }
+}
+
+async fn json_of(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: {e}: {text}"))
+}
+
+struct Staff {
+    operator: String,
+    notary: String,
+    lawyer: String,
+}
+
+async fn staff(app: &TestApp) -> Staff {
+    Staff {
+        operator: app.token(Role::Operator, "值班运营").await,
+        notary: app.token(Role::Witness, "衡阳公证处").await,
+        lawyer: app.token(Role::Witness, "律师见证人").await,
+    }
+}
+
+fn secret(name: &str, round: u32) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    for (i, b) in name.bytes().chain(round.to_be_bytes()).enumerate() {
+        s[i % 32] ^= b.wrapping_add(i as u8);
+    }
+    s
+}
+
+async fn commit(app: &TestApp, token: &str, name: &str, round: u32) -> reqwest::Response {
+    let c = hex::encode(commitment("demo", round, name, &secret(name, round)));
+    app.post_json(
+        &format!("/api/rounds/{round}/commitments"),
+        Some(token),
+        &json!({"commitment": c}),
+    )
+    .await
+}
+
+async fn reveal(app: &TestApp, token: &str, name: &str, round: u32) -> reqwest::Response {
+    let s = hex::encode(secret(name, round));
+    app.post_json(
+        &format!("/api/rounds/{round}/reveal"),
+        Some(token),
+        &json!({"secret": s}),
+    )
+    .await
+}
+
+/// Commit, close the window, freeze, reveal, draw: the whole of one round.
+async fn run_round(app: &TestApp, s: &Staff, round: u32) {
+    assert_eq!(
+        commit(app, &s.notary, "衡阳公证处", round).await.status(),
+        200
+    );
+    assert_eq!(
+        commit(app, &s.lawyer, "律师见证人", round).await.status(),
+        200
+    );
+    app.clock
+        .set(demo_now() + Duration::days(7 * i64::from(round)) + Duration::minutes(1));
+    let res = app
+        .post_json(
+            &format!("/api/rounds/{round}/freeze"),
+            Some(&s.operator),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(
+        reveal(app, &s.notary, "衡阳公证处", round).await.status(),
+        200
+    );
+    assert_eq!(
+        reveal(app, &s.lawyer, "律师见证人", round).await.status(),
+        200
+    );
+    let res = app
+        .post_json(
+            &format!("/api/rounds/{round}/draw"),
+            Some(&s.operator),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+async fn a_round_goes_from_commitments_to_a_verifiable_draw(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    tickets(&app, 1, 0..40).await;
+    let before = json_of(app.get("/api/rounds/1", None).await).await;
+    assert_eq!(before["state"], "open");
+    assert_eq!(
+        before["prizes"],
+        json!([{"tier": "grand", "count": 30}, {"tier": "standard", "count": 235}])
+    );
+    assert_eq!(
+        error_code(app.get("/api/rounds/1/entries", None).await).await,
+        (409, "conflict".into()),
+        "entries are published at the freeze"
+    );
+    run_round(&app, &s, 1).await;
+
+    let record = json_of(app.get("/api/rounds/1", None).await).await;
+    assert_eq!(record["state"], "drawn");
+    assert_eq!(record["algorithm"], "campaign-draw/v1");
+    assert_eq!(record["entry_count"], 40);
+    assert_eq!(record["witnesses"].as_array().unwrap().len(), 2);
+    let winners = record["winners"].as_array().unwrap();
+    assert_eq!(
+        winners.len(),
+        40,
+        "fewer tickets than prizes: everyone wins"
+    );
+    assert_eq!(winners.iter().filter(|w| w["tier"] == "grand").count(), 30);
+    assert!(
+        winners
+            .iter()
+            .all(|w| w["phone"].as_str().unwrap().contains("****")),
+        "masked phones"
+    );
+    let entries = app
+        .get("/api/rounds/1/entries", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(entries.lines().count(), 40);
+
+    // The verifier, from the two published documents alone.
+    let parsed: RoundRecord = serde_json::from_value(record.clone()).unwrap();
+    let checks = verify(&parsed, &entries);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+
+    // An inclusion proof for one ticket.
+    let ticket = entries.lines().nth(17).unwrap();
+    let proof = json_of(
+        app.get(&format!("/api/rounds/1/proof/{ticket}"), None)
+            .await,
+    )
+    .await;
+    assert_eq!(proof["leaf_index"], 17);
+    assert_eq!(proof["tree_size"], 40);
+    assert_eq!(proof["root"], record["entries_root"]);
+    let path: Vec<[u8; 32]> = proof["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let root: [u8; 32] = hex::decode(proof["root"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let leaf = leaf_hash(uuid::Uuid::parse_str(ticket).unwrap().as_bytes());
+    assert!(verify_path(&leaf, 17, 40, &path, &root));
+    let stranger = uuid::Uuid::new_v4();
+    assert_eq!(
+        error_code(
+            app.get(&format!("/api/rounds/1/proof/{stranger}"), None)
+                .await
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Vouchers: three for each grand prize, one for each standard prize, every code well-formed.
+    let codes: Vec<String> = {
+        let n = app.db.scalar("SELECT COUNT(*) FROM vouchers").await;
+        assert_eq!(n, 30 * 3 + 10);
+        let mut codes = Vec::new();
+        for rank in 1..=40 {
+            let code = app
+                .db
+                .text(&format!("SELECT code FROM vouchers WHERE round = 1 AND rank = {rank} AND kind = 'tourism_card'"))
+                .await;
+            codes.push(code);
+        }
+        codes
+    };
+    for code in &codes {
+        assert_eq!(VoucherCode::parse(code).unwrap().as_str(), code.as_str());
+    }
+    // Everything on the audit record.
+    let auditor = app.token(Role::Auditor, "审计").await;
+    let log = json_of(app.get("/api/audit?limit=1000", Some(&auditor)).await).await;
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["round.commit", "round.freeze", "round.reveal", "round.draw"] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+    assert_eq!(
+        json_of(app.get("/api/audit/verify", Some(&auditor)).await).await["ok"],
+        true
+    );
+}
+
+async fn the_lifecycle_refuses_steps_out_of_order(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    tickets(&app, 1, 0..5).await;
+    let freeze = |token: String| {
+        let app = &app;
+        async move {
+            app.post_json("/api/rounds/1/freeze", Some(&token), &json!({}))
+                .await
+        }
+    };
+    // Roles.
+    assert_eq!(
+        error_code(commit(&app, &s.operator, "值班运营", 1).await).await,
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        error_code(freeze(s.notary.clone()).await).await,
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        error_code(app.post_json("/api/rounds/1/draw", None, &json!({})).await)
+            .await
+            .0,
+        401
+    );
+    // Bad input.
+    let res = app
+        .post_json(
+            "/api/rounds/1/commitments",
+            Some(&s.notary),
+            &json!({"commitment": "xyz"}),
+        )
+        .await;
+    assert_eq!(error_code(res).await, (422, "invalid_commitment".into()));
+    assert_eq!(
+        error_code(commit(&app, &s.notary, "衡阳公证处", 13).await)
+            .await
+            .0,
+        404
+    );
+    // Too early, too few witnesses.
+    assert_eq!(commit(&app, &s.notary, "衡阳公证处", 1).await.status(), 200);
+    assert_eq!(
+        error_code(commit(&app, &s.notary, "衡阳公证处", 1).await).await,
+        (409, "conflict".into())
+    );
+    assert_eq!(
+        error_code(freeze(s.operator.clone()).await).await,
+        (409, "conflict".into())
+    );
+    app.clock.advance(Duration::days(7));
+    let res = freeze(s.operator.clone()).await;
+    let text = res.text().await.unwrap();
+    assert!(text.contains("needs 2 witness commitments"), "{text}");
+    assert_eq!(
+        reveal(&app, &s.notary, "衡阳公证处", 1).await.status(),
+        409,
+        "no reveal before the freeze"
+    );
+    assert_eq!(commit(&app, &s.lawyer, "律师见证人", 1).await.status(), 200);
+    // Round 2 before round 1.
+    app.clock.advance(Duration::days(7));
+    assert_eq!(commit(&app, &s.notary, "衡阳公证处", 2).await.status(), 200);
+    assert_eq!(commit(&app, &s.lawyer, "律师见证人", 2).await.status(), 200);
+    let res = app
+        .post_json("/api/rounds/2/freeze", Some(&s.operator), &json!({}))
+        .await;
+    assert!(res.text().await.unwrap().contains("round 1 must be drawn"));
+    // Freeze once; no commitments after it.
+    assert_eq!(freeze(s.operator.clone()).await.status(), 200);
+    assert_eq!(
+        error_code(freeze(s.operator.clone()).await).await,
+        (409, "conflict".into())
+    );
+    let late = app.token(Role::Witness, "迟到的见证人").await;
+    assert_eq!(
+        error_code(commit(&app, &late, "迟到的见证人", 1).await).await,
+        (409, "conflict".into())
+    );
+    // A wrong secret is refused and logged; the draw waits for every secret.
+    let wrong = hex::encode([7u8; 32]);
+    let res = app
+        .post_json(
+            "/api/rounds/1/reveal",
+            Some(&s.notary),
+            &json!({"secret": wrong}),
+        )
+        .await;
+    assert_eq!(error_code(res).await, (422, "wrong_secret".into()));
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'round.reveal_refused'")
+            .await,
+        1
+    );
+    assert_eq!(reveal(&app, &s.notary, "衡阳公证处", 1).await.status(), 200);
+    assert_eq!(
+        error_code(reveal(&app, &s.notary, "衡阳公证处", 1).await).await,
+        (409, "conflict".into())
+    );
+    let res = app
+        .post_json("/api/rounds/1/draw", Some(&s.operator), &json!({}))
+        .await;
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("waits for the secrets of: 律师见证人"));
+    assert_eq!(reveal(&app, &s.lawyer, "律师见证人", 1).await.status(), 200);
+    // No beacon was declared: none may be given now.
+    let res = app
+        .post_json(
+            "/api/rounds/1/draw",
+            Some(&s.operator),
+            &json!({"beacon": "12345"}),
+        )
+        .await;
+    assert_eq!(error_code(res).await, (422, "unexpected_beacon".into()));
+    assert_eq!(
+        app.post_json("/api/rounds/1/draw", Some(&s.operator), &json!({}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        error_code(
+            app.post_json("/api/rounds/1/draw", Some(&s.operator), &json!({}))
+                .await
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM round_winners").await, 5);
+}
+
+async fn concurrent_draws_draw_once(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    tickets(&app, 1, 0..300).await;
+    assert_eq!(commit(&app, &s.notary, "衡阳公证处", 1).await.status(), 200);
+    assert_eq!(commit(&app, &s.lawyer, "律师见证人", 1).await.status(), 200);
+    app.clock.advance(Duration::days(7));
+    let beacon_source = json!({"beacon_source": "福彩3D 2026-12-03 开奖号码"});
+    let mut freezes = Vec::new();
+    for _ in 0..6 {
+        let (client, url, token, body) = (
+            app.client.clone(),
+            app.url("/api/rounds/1/freeze"),
+            s.operator.clone(),
+            beacon_source.clone(),
+        );
+        freezes.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for f in freezes {
+        codes.push(f.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|&&c| c == 200).count(), 1, "{codes:?}");
+    assert_eq!(reveal(&app, &s.notary, "衡阳公证处", 1).await.status(), 200);
+    assert_eq!(reveal(&app, &s.lawyer, "律师见证人", 1).await.status(), 200);
+    let res = app
+        .post_json("/api/rounds/1/draw", Some(&s.operator), &json!({}))
+        .await;
+    assert_eq!(error_code(res).await, (422, "beacon_required".into()));
+    let mut draws = Vec::new();
+    for _ in 0..8 {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/api/rounds/1/draw"),
+            s.operator.clone(),
+        );
+        draws.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"beacon": "738"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for d in draws {
+        codes.push(d.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|&&c| c == 200).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|&c| c == 200 || c == 409), "{codes:?}");
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM round_winners").await,
+        265
+    );
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM vouchers").await,
+        30 * 3 + 235
+    );
+    let record: RoundRecord =
+        serde_json::from_value(json_of(app.get("/api/rounds/1", None).await).await).unwrap();
+    assert_eq!(record.beacon.as_deref(), Some("738"));
+    assert_eq!(
+        record.beacon_source.as_deref(),
+        Some("福彩3D 2026-12-03 开奖号码")
+    );
+    let entries = app
+        .get("/api/rounds/1/entries", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(verify(&record, &entries).iter().all(|c| c.ok));
+}
+
+async fn earlier_winners_are_not_entered_again(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    // 10 participants in round 1 (all win), the same 10 and 5 more in round 2.
+    tickets(&app, 1, 0..10).await;
+    run_round(&app, &s, 1).await;
+    app.clock
+        .set(demo_now() + Duration::days(7) + Duration::hours(1));
+    tickets(&app, 2, 0..15).await;
+    run_round(&app, &s, 2).await;
+    let record = json_of(app.get("/api/rounds/2", None).await).await;
+    assert_eq!(
+        record["entry_count"], 5,
+        "round 1's winners are not entered in round 2"
+    );
+    // Round 1 awarded 10 of its 265 prizes: the rest roll over to round 2.
+    assert_eq!(
+        record["prizes"],
+        json!([{"tier": "grand", "count": 50}, {"tier": "standard", "count": 470}])
+    );
+    let entries = app
+        .get("/api/rounds/2/entries", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let parsed: RoundRecord = serde_json::from_value(record).unwrap();
+    assert!(verify(&parsed, &entries).iter().all(|c| c.ok));
+    // Nobody won twice.
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(DISTINCT participant_id) FROM round_winners")
+            .await,
+        app.db.scalar("SELECT COUNT(*) FROM round_winners").await
+    );
+}
