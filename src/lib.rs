@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod draws;
 pub mod http;
 pub mod sms;
 pub mod startup;

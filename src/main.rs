@@ -50,9 +50,30 @@ enum Command {
         #[arg(long)]
         entries: String,
     },
+    /// Freeze or draw a round from the terminal (the same rules as the API).
+    #[command(subcommand)]
+    Round(RoundCommand),
     /// The SMS outbox (login codes), for running without an SMS gateway.
     #[command(subcommand)]
     Sms(SmsCommand),
+}
+
+#[derive(Subcommand)]
+enum RoundCommand {
+    /// Freeze a round's entries (after its window; needs the witnesses' commitments).
+    Freeze {
+        round: u32,
+        /// Exactly which public value will be the beacon; none if absent.
+        #[arg(long, default_value = "")]
+        beacon_source: String,
+    },
+    /// Draw a frozen round once every committed witness has revealed.
+    Draw {
+        round: u32,
+        /// The beacon's value, when a source was declared at the freeze.
+        #[arg(long, default_value = "")]
+        beacon: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -155,6 +176,52 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(cmd) => token(&loaded, clock, cmd).await,
+        Command::Round(cmd) => {
+            let p = prepare(&loaded, clock.as_ref()).await?;
+            let (store, c) = (p.store.as_ref(), &p.campaign);
+            let actor = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "operator".into())
+            );
+            let round = match cmd {
+                RoundCommand::Freeze {
+                    round,
+                    beacon_source,
+                } => {
+                    campaign_lottery::draws::freeze(
+                        store,
+                        c,
+                        clock.now(),
+                        round,
+                        &beacon_source,
+                        &actor,
+                    )
+                    .await?;
+                    round
+                }
+                RoundCommand::Draw { round, beacon } => {
+                    campaign_lottery::draws::draw(store, c, clock.now(), round, &beacon, &actor)
+                        .await?;
+                    round
+                }
+            };
+            let s = store
+                .round_draw_state(&c.id, round)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("round {round} is not recorded"))?;
+            println!(
+                "round {round}: {}; {} entries; root {}; {} winners{}",
+                s.progress.as_str(),
+                s.entry_count.unwrap_or(0),
+                s.entries_root.as_deref().unwrap_or("-"),
+                s.winners.len(),
+                s.seed
+                    .as_deref()
+                    .map(|x| format!("; seed {x}"))
+                    .unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sms(SmsCommand::Pending { limit }) => {
             let p = prepare(&loaded, clock.as_ref()).await?;
             for m in p.store.pending_sms(limit).await? {

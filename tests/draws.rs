@@ -23,13 +23,21 @@ backend_tests!(
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
 async fn tickets(app: &TestApp, round: u32, phones: std::ops::Range<u32>) {
-    let now = app.clock.now();
+    tickets_in(&app.store, "demo", round, app.clock.now(), phones).await;
+}
+
+async fn tickets_in(
+    store: &campaign_lottery::store::SharedStore,
+    campaign: &str,
+    round: u32,
+    now: chrono::DateTime<chrono::Utc>,
+    phones: std::ops::Range<u32>,
+) {
     for i in phones {
         let phone = format!("1380000{i:04}");
-        let participant = match app.store.participant_by_phone(&phone).await.unwrap() {
+        let participant = match store.participant_by_phone(&phone).await.unwrap() {
             Some(p) => p,
-            None => app
-                .store
+            None => store
                 .register_participant(
                     NewParticipant {
                         phone: phone.clone(),
@@ -45,8 +53,7 @@ async fn tickets(app: &TestApp, round: u32, phones: std::ops::Range<u32>) {
                 .unwrap(),
         };
         let id = uuid::Uuid::new_v4();
-        assert!(app
-            .store
+        assert!(store
             .start_attempt(
                 NewAttempt {
                     id,
@@ -60,8 +67,7 @@ async fn tickets(app: &TestApp, round: u32, phones: std::ops::Range<u32>) {
             )
             .await
             .unwrap());
-        let outcome = app
-            .store
+        let outcome = store
             .submit_attempt(Submission {
                 attempt_id: id,
                 participant_id: participant.id,
@@ -69,7 +75,7 @@ async fn tickets(app: &TestApp, round: u32, phones: std::ops::Range<u32>) {
                 passed: true,
                 result: "[]".into(),
                 at: now,
-                ticket_round: Some(("demo".into(), round)),
+                ticket_round: Some((campaign.into(), round)),
             })
             .await
             .unwrap();
@@ -544,4 +550,336 @@ async fn earlier_winners_are_not_entered_again(db: TestDb) {
             .await,
         app.db.scalar("SELECT COUNT(*) FROM round_winners").await
     );
+}
+
+// ---- Two service processes on one PostgreSQL database ---------------------------------------
+
+/// A `campaign-lottery serve` process of its own, stopped when dropped.
+struct ServiceProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_process(db_url: &str) -> ServiceProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args([
+            "--config-dir",
+            common::repo_config_dir().to_str().unwrap(),
+            "serve",
+        ])
+        .env("APP_DATABASE__URL", db_url)
+        .env("APP_CAMPAIGN__FILE", "campaign.toml")
+        .env("APP_SERVER__PORT", "0")
+        .env("APP_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .env_remove("APP_ENVIRONMENT")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut process = ServiceProcess {
+        child,
+        base: String::new(),
+    };
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the service process starts and logs its port");
+        if let Some(port) = serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v["port"].as_u64())
+        {
+            process.base = format!("http://127.0.0.1:{port}");
+            return process;
+        }
+    }
+}
+
+/// Freeze and draw sent to two processes at once: one freeze, one draw, one set of vouchers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_service_processes_on_one_postgresql_freeze_and_draw_once() {
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
+    // The real campaign: round 1 (July 2024) closed long ago, by the processes' real clocks.
+    let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign.toml");
+    let in_round_1 =
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 7, 16, 2, 0, 0).unwrap();
+    let clock = campaign_lottery::clock::ManualClock::new(in_round_1);
+    let store = campaign_lottery::startup::prepare(&loaded, &clock)
+        .await
+        .unwrap()
+        .store;
+    tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..400).await;
+    let mut tokens = Vec::new();
+    for (role, name) in [
+        (Role::Operator, "值班运营"),
+        (Role::Witness, "衡阳公证处"),
+        (Role::Witness, "律师见证人"),
+    ] {
+        let (token, hash) = campaign_lottery::startup::new_token().unwrap();
+        store
+            .create_token(
+                campaign_lottery::store::NewToken {
+                    name: name.into(),
+                    role,
+                    venue_id: None,
+                    token_hash: hash,
+                },
+                "cli",
+                in_round_1,
+            )
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    let (operator, notary, lawyer) = (tokens[0].clone(), tokens[1].clone(), tokens[2].clone());
+    let a = serve_process(&db.url);
+    let b = serve_process(&db.url);
+    let client = reqwest::Client::new();
+    let post = |base: &str, path: &str, token: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let commitment_of =
+        |name: &str| hex::encode(commitment("hengyang-2024", 1, name, &secret(name, 1)));
+    let res = post(
+        &a.base,
+        "/api/rounds/1/commitments",
+        &notary,
+        json!({"commitment": commitment_of("衡阳公证处")}),
+    )
+    .await;
+    assert_eq!(res.unwrap().status(), 200);
+    let res = post(
+        &b.base,
+        "/api/rounds/1/commitments",
+        &lawyer,
+        json!({"commitment": commitment_of("律师见证人")}),
+    )
+    .await;
+    assert_eq!(res.unwrap().status(), 200);
+
+    let race = |path: &'static str, body: Value| {
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let base = if i % 2 == 0 {
+                a.base.clone()
+            } else {
+                b.base.clone()
+            };
+            let (client, token, body) = (client.clone(), operator.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(format!("{base}{path}"))
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        tasks
+    };
+    let mut freezes = Vec::new();
+    for t in race("/api/rounds/1/freeze", json!({})) {
+        freezes.push(t.await.unwrap());
+    }
+    assert_eq!(
+        freezes.iter().filter(|&&c| c == 200).count(),
+        1,
+        "{freezes:?}"
+    );
+    assert!(freezes.iter().all(|&c| c == 200 || c == 409), "{freezes:?}");
+    let s_notary = hex::encode(secret("衡阳公证处", 1));
+    let s_lawyer = hex::encode(secret("律师见证人", 1));
+    assert_eq!(
+        post(
+            &b.base,
+            "/api/rounds/1/reveal",
+            &notary,
+            json!({"secret": s_notary})
+        )
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    assert_eq!(
+        post(
+            &a.base,
+            "/api/rounds/1/reveal",
+            &lawyer,
+            json!({"secret": s_lawyer})
+        )
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    let mut draws = Vec::new();
+    for t in race("/api/rounds/1/draw", json!({})) {
+        draws.push(t.await.unwrap());
+    }
+    assert_eq!(draws.iter().filter(|&&c| c == 200).count(), 1, "{draws:?}");
+    assert!(draws.iter().all(|&c| c == 200 || c == 409), "{draws:?}");
+
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM round_winners").await, 265);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM vouchers").await,
+        30 * 3 + 235
+    );
+    let from_a = client
+        .get(format!("{}/api/rounds/1", a.base))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let from_b = client
+        .get(format!("{}/api/rounds/1", b.base))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(from_a, from_b, "both instances publish the same record");
+    let entries = client
+        .get(format!("{}/api/rounds/1/entries", b.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let record: RoundRecord = serde_json::from_value(from_a).unwrap();
+    assert!(verify(&record, &entries).iter().all(|c| c.ok));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'round.draw'")
+            .await,
+        1
+    );
+    let verdict = campaign_lottery::store::verify_audit_log(store.as_ref())
+        .await
+        .unwrap();
+    assert!(verdict.is_ok(), "{verdict:?}");
+}
+
+/// Operators who prefer a terminal freeze and draw with the CLI, under the same rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_freezes_and_draws_a_round() {
+    let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
+    let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign.toml");
+    let in_round_1 =
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 7, 16, 2, 0, 0).unwrap();
+    let clock = campaign_lottery::clock::ManualClock::new(in_round_1);
+    let store = campaign_lottery::startup::prepare(&loaded, &clock)
+        .await
+        .unwrap()
+        .store;
+    tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..20).await;
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+            .args(["--config-dir", common::repo_config_dir().to_str().unwrap()])
+            .args(args)
+            .env("APP_DATABASE__URL", &db.url)
+            .env("APP_CAMPAIGN__FILE", "campaign.toml")
+            .env_remove("APP_ENVIRONMENT")
+            .output()
+            .unwrap()
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let out = cli(&["round", "freeze", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("needs 2 witness commitments"),
+        "{}",
+        text(&out.stderr)
+    );
+    for name in ["衡阳公证处", "律师见证人"] {
+        let c = hex::encode(commitment("hengyang-2024", 1, name, &secret(name, 1)));
+        store
+            .commit_witness(
+                "hengyang-2024",
+                1,
+                name,
+                &c,
+                &format!("witness:{name}"),
+                in_round_1,
+            )
+            .await
+            .unwrap();
+    }
+    let out = cli(&[
+        "round",
+        "freeze",
+        "1",
+        "--beacon-source",
+        "福彩3D 2024-07-22",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("round 1: frozen; 20 entries"),
+        "{}",
+        text(&out.stdout)
+    );
+    for name in ["衡阳公证处", "律师见证人"] {
+        let s = hex::encode(secret(name, 1));
+        store
+            .reveal_secret(
+                "hengyang-2024",
+                1,
+                name,
+                &s,
+                &format!("witness:{name}"),
+                in_round_1,
+            )
+            .await
+            .unwrap();
+    }
+    let out = cli(&["round", "draw", "1"]);
+    assert!(
+        text(&out.stderr).contains("give its value"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(&["round", "draw", "1", "--beacon", "5 2 8"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("round 1: drawn; 20 entries")
+            && text(&out.stdout).contains("20 winners")
+    );
+    let out = cli(&["round", "draw", "1", "--beacon", "5 2 8"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already drawn"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM round_winners").await, 20);
+    let actor = db
+        .text("SELECT actor FROM audit_log WHERE action = 'round.draw'")
+        .await;
+    assert!(actor.starts_with("cli:"), "{actor}");
 }

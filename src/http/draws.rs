@@ -13,7 +13,7 @@ use crate::domain::draw::record::{
 use crate::domain::draw::{leaf_hashes, seed::commitment, ALGORITHM};
 use crate::domain::phone::mask;
 use crate::domain::token::Role;
-use crate::store::{DrawRound, FreezeRound, RoundDrawState};
+use crate::store::RoundDrawState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -353,34 +353,15 @@ pub async fn freeze(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator])?;
     let round = round.into_inner();
-    let window = round_of(&state, round)?;
-    let c = &state.campaign;
-    if state.clock.now() < window.closes_at {
-        return Err(ApiError::conflict(format!(
-            "entries to round {round} are open until {}; it can be frozen after that",
-            c.local_rfc3339(window.closes_at)
-        )));
-    }
-    if body.beacon_source.chars().count() > 500 {
-        return Err(ApiError::invalid(
-            "beacon_source has at most 500 characters",
-        ));
-    }
-    state
-        .store
-        .freeze_round(
-            FreezeRound {
-                campaign_id: c.id.clone(),
-                round,
-                min_witnesses: c.min_witnesses,
-                beacon_source: body.beacon_source.trim().to_owned(),
-                base_prizes: c.tiers.iter().map(|t| (t.name.clone(), t.count)).collect(),
-                win_limit: c.win_limit,
-            },
-            &caller.actor(),
-            state.clock.now(),
-        )
-        .await?;
+    crate::draws::freeze(
+        state.store.as_ref(),
+        &state.campaign,
+        state.clock.now(),
+        round,
+        &body.beacon_source,
+        &caller.actor(),
+    )
+    .await?;
     done(&state, round, format!("round {round} is frozen")).await
 }
 
@@ -405,41 +386,28 @@ pub async fn draw(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator])?;
     let round = round.into_inner();
-    let s = draw_state(&state, round).await?;
-    let declared = s.beacon_source.clone().unwrap_or_default();
-    let beacon = body.beacon.trim().to_owned();
-    if declared.is_empty() && !beacon.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unexpected_beacon",
-            format!("round {round} was frozen without a beacon source; draw it without a beacon"),
-        ));
-    }
-    if !declared.is_empty() && beacon.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "beacon_required",
-            format!("round {round} was frozen with the beacon source {declared:?}: give its value"),
-        ));
-    }
-    let c = &state.campaign;
-    state
-        .store
-        .draw_round(
-            DrawRound {
-                campaign_id: c.id.clone(),
-                round,
-                beacon,
-                tier_kinds: c
-                    .tiers
-                    .iter()
-                    .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
-                    .collect(),
-                win_limit: c.win_limit,
-            },
-            &caller.actor(),
-            state.clock.now(),
-        )
-        .await?;
+    crate::draws::draw(
+        state.store.as_ref(),
+        &state.campaign,
+        state.clock.now(),
+        round,
+        &body.beacon,
+        &caller.actor(),
+    )
+    .await?;
     done(&state, round, format!("round {round} is drawn")).await
+}
+
+impl From<crate::draws::DrawError> for ApiError {
+    fn from(e: crate::draws::DrawError) -> Self {
+        use crate::draws::DrawError;
+        match e {
+            DrawError::NotFound(m) => ApiError::not_found(m),
+            DrawError::Conflict(m) => ApiError::conflict(m),
+            DrawError::Invalid { code, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            DrawError::Store(e) => e.into(),
+        }
+    }
 }
