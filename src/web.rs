@@ -36,6 +36,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../static/me.js"),
     ),
+    (
+        "draws.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/draws.js"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/console.js"),
+    ),
 ];
 
 /// (route, body)
@@ -45,6 +55,8 @@ const PAGES: &[(&str, &str)] = &[
     ("/quiz", include_str!("../static/quiz.html")),
     ("/me", include_str!("../static/me.html")),
     ("/privacy", include_str!("../static/privacy.html")),
+    ("/draws", include_str!("../static/draws.html")),
+    ("/console", include_str!("../static/console.html")),
 ];
 
 /// Pages load only what this service serves.

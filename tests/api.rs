@@ -1098,3 +1098,42 @@ fn verify_accepts_the_worked_example_and_names_the_first_failed_check() {
         text(&out.stderr)
     );
 }
+
+/// Every page loads, and every script and style it (or a script it imports) names is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_and_everything_it_loads_is_served() {
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    let mut assets = std::collections::BTreeSet::new();
+    for page in [
+        "/", "/join", "/quiz", "/me", "/privacy", "/draws", "/console",
+    ] {
+        let res = app.get(page, None).await;
+        assert_eq!(res.status(), 200, "{page}");
+        assert!(res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'"));
+        let html = res.text().await.unwrap();
+        assert!(html.contains("<html lang=\"zh-CN\">"), "{page}");
+        for part in html.split("\"/static/").skip(1) {
+            assets.insert(part.split('"').next().unwrap().to_owned());
+        }
+    }
+    let mut checked = std::collections::BTreeSet::new();
+    while let Some(asset) = assets.pop_first() {
+        let res = app.get(&format!("/static/{asset}"), None).await;
+        assert_eq!(res.status(), 200, "/static/{asset}");
+        let text = res.text().await.unwrap();
+        for part in text.split("from \"/static/").skip(1) {
+            let import = part.split('"').next().unwrap().to_owned();
+            if !checked.contains(&import) {
+                assets.insert(import);
+            }
+        }
+        checked.insert(asset);
+    }
+    assert!(
+        checked.contains("console.js") && checked.contains("common.js"),
+        "{checked:?}"
+    );
+}

@@ -322,3 +322,109 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
     screenshot(&c, "me-1280").await;
     c.close().await.unwrap();
 }
+
+/// Published draws with "check my ticket" verified in the browser, and the operator's desk walking
+/// a round through freeze and draw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() {
+    use campaign_lottery::domain::draw::seed::commitment;
+    use campaign_lottery::domain::token::Role;
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    common::tickets_in(
+        &app.store,
+        "demo",
+        1,
+        campaign_lottery::clock::Clock::now(app.clock.as_ref()),
+        0..12,
+    )
+    .await;
+    let operator = app.token(Role::Operator, "值班运营").await;
+    for name in ["衡阳公证处", "律师见证人"] {
+        let token = app.token(Role::Witness, name).await;
+        let c = hex::encode(commitment("demo", 1, name, &[name.len() as u8; 32]));
+        let res = app
+            .post_json(
+                "/api/rounds/1/commitments",
+                Some(&token),
+                &serde_json::json!({"commitment": c}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    app.clock.advance(chrono::Duration::days(7));
+
+    // The operator's desk: state in view, freeze with a confirmation.
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 1280, &profile).await;
+    c.goto(&app.url("/console")).await.unwrap();
+    type_into(&c, "#token", &operator).await;
+    click(&c, "#login button[type=submit]").await;
+    wait_text(&c, "#steps", "见证人承诺 2/2").await;
+    wait_text(&c, "#missing", "可以进行下一步").await;
+    screenshot(&c, "console-1280").await;
+    click(&c, "#freeze").await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#steps", "已封存 12 张").await;
+    wait_text(&c, "#missing", "等待见证人揭示").await;
+    c.close().await.unwrap();
+
+    for name in ["衡阳公证处", "律师见证人"] {
+        let secret = hex::encode([name.len() as u8; 32]);
+        app.store
+            .reveal_secret(
+                "demo",
+                1,
+                name,
+                &secret,
+                &format!("witness:{name}"),
+                campaign_lottery::clock::Clock::now(app.clock.as_ref()),
+            )
+            .await
+            .unwrap();
+    }
+    let res = app
+        .post_json(
+            "/api/rounds/1/draw",
+            Some(&operator),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // The public page: winners with masked phones; a ticket checked with WebCrypto.
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    c.goto(&app.url("/draws")).await.unwrap();
+    wait_text(&c, "#round-1", "中奖名单（12 名）").await;
+    wait_text(&c, "#round-1", "138****0003").await;
+    let body = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!body.contains("13800000003"), "no full phone numbers");
+    let ticket = app
+        .db
+        .text("SELECT id FROM tickets ORDER BY id LIMIT 1 OFFSET 5")
+        .await;
+    type_into(&c, "#check-ticket", &ticket).await;
+    click(&c, "#check button[type=submit]").await;
+    wait_text(&c, "#check-result", "已在您的浏览器中验证").await;
+    wait_text(&c, "#check-result", "12 张抽奖券中的第 6 张").await;
+    screenshot(&c, "draws-360").await;
+    c.find(Locator::Css("#check-ticket"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    type_into(&c, "#check-ticket", &uuid::Uuid::new_v4().to_string()).await;
+    click(&c, "#check button[type=submit]").await;
+    wait_text(&c, "#check-result", "没有这张券").await;
+    c.close().await.unwrap();
+}

@@ -7,9 +7,8 @@ use campaign_lottery::clock::Clock;
 use campaign_lottery::domain::draw::merkle::{leaf_hash, verify_path};
 use campaign_lottery::domain::draw::record::{verify, RoundRecord};
 use campaign_lottery::domain::draw::seed::commitment;
-use campaign_lottery::domain::token::{token_hash, Role};
+use campaign_lottery::domain::token::Role;
 use campaign_lottery::domain::voucher::VoucherCode;
-use campaign_lottery::store::{NewAttempt, NewParticipant, NewSession, Submission, SubmitOutcome};
 use chrono::Duration;
 use common::{demo_now, error_code, TestApp, TestDb};
 use serde_json::{json, Value};
@@ -23,64 +22,7 @@ backend_tests!(
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
 async fn tickets(app: &TestApp, round: u32, phones: std::ops::Range<u32>) {
-    tickets_in(&app.store, "demo", round, app.clock.now(), phones).await;
-}
-
-async fn tickets_in(
-    store: &campaign_lottery::store::SharedStore,
-    campaign: &str,
-    round: u32,
-    now: chrono::DateTime<chrono::Utc>,
-    phones: std::ops::Range<u32>,
-) {
-    for i in phones {
-        let phone = format!("1380000{i:04}");
-        let participant = match store.participant_by_phone(&phone).await.unwrap() {
-            Some(p) => p,
-            None => store
-                .register_participant(
-                    NewParticipant {
-                        phone: phone.clone(),
-                        display_name: None,
-                        session: NewSession {
-                            token_hash: token_hash(&format!("clp_{phone}")),
-                            expires_at: now + Duration::days(90),
-                        },
-                    },
-                    now,
-                )
-                .await
-                .unwrap(),
-        };
-        let id = uuid::Uuid::new_v4();
-        assert!(store
-            .start_attempt(
-                NewAttempt {
-                    id,
-                    participant_id: participant.id,
-                    questions: Vec::new(),
-                    started_at: now,
-                    deadline: now + Duration::minutes(10),
-                    local_day: now.date_naive(),
-                },
-                100,
-            )
-            .await
-            .unwrap());
-        let outcome = store
-            .submit_attempt(Submission {
-                attempt_id: id,
-                participant_id: participant.id,
-                score: 10,
-                passed: true,
-                result: "[]".into(),
-                at: now,
-                ticket_round: Some((campaign.into(), round)),
-            })
-            .await
-            .unwrap();
-        assert!(matches!(outcome, SubmitOutcome::Recorded(_)));
-    }
+    common::tickets_in(&app.store, "demo", round, app.clock.now(), phones).await;
 }
 
 async fn json_of(res: reqwest::Response) -> Value {
@@ -624,7 +566,7 @@ async fn two_service_processes_on_one_postgresql_freeze_and_draw_once() {
         .await
         .unwrap()
         .store;
-    tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..400).await;
+    common::tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..400).await;
     let mut tokens = Vec::new();
     for (role, name) in [
         (Role::Operator, "值班运营"),
@@ -798,7 +740,7 @@ async fn the_cli_freezes_and_draws_a_round() {
         .await
         .unwrap()
         .store;
-    tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..20).await;
+    common::tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..20).await;
     let cli = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
             .args(["--config-dir", common::repo_config_dir().to_str().unwrap()])

@@ -179,12 +179,17 @@ async fn eligible(
     round: u32,
     win_limit: u32,
 ) -> StoreResult<Vec<Uuid>> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(ELIGIBLE_TICKETS)
+    use futures_util::TryStreamExt;
+    // Streamed: a million rows are never all in memory at once, only their ids.
+    let mut rows = sqlx::query_scalar::<_, Uuid>(ELIGIBLE_TICKETS)
         .bind(campaign_id)
         .bind(round as i32)
         .bind(i64::from(win_limit))
-        .fetch_all(&mut *conn)
-        .await?;
+        .fetch(&mut *conn);
+    let mut ids = Vec::new();
+    while let Some(id) = rows.try_next().await? {
+        ids.push(id);
+    }
     Ok(ids)
 }
 

@@ -364,3 +364,67 @@ pub async fn error_code(res: reqwest::Response) -> (u16, String) {
     assert!(!message.is_empty(), "empty message in {text}");
     (status, code.to_owned())
 }
+
+/// Participants (phones 1380000NNNN) who each passed round `round`'s quiz at `now`, as the quiz
+/// records them: one ticket each.
+pub async fn tickets_in(
+    store: &SharedStore,
+    campaign: &str,
+    round: u32,
+    now: DateTime<Utc>,
+    phones: std::ops::Range<u32>,
+) {
+    for i in phones {
+        let phone = format!("1380000{i:04}");
+        let participant = match store.participant_by_phone(&phone).await.unwrap() {
+            Some(p) => p,
+            None => store
+                .register_participant(
+                    campaign_lottery::store::NewParticipant {
+                        phone: phone.clone(),
+                        display_name: None,
+                        session: campaign_lottery::store::NewSession {
+                            token_hash: campaign_lottery::domain::token::token_hash(&format!(
+                                "clp_{phone}"
+                            )),
+                            expires_at: now + chrono::Duration::days(90),
+                        },
+                    },
+                    now,
+                )
+                .await
+                .unwrap(),
+        };
+        let id = uuid::Uuid::new_v4();
+        assert!(store
+            .start_attempt(
+                campaign_lottery::store::NewAttempt {
+                    id,
+                    participant_id: participant.id,
+                    questions: Vec::new(),
+                    started_at: now,
+                    deadline: now + chrono::Duration::minutes(10),
+                    local_day: now.date_naive(),
+                },
+                100,
+            )
+            .await
+            .unwrap());
+        let outcome = store
+            .submit_attempt(campaign_lottery::store::Submission {
+                attempt_id: id,
+                participant_id: participant.id,
+                score: 10,
+                passed: true,
+                result: "[]".into(),
+                at: now,
+                ticket_round: Some((campaign.into(), round)),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            campaign_lottery::store::SubmitOutcome::Recorded(_)
+        ));
+    }
+}

@@ -1,0 +1,105 @@
+import { api, h, $, localTime, STATE_NAMES } from "/static/common.js";
+
+const TIERS = { grand: "一等奖", standard: "二等奖" };
+
+function hexToBytes(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
+
+function toHex(bytes) {
+  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sha256(...parts) {
+  const len = parts.reduce((n, p) => n + p.length, 0);
+  const all = new Uint8Array(len);
+  let at = 0;
+  for (const p of parts) { all.set(p, at); at += p.length; }
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+}
+
+/** RFC 9162 §2.1.3.2: does the audit path lead from the ticket to the root? */
+async function verifyInclusion(ticket, index, size, path, root) {
+  if (index >= size) return false;
+  let fn = index, sn = size - 1;
+  let r = await sha256(new Uint8Array([0]), hexToBytes(ticket.replace(/-/g, "")));
+  for (const p of path.map(hexToBytes)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = await sha256(new Uint8Array([1]), p, r);
+      while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    } else {
+      r = await sha256(new Uint8Array([1]), r, p);
+    }
+    fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && toHex(r) === root;
+}
+
+function roundCard(r, rec) {
+  const card = h("section", { class: "card", id: `round-${r.number}`, "aria-labelledby": `round-${r.number}-title` },
+    h("h2", { id: `round-${r.number}-title` }, `第 ${r.number} 期 `, h("span", { class: `badge ${r.state}` }, STATE_NAMES[r.state] || r.state)),
+    h("p", { class: "small muted" }, `报名时间 ${localTime(r.opens_at)} – ${localTime(r.closes_at)}`));
+  if (!rec) return card;
+  if (rec.entry_count !== null && rec.entry_count !== undefined) {
+    card.append(h("p", {}, `封存抽奖券 ${rec.entry_count} 张`, rec.frozen_at ? `（${localTime(rec.frozen_at)} 封存）` : ""));
+    card.append(h("p", { class: "small" }, "清单根哈希：", h("span", { class: "mono" }, rec.entries_root)));
+  }
+  if (rec.beacon_source) card.append(h("p", { class: "small" }, `公开随机源：${rec.beacon_source}`, rec.beacon ? `，取值 ${rec.beacon}` : ""));
+  card.append(h("p", { class: "small" }, `见证人：${rec.witnesses.map((w) => w.name + (w.secret ? "（已揭示）" : "（已承诺）")).join("、") || "暂无"}`));
+  if (rec.winners.length) {
+    card.append(h("h3", {}, `中奖名单（${rec.winners.length} 名）`),
+      h("ol", { class: "winners" }, ...rec.winners.map((w) => h("li", {}, `${w.phone} · ${TIERS[w.tier] || w.tier}`))));
+  }
+  const links = h("p", { class: "small" });
+  links.append(h("a", { href: `/api/rounds/${r.number}`, download: `round-${r.number}.json` }, "下载抽奖记录"));
+  if (rec.entry_count !== null && rec.entry_count !== undefined) {
+    links.append(" · ", h("a", { href: `/api/rounds/${r.number}/entries`, download: `round-${r.number}-entries.txt` }, "下载抽奖券清单"));
+  }
+  card.append(links);
+  return card;
+}
+
+async function check(e) {
+  e.preventDefault();
+  const out = $("#check-result");
+  out.classList.remove("hidden", "ok");
+  const round = $("#check-round").value;
+  const ticket = $("#check-ticket").value.trim().toLowerCase();
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(ticket)) {
+    out.textContent = "抽奖券号的格式不对：应为 36 位，如 1b4e28ba-2fa1-41d2-883f-0016d3cca427";
+    return;
+  }
+  const res = await api(`/api/rounds/${round}/proof/${ticket}`);
+  if (!res.ok) {
+    out.textContent = res.status === 404 ? `第 ${round} 期封存的抽奖券里没有这张券。` : res.error.message;
+    return;
+  }
+  const p = res.data;
+  const rec = await api(`/api/rounds/${round}`);
+  const root = rec.ok ? rec.data.entries_root : p.root;
+  const ok = (await verifyInclusion(ticket, p.leaf_index, p.tree_size, p.path, root)) && root === p.root;
+  const won = rec.ok && rec.data.winners.find((w) => w.ticket === ticket);
+  out.classList.toggle("ok", ok);
+  out.textContent = ok
+    ? `✓ 已在您的浏览器中验证：这张券是第 ${round} 期封存的 ${p.tree_size} 张抽奖券中的第 ${p.leaf_index + 1} 张。` +
+      (won ? `恭喜，这张券中了${TIERS[won.tier] || won.tier}（第 ${won.rank} 名）！` : rec.ok && rec.data.winners.length ? "这张券本期没有中奖。" : "")
+    : "✗ 验证失败：服务器给出的证明与公布的根哈希不符，请联系主办方。";
+}
+
+const campaign = await api("/api/campaign");
+if (campaign.ok) {
+  const rounds = campaign.data.rounds;
+  const published = rounds.filter((r) => ["frozen", "drawn"].includes(r.state));
+  $("#check-round").replaceChildren(...(published.length ? published : rounds.slice(0, 1)).map((r) => h("option", { value: r.number }, `第 ${r.number} 期`)));
+  const cards = [];
+  for (const r of [...rounds].reverse()) {
+    if (r.state === "scheduled") continue;
+    const rec = ["frozen", "drawn"].includes(r.state) ? (await api(`/api/rounds/${r.number}`)).data : null;
+    cards.push(roundCard(r, rec));
+  }
+  $("#rounds").replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "第一期还没有开始。")]));
+}
+$("#check").addEventListener("submit", check);
