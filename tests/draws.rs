@@ -831,20 +831,34 @@ async fn the_cli_freezes_and_draws_a_round() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
     use sqlx::Connection;
-    let Some(db) = TestDb::new(common::Backend::Postgres).await else { return };
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
     let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign.toml");
-    let in_round_1 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 7, 16, 2, 0, 0).unwrap();
+    let in_round_1 =
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 7, 16, 2, 0, 0).unwrap();
     let clock = campaign_lottery::clock::ManualClock::new(in_round_1);
-    let store = campaign_lottery::startup::prepare(&loaded, &clock).await.unwrap().store;
+    let store = campaign_lottery::startup::prepare(&loaded, &clock)
+        .await
+        .unwrap()
+        .store;
     common::tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..50).await;
     for name in ["衡阳公证处", "律师见证人"] {
         let c = hex::encode(commitment("hengyang-2024", 1, name, &secret(name, 1)));
-        store.commit_witness("hengyang-2024", 1, name, &c, "witness", in_round_1).await.unwrap();
+        store
+            .commit_witness("hengyang-2024", 1, name, &c, "witness", in_round_1)
+            .await
+            .unwrap();
     }
     let (operator, hash) = campaign_lottery::startup::new_token().unwrap();
     store
         .create_token(
-            campaign_lottery::store::NewToken { name: "值班运营".into(), role: Role::Operator, venue_id: None, token_hash: hash },
+            campaign_lottery::store::NewToken {
+                name: "值班运营".into(),
+                role: Role::Operator,
+                venue_id: None,
+                token_hash: hash,
+            },
             "cli",
             in_round_1,
         )
@@ -852,26 +866,51 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
         .unwrap();
     let after = in_round_1 + Duration::days(30);
     let c = store.recorded_campaign().await.unwrap().unwrap();
-    campaign_lottery::draws::freeze(store.as_ref(), &c, after, 1, "", "cli").await.unwrap();
+    campaign_lottery::draws::freeze(store.as_ref(), &c, after, 1, "", "cli")
+        .await
+        .unwrap();
     for name in ["衡阳公证处", "律师见证人"] {
-        store.reveal_secret("hengyang-2024", 1, name, &hex::encode(secret(name, 1)), "witness", after).await.unwrap();
+        store
+            .reveal_secret(
+                "hengyang-2024",
+                1,
+                name,
+                &hex::encode(secret(name, 1)),
+                "witness",
+                after,
+            )
+            .await
+            .unwrap();
     }
 
     // Hold the vouchers table so that the draw stops inside its transaction, then kill the process.
     let mut blocker = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
-    sqlx::query("LOCK TABLE vouchers IN ACCESS EXCLUSIVE MODE").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE vouchers IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
     let mut doomed = serve_process(&db.url);
     let client = reqwest::Client::new();
     let url = format!("{}/api/rounds/1/draw", doomed.base);
     let request = tokio::spawn({
         let (client, operator) = (client.clone(), operator.clone());
-        async move { client.post(url).bearer_auth(operator).json(&json!({})).send().await }
+        async move {
+            client
+                .post(url)
+                .bearer_auth(operator)
+                .json(&json!({}))
+                .send()
+                .await
+        }
     });
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     doomed.child.kill().unwrap();
     doomed.child.wait().unwrap();
-    assert!(request.await.unwrap().is_err(), "the killed process never answered");
+    assert!(
+        request.await.unwrap().is_err(),
+        "the killed process never answered"
+    );
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
 
     let survivor = serve_process(&db.url);
@@ -884,7 +923,11 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
         .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     assert_eq!(db.scalar("SELECT COUNT(*) FROM round_winners").await, 50);
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'round.draw'").await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'round.draw'")
+            .await,
+        1
+    );
     let record: RoundRecord = client
         .get(format!("{}/api/rounds/1", survivor.base))
         .send()
@@ -893,6 +936,16 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
         .json()
         .await
         .unwrap();
-    let entries = client.get(format!("{}/api/rounds/1/entries", survivor.base)).send().await.unwrap().text().await.unwrap();
-    assert!(verify(&record, &entries).iter().all(|c| c.ok), "the result is the one the frozen inputs imply");
+    let entries = client
+        .get(format!("{}/api/rounds/1/entries", survivor.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        verify(&record, &entries).iter().all(|c| c.ok),
+        "the result is the one the frozen inputs imply"
+    );
 }
