@@ -119,6 +119,7 @@ impl Application {
             metrics: crate::telemetry::metrics_handle(),
             login: loaded.settings.login.clone(),
             sms: Arc::new(OutboxSender::new(prepared.store.clone())),
+            frozen: Default::default(),
         });
         let body_limit = server_settings.body_limit_bytes;
         let mut server = HttpServer::new(move || {

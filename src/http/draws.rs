@@ -6,7 +6,7 @@ use super::body::Body;
 use super::error::ApiError;
 use super::{ok_json, AppState};
 use crate::domain::audit::AuditEvent;
-use crate::domain::draw::merkle::{audit_path, Hash};
+use crate::domain::draw::merkle::{Hash, Tree};
 use crate::domain::draw::record::{
     entries_file, PrizeRecord, RoundRecord, WinnerRecord, WitnessRecord,
 };
@@ -17,6 +17,7 @@ use crate::store::RoundDrawState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -141,17 +142,62 @@ pub async fn record(
     Ok(ok_json(&view))
 }
 
-async fn frozen_entries(state: &AppState, round: u32) -> Result<Vec<Uuid>, ApiError> {
+/// A frozen round's entries and Merkle tree, kept in memory: they never change after the freeze,
+/// and rebuilding them for every proof would cost about a second of CPU at a million tickets.
+pub struct FrozenRound {
+    root: String,
+    tickets: Vec<Uuid>,
+    tree: Tree,
+}
+
+/// The frozen rounds this process has served lately (a few; each is about 100 MB at 1 M tickets).
+#[derive(Default)]
+pub struct FrozenCache(std::sync::Mutex<std::collections::HashMap<u32, Arc<FrozenRound>>>);
+
+impl FrozenCache {
+    const KEEP: usize = 3;
+
+    fn get(&self, round: u32, root: &str) -> Option<Arc<FrozenRound>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&round).filter(|f| f.root == root).cloned()
+    }
+
+    fn put(&self, round: u32, frozen: Arc<FrozenRound>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::KEEP && !map.contains_key(&round) {
+            map.clear();
+        }
+        map.insert(round, frozen);
+    }
+}
+
+async fn frozen_round(state: &AppState, round: u32) -> Result<Arc<FrozenRound>, ApiError> {
     let s = draw_state(state, round).await?;
-    if s.frozen_at.is_none() {
+    let Some(root) = s.entries_root.filter(|_| s.frozen_at.is_some()) else {
         return Err(ApiError::conflict(format!(
             "round {round} is not frozen yet: its entries are published at the freeze"
         )));
+    };
+    if let Some(hit) = state.frozen.get(round, &root) {
+        return Ok(hit);
     }
-    Ok(state
+    let tickets = state
         .store
         .round_entries(&state.campaign.id, round, state.campaign.win_limit)
-        .await?)
+        .await?;
+    let tree = Tree::new(leaf_hashes(&tickets));
+    if hex::encode(tree.root()) != root {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "the entries of round {round} no longer match its frozen root"
+        )));
+    }
+    let frozen = Arc::new(FrozenRound {
+        root,
+        tickets,
+        tree,
+    });
+    state.frozen.put(round, frozen.clone());
+    Ok(frozen)
 }
 
 /// The entries file: the frozen tickets, one lowercase UUID per line, canonical order.
@@ -161,10 +207,10 @@ pub async fn entries(
     state: web::Data<AppState>,
     round: web::Path<u32>,
 ) -> Result<HttpResponse, ApiError> {
-    let tickets = frozen_entries(&state, round.into_inner()).await?;
+    let frozen = frozen_round(&state, round.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .body(entries_file(&tickets)))
+        .body(entries_file(&frozen.tickets)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -193,15 +239,22 @@ pub async fn proof(
         ))
     };
     let ticket = Uuid::parse_str(&ticket).map_err(|_| not_in())?;
-    let tickets = frozen_entries(&state, round).await?;
-    let index = tickets.binary_search(&ticket).map_err(|_| not_in())?;
-    let leaves = leaf_hashes(&tickets);
+    let frozen = frozen_round(&state, round).await?;
+    let index = frozen
+        .tickets
+        .binary_search(&ticket)
+        .map_err(|_| not_in())?;
     Ok(ok_json(&InclusionProof {
         ticket,
         leaf_index: index as u64,
-        tree_size: tickets.len() as u64,
-        root: hex::encode(crate::domain::draw::merkle::root_of_leaf_hashes(&leaves)),
-        path: audit_path(index, &leaves).iter().map(hex::encode).collect(),
+        tree_size: frozen.tickets.len() as u64,
+        root: frozen.root.clone(),
+        path: frozen
+            .tree
+            .audit_path(index)
+            .iter()
+            .map(hex::encode)
+            .collect(),
     }))
 }
 

@@ -35,6 +35,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub login: LoginSettings,
     pub sms: Arc<dyn SmsSender>,
+    /// Frozen rounds' entries and trees, for the entries file and inclusion proofs.
+    pub frozen: draws::FrozenCache,
 }
 
 #[derive(OpenApi)]
