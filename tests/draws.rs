@@ -494,6 +494,29 @@ async fn earlier_winners_are_not_entered_again(db: TestDb) {
     );
 }
 
+// ---- The real campaign, its round 1 long closed --------------------------------------------
+
+/// The real campaign on `db` with `n` tickets in round 1 (July 2024, closed by any real clock), and
+/// an instant inside that round.
+async fn real_campaign_with_tickets(
+    db: &TestDb,
+    n: u32,
+) -> (
+    campaign_lottery::store::SharedStore,
+    chrono::DateTime<chrono::Utc>,
+) {
+    let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign.toml");
+    let in_round_1 =
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 7, 16, 2, 0, 0).unwrap();
+    let clock = campaign_lottery::clock::ManualClock::new(in_round_1);
+    let store = campaign_lottery::startup::prepare(&loaded, &clock)
+        .await
+        .unwrap()
+        .store;
+    common::tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..n).await;
+    (store, in_round_1)
+}
+
 // ---- Two service processes on one PostgreSQL database ---------------------------------------
 
 /// A `campaign-lottery serve` process of its own, stopped when dropped.
@@ -558,15 +581,7 @@ async fn two_service_processes_on_one_postgresql_freeze_and_draw_once() {
         return;
     };
     // The real campaign: round 1 (July 2024) closed long ago, by the processes' real clocks.
-    let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign.toml");
-    let in_round_1 =
-        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 7, 16, 2, 0, 0).unwrap();
-    let clock = campaign_lottery::clock::ManualClock::new(in_round_1);
-    let store = campaign_lottery::startup::prepare(&loaded, &clock)
-        .await
-        .unwrap()
-        .store;
-    common::tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..400).await;
+    let (store, in_round_1) = real_campaign_with_tickets(&db, 400).await;
     let mut tokens = Vec::new();
     for (role, name) in [
         (Role::Operator, "值班运营"),
@@ -732,15 +747,7 @@ async fn two_service_processes_on_one_postgresql_freeze_and_draw_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_freezes_and_draws_a_round() {
     let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
-    let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign.toml");
-    let in_round_1 =
-        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 7, 16, 2, 0, 0).unwrap();
-    let clock = campaign_lottery::clock::ManualClock::new(in_round_1);
-    let store = campaign_lottery::startup::prepare(&loaded, &clock)
-        .await
-        .unwrap()
-        .store;
-    common::tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..20).await;
+    let (store, in_round_1) = real_campaign_with_tickets(&db, 20).await;
     let cli = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
             .args(["--config-dir", common::repo_config_dir().to_str().unwrap()])
@@ -834,15 +841,7 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
     let Some(db) = TestDb::new(common::Backend::Postgres).await else {
         return;
     };
-    let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign.toml");
-    let in_round_1 =
-        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 7, 16, 2, 0, 0).unwrap();
-    let clock = campaign_lottery::clock::ManualClock::new(in_round_1);
-    let store = campaign_lottery::startup::prepare(&loaded, &clock)
-        .await
-        .unwrap()
-        .store;
-    common::tickets_in(&store, "hengyang-2024", 1, in_round_1, 0..50).await;
+    let (store, in_round_1) = real_campaign_with_tickets(&db, 50).await;
     for name in ["衡阳公证处", "律师见证人"] {
         let c = hex::encode(commitment("hengyang-2024", 1, name, &secret(name, 1)));
         store
