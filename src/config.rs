@@ -17,6 +17,32 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub login: LoginSettings,
+    #[serde(default)]
+    pub vouchers: VoucherSettings,
+}
+
+/// Redemption at the front desks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct VoucherSettings {
+    /// How long a venue may reverse its own redemption.
+    pub reversal_window_minutes: i64,
+    /// Failed look-ups (unknown codes, wrong holder digits) allowed within the window, per venue
+    /// token and per client address, before requests are refused with 429.
+    pub failed_lookups_per_token: u32,
+    pub failed_lookups_per_address: u32,
+    pub failed_lookup_window_minutes: i64,
+}
+
+impl Default for VoucherSettings {
+    fn default() -> Self {
+        Self {
+            reversal_window_minutes: 30,
+            failed_lookups_per_token: 10,
+            failed_lookups_per_address: 30,
+            failed_lookup_window_minutes: 15,
+        }
+    }
 }
 
 /// Participants' sessions and one-time login codes.
@@ -151,6 +177,7 @@ impl fmt::Debug for Settings {
             .field("campaign", &self.campaign)
             .field("log", &self.log)
             .field("login", &self.login)
+            .field("vouchers", &self.vouchers)
             .finish()
     }
 }

@@ -118,6 +118,7 @@ impl Application {
             clock,
             metrics: crate::telemetry::metrics_handle(),
             login: loaded.settings.login.clone(),
+            vouchers: loaded.settings.vouchers.clone(),
             sms: Arc::new(OutboxSender::new(prepared.store.clone())),
             frozen: Default::default(),
         });

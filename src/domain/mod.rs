@@ -6,6 +6,7 @@ pub mod draw;
 pub mod phone;
 pub mod quiz;
 pub mod random;
+pub mod redemption;
 pub mod token;
 pub mod voucher;
 

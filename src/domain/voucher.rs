@@ -177,4 +177,35 @@ mod tests {
         }
         assert!(counts.iter().all(|&c| c == 8));
     }
+
+    /// Property: for codes from the OS random source, display and parse round-trip in any of the
+    /// accepted spellings, and every single-symbol substitution is a typo.
+    #[test]
+    fn property_random_codes_round_trip_and_catch_every_substitution() {
+        for _ in 0..2000 {
+            let mut bytes = [0u8; 11];
+            getrandom::fill(&mut bytes).unwrap();
+            let code = VoucherCode::from_random(bytes);
+            let shown = code.to_string();
+            assert_eq!(shown.len(), 14);
+            assert_eq!(VoucherCode::parse(&shown), Ok(code));
+            assert_eq!(VoucherCode::parse(code.as_str()), Ok(code));
+            assert_eq!(VoucherCode::parse(&shown.to_lowercase()), Ok(code));
+            assert_eq!(
+                VoucherCode::parse(&format!(" {} ", shown.replace('-', " "))),
+                Ok(code)
+            );
+            let text = code.as_str().as_bytes();
+            for pos in 0..12 {
+                for &sym in ALPHABET.iter().filter(|&&s| s != text[pos]) {
+                    let mut typo = text.to_vec();
+                    typo[pos] = sym;
+                    assert_eq!(
+                        VoucherCode::parse(std::str::from_utf8(&typo).unwrap()),
+                        Err(CodeError::Typo)
+                    );
+                }
+            }
+        }
+    }
 }

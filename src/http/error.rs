@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for a `Retry-After` header.
     retry_after: Option<i64>,
+    /// Facts that explain the error (when and where a voucher was used, say).
+    details: Option<serde_json::Value>,
     /// The cause of an unexpected failure: logged, never sent.
     source: Option<anyhow::Error>,
 }
@@ -30,6 +32,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people: what is wrong and, where it helps, what to do.
     pub message: String,
+    /// Facts behind the error, for some codes (`already_used`: when and where).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -39,8 +45,18 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            details: None,
             source: None,
         }
+    }
+
+    pub fn details_value(&self) -> Option<serde_json::Value> {
+        self.details.clone()
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn retry_after(mut self, seconds: i64) -> Self {
@@ -78,6 +94,7 @@ impl ApiError {
             code: "internal_error",
             message: "something went wrong on our side; it has been logged".into(),
             retry_after: None,
+            details: None,
             source: Some(source),
         }
     }
@@ -109,8 +126,12 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        res.content_type("application/json")
-            .body(Self::body(self.code, &self.message))
+        let body = match &self.details {
+            Some(details) => serde_json::json!({"error": {"code": self.code, "message": self.message, "details": details}})
+                .to_string(),
+            None => Self::body(self.code, &self.message),
+        };
+        res.content_type("application/json").body(body)
     }
 }
 

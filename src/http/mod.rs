@@ -8,9 +8,10 @@ pub mod error;
 pub mod participant;
 pub mod public;
 pub mod quiz;
+pub mod vouchers;
 
 use crate::clock::Clock;
-use crate::config::LoginSettings;
+use crate::config::{LoginSettings, VoucherSettings};
 use crate::domain::campaign::Campaign;
 use crate::domain::quiz::QuestionBank;
 use crate::sms::SmsSender;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
     pub login: LoginSettings,
+    pub vouchers: VoucherSettings,
     pub sms: Arc<dyn SmsSender>,
     /// Frozen rounds' entries and trees, for the entries file and inclusion proofs.
     pub frozen: draws::FrozenCache,
@@ -72,6 +74,17 @@ pub struct AppState {
         admin::revoke_token,
         admin::audit_log,
         admin::verify_audit,
+        vouchers::my_vouchers,
+        vouchers::qr_svg,
+        vouchers::check,
+        vouchers::redeem,
+        vouchers::recent,
+        vouchers::reverse,
+        vouchers::settlement_csv,
+        vouchers::find_vouchers,
+        vouchers::void,
+        vouchers::reissue,
+        vouchers::vouchers_csv,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -81,6 +94,7 @@ pub struct AppState {
         (name = "quiz", description = "The law quiz"),
         (name = "draws", description = "Weekly draws: commitments, freeze, reveals, draw, the published record"),
         (name = "admin", description = "Operators and auditors"),
+        (name = "vouchers", description = "Vouchers: the holder's view, the front desk (venue tokens), void and reissue, exports"),
     )
 )]
 pub struct ApiDoc;
@@ -113,6 +127,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     .configure(quiz::routes)
     .configure(draws::routes)
     .configure(admin::routes)
+    .configure(vouchers::routes)
     .configure(crate::web::routes)
     .service(
         utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}")

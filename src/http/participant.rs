@@ -164,7 +164,7 @@ pub struct CodeSent {
     expires_in_seconds: i64,
 }
 
-fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
+pub(crate) fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
     if trust_forwarded_for {
         if let Some(ip) = req.connection_info().realip_remote_addr() {
             return ip.to_owned();
@@ -328,7 +328,7 @@ pub struct Mine {
     holds_current_ticket: bool,
     tickets: Vec<TicketView>,
     /// Vouchers won (after a draw).
-    vouchers: Vec<serde_json::Value>,
+    vouchers: Vec<super::vouchers::VoucherView>,
 }
 
 /// The participant, their tickets by round and (once drawn) their vouchers.
@@ -373,6 +373,6 @@ pub async fn me(
         current_round,
         holds_current_ticket: tickets.iter().any(|t| Some(t.round) == current_round),
         tickets,
-        vouchers: Vec::new(),
+        vouchers: super::vouchers::views_of(&state, session.participant.id).await?,
     }))
 }

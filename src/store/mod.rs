@@ -278,6 +278,119 @@ pub struct DrawRound {
     pub win_limit: u32,
 }
 
+/// A winner's voucher, its holder and its unreversed uses (under this code or the codes it
+/// replaced: see [`crate::domain::redemption::entitlement`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherRecord {
+    pub id: Uuid,
+    /// 12 symbols, no separators.
+    pub code: String,
+    pub campaign_id: String,
+    pub round: u32,
+    pub rank: u32,
+    pub tier: String,
+    pub kind: String,
+    pub participant_id: Uuid,
+    /// Normalised; mask before showing it to anyone but operators.
+    pub holder_phone: String,
+    pub holder_name: Option<String>,
+    pub void: bool,
+    pub issued_at: DateTime<Utc>,
+    pub voided_at: Option<DateTime<Utc>>,
+    pub void_reason: Option<String>,
+    pub reissued_from: Option<Uuid>,
+    pub uses: Vec<UseRecord>,
+}
+
+impl VoucherRecord {
+    pub fn entitlement(&self) -> String {
+        crate::domain::redemption::entitlement(&self.campaign_id, self.round, self.rank, &self.kind)
+    }
+
+    pub fn domain_uses(&self) -> Vec<crate::domain::redemption::Use> {
+        self.uses
+            .iter()
+            .map(|u| crate::domain::redemption::Use {
+                venue_id: u.venue_id.clone(),
+                at: u.at,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseRecord {
+    pub redemption_id: Uuid,
+    pub venue_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One redemption at a venue and, if it was reversed, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedemptionRecord {
+    pub id: Uuid,
+    pub voucher_id: Uuid,
+    pub code: String,
+    pub kind: String,
+    pub venue_id: String,
+    pub token_id: Uuid,
+    pub idempotency_key: String,
+    pub redeemed_at: DateTime<Utc>,
+    pub reversal_id: Option<Uuid>,
+    pub reversed_at: Option<DateTime<Utc>>,
+}
+
+/// A front desk's request to redeem a code.
+#[derive(Debug, Clone)]
+pub struct Redeem {
+    /// 12 symbols, already checked for typos.
+    pub code: String,
+    pub venue: crate::domain::campaign::Venue,
+    pub token_id: Uuid,
+    pub idempotency_key: String,
+    /// The last four digits of the holder's phone, as typed.
+    pub holder_digits: Option<String>,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    /// `replayed`: the same Idempotency-Key redeemed this code before; nothing new was written.
+    Redeemed {
+        redemption: RedemptionRecord,
+        voucher: VoucherRecord,
+        replayed: bool,
+    },
+    Refused {
+        refusal: crate::domain::redemption::Refusal,
+        voucher: VoucherRecord,
+    },
+    /// No voucher has this code.
+    Unknown,
+    /// The Idempotency-Key was used by this token for another code.
+    KeyReused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReverseOutcome {
+    Reversed(RedemptionRecord),
+    /// No redemption with this id by this venue.
+    NotFound,
+    AlreadyReversed(RedemptionRecord),
+    WindowPassed(RedemptionRecord),
+}
+
+/// Failed look-ups within the throttling window: how many, and the oldest (when the count
+/// drops), per venue token and per address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LookupFailures {
+    pub by_token: u32,
+    pub token_oldest: Option<DateTime<Utc>>,
+    pub by_address: u32,
+    pub address_oldest: Option<DateTime<Utc>>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -445,6 +558,82 @@ pub trait Store: Send + Sync + 'static {
         round: u32,
         win_limit: u32,
     ) -> StoreResult<Vec<Uuid>>;
+
+    // ---- vouchers ---------------------------------------------------------------------------
+
+    async fn voucher(&self, id: Uuid) -> StoreResult<Option<VoucherRecord>>;
+
+    /// `code`: 12 symbols, no separators.
+    async fn voucher_by_code(&self, code: &str) -> StoreResult<Option<VoucherRecord>>;
+
+    /// A participant's vouchers, void ones included, by round, rank and kind.
+    async fn vouchers_of(&self, participant_id: Uuid) -> StoreResult<Vec<VoucherRecord>>;
+
+    /// Every voucher of a campaign, by round, rank and kind.
+    async fn all_vouchers(&self, campaign_id: &str) -> StoreResult<Vec<VoucherRecord>>;
+
+    /// Redeems exactly once: the voucher is judged by the campaign's rules and the redemption
+    /// written in one transaction, with its audit entry; a unique index stops a second
+    /// unreversed redemption of the same slot whatever the concurrency.
+    async fn redeem(&self, campaign: &Campaign, r: Redeem) -> StoreResult<RedeemOutcome>;
+
+    /// Reverses a venue's own redemption within `window` of it: a reversal record, and the
+    /// redemption marked with it; nothing is deleted.
+    async fn reverse_redemption(
+        &self,
+        redemption_id: Uuid,
+        venue_id: &str,
+        token_id: Uuid,
+        window: chrono::Duration,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ReverseOutcome>;
+
+    /// A venue's latest redemptions (or every venue's), newest first.
+    async fn recent_redemptions(
+        &self,
+        venue_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RedemptionRecord>>;
+
+    /// Redemptions made or reversed in `[from, to)`, at one venue or all, oldest first.
+    async fn redemptions_between(
+        &self,
+        venue_id: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<RedemptionRecord>>;
+
+    /// Voids a live voucher (lost, say); its uses stay on record.
+    async fn void_voucher(
+        &self,
+        id: Uuid,
+        reason: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<VoucherRecord>;
+
+    /// A new code for a voided voucher, to the same winner, once; it keeps the old code's uses.
+    async fn reissue_voucher(
+        &self,
+        id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<VoucherRecord>;
+
+    async fn record_lookup_failure(
+        &self,
+        token_id: Uuid,
+        address: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    async fn lookup_failures(
+        &self,
+        token_id: Uuid,
+        address: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<LookupFailures>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
@@ -784,6 +973,148 @@ impl DrawPlan {
             .map(|(_, k)| k.as_slice())
             .unwrap_or(&[])
     }
+}
+
+/// Judges a redemption by the campaign's rules.
+pub(crate) fn judge_redeem(
+    campaign: &Campaign,
+    voucher: &VoucherRecord,
+    r: &Redeem,
+) -> StoreResult<Result<(), crate::domain::redemption::Refusal>> {
+    use crate::domain::redemption::{judge, HolderCheck};
+    let kind = campaign.voucher_kind(&voucher.kind).ok_or_else(|| {
+        StoreError::Database(format!("voucher kind {:?} is not configured", voucher.kind))
+    })?;
+    Ok(judge(
+        kind,
+        voucher.void,
+        &voucher.domain_uses(),
+        &r.venue,
+        r.at,
+        HolderCheck::Digits {
+            given: r.holder_digits.as_deref(),
+            phone: &voucher.holder_phone,
+        },
+    ))
+}
+
+pub(crate) fn redemption_slot<'a>(
+    campaign: &Campaign,
+    voucher: &VoucherRecord,
+    venue_id: &'a str,
+) -> StoreResult<&'a str> {
+    let kind = campaign.voucher_kind(&voucher.kind).ok_or_else(|| {
+        StoreError::Database(format!("voucher kind {:?} is not configured", voucher.kind))
+    })?;
+    Ok(crate::domain::redemption::slot(kind.policy, venue_id))
+}
+
+pub(crate) fn redeem_event(r: &RedemptionRecord, actor: &str) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "voucher.redeem",
+        format!("voucher:{}", r.voucher_id),
+        serde_json::json!({"redemption": r.id, "venue": r.venue_id, "kind": r.kind}),
+    )
+}
+
+pub(crate) fn reverse_event(r: &RedemptionRecord, reversal: Uuid, actor: &str) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "voucher.reverse",
+        format!("voucher:{}", r.voucher_id),
+        serde_json::json!({"redemption": r.id, "reversal": reversal, "venue": r.venue_id}),
+    )
+}
+
+pub(crate) fn void_event(id: Uuid, reason: &str, actor: &str) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "voucher.void",
+        format!("voucher:{id}"),
+        serde_json::json!({"reason": reason}),
+    )
+}
+
+pub(crate) fn reissue_event(old: &VoucherRecord, new_id: Uuid, actor: &str) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "voucher.reissue",
+        format!("voucher:{new_id}"),
+        serde_json::json!({"replaces": old.id, "round": old.round, "rank": old.rank, "kind": old.kind}),
+    )
+}
+
+/// The vouchers a draw issued: ids and kinds, never codes (the log is read by auditors).
+pub(crate) fn issue_event(actor: &str, round: u32, issued: &[(Uuid, u32, String)]) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "voucher.issue",
+        format!("round:{round}"),
+        serde_json::json!({
+            "count": issued.len(),
+            "vouchers": issued.iter().map(|(id, rank, kind)| format!("{id}:{rank}:{kind}")).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// The columns every voucher query selects (with `p` the holder and `w` the winner row).
+pub(crate) const VOUCHER_COLUMNS: &str =
+    "v.id, v.code, v.campaign_id, v.round, v.rank, w.tier, v.kind,
+     v.participant_id, p.phone, p.display_name, v.status, v.issued_at, v.voided_at, v.void_reason,
+     v.reissued_from";
+
+pub(crate) const VOUCHER_FROM: &str = "FROM vouchers v
+     JOIN participants p ON p.id = v.participant_id
+     JOIN round_winners w ON w.campaign_id = v.campaign_id AND w.round = v.round AND w.rank = v.rank";
+
+pub(crate) const VOUCHER_ORDER: &str = "ORDER BY v.round, v.rank, v.kind, v.issued_at";
+
+pub(crate) const REDEMPTION_COLUMNS: &str = "r.id, r.voucher_id, v.code, v.kind, r.venue_id,
+     r.token_id, r.idempotency_key, r.redeemed_at, r.reversal_id, x.reversed_at";
+
+pub(crate) const REDEMPTION_FROM: &str = "FROM redemptions r
+     JOIN vouchers v ON v.id = r.voucher_id
+     LEFT JOIN reversals x ON x.id = r.reversal_id";
+
+/// Attaches to each voucher the unreversed uses of its entitlement.
+pub(crate) fn attach_uses(vouchers: &mut [VoucherRecord], uses: Vec<(String, UseRecord)>) {
+    let mut by_entitlement: std::collections::HashMap<String, Vec<UseRecord>> =
+        std::collections::HashMap::new();
+    for (e, u) in uses {
+        by_entitlement.entry(e).or_default().push(u);
+    }
+    for v in vouchers {
+        if let Some(u) = by_entitlement.get(&v.entitlement()) {
+            v.uses = u.clone();
+        }
+    }
+}
+
+/// The answer to a request whose Idempotency-Key this token used before.
+pub(crate) fn replay(
+    earlier: RedemptionRecord,
+    voucher: Option<VoucherRecord>,
+    r: &Redeem,
+) -> RedeemOutcome {
+    match voucher {
+        Some(voucher) if earlier.code == r.code => RedeemOutcome::Redeemed {
+            redemption: earlier,
+            voucher,
+            replayed: true,
+        },
+        _ => RedeemOutcome::KeyReused,
+    }
+}
+
+pub(crate) fn check_reissue(old: &VoucherRecord) -> StoreResult<()> {
+    if !old.void {
+        return Err(StoreError::Conflict(format!(
+            "voucher {} is not void: void it before reissuing",
+            old.id
+        )));
+    }
+    Ok(())
 }
 
 /// A fresh voucher code from the OS CSPRNG.

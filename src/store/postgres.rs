@@ -126,6 +126,150 @@ async fn progress(
         .collect()
 }
 
+// ---- vouchers ---------------------------------------------------------------------------------
+
+/// A bound look-up value.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Id(Uuid),
+    Text(&'a str),
+}
+
+fn bind_key<'q>(
+    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    key: Key<'q>,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    match key {
+        Key::Id(id) => q.bind(id),
+        Key::Text(text) => q.bind(text),
+    }
+}
+
+fn voucher_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<VoucherRecord> {
+    Ok(VoucherRecord {
+        id: row.try_get("id")?,
+        code: row.try_get("code")?,
+        campaign_id: row.try_get("campaign_id")?,
+        round: row.try_get::<i32, _>("round")? as u32,
+        rank: row.try_get::<i32, _>("rank")? as u32,
+        tier: row.try_get("tier")?,
+        kind: row.try_get("kind")?,
+        participant_id: row.try_get("participant_id")?,
+        holder_phone: row.try_get("phone")?,
+        holder_name: row.try_get("display_name")?,
+        void: row.try_get::<String, _>("status")? == "void",
+        issued_at: row.try_get("issued_at")?,
+        voided_at: row.try_get("voided_at")?,
+        void_reason: row.try_get("void_reason")?,
+        reissued_from: row.try_get("reissued_from")?,
+        uses: Vec::new(),
+    })
+}
+
+fn redemption_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<RedemptionRecord> {
+    Ok(RedemptionRecord {
+        id: row.try_get("id")?,
+        voucher_id: row.try_get("voucher_id")?,
+        code: row.try_get("code")?,
+        kind: row.try_get("kind")?,
+        venue_id: row.try_get("venue_id")?,
+        token_id: row.try_get("token_id")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        redeemed_at: row.try_get("redeemed_at")?,
+        reversal_id: row.try_get("reversal_id")?,
+        reversed_at: row.try_get("reversed_at")?,
+    })
+}
+
+/// `condition` is one of ours, never input; `$1` is `key`.
+async fn uses_where(
+    conn: &mut sqlx::PgConnection,
+    condition: &str,
+    key: Key<'_>,
+) -> StoreResult<Vec<(String, UseRecord)>> {
+    let rows = bind_key(
+        sqlx::query(&format!(
+            "SELECT r.entitlement, r.id, r.venue_id, r.redeemed_at FROM redemptions r
+             JOIN vouchers v ON v.id = r.voucher_id
+             WHERE {condition} AND r.reversal_id IS NULL ORDER BY r.redeemed_at"
+        )),
+        key,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("entitlement")?,
+                UseRecord {
+                    redemption_id: row.try_get("id")?,
+                    venue_id: row.try_get("venue_id")?,
+                    at: row.try_get("redeemed_at")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+async fn vouchers_where(
+    conn: &mut sqlx::PgConnection,
+    condition: &str,
+    key: Key<'_>,
+) -> StoreResult<Vec<VoucherRecord>> {
+    let rows = bind_key(
+        sqlx::query(&format!(
+            "SELECT {VOUCHER_COLUMNS} {VOUCHER_FROM} WHERE {condition} {VOUCHER_ORDER}"
+        )),
+        key,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut vouchers = rows
+        .iter()
+        .map(voucher_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    attach_uses(&mut vouchers, uses_where(conn, condition, key).await?);
+    Ok(vouchers)
+}
+
+async fn one_voucher(
+    conn: &mut sqlx::PgConnection,
+    condition: &str,
+    key: Key<'_>,
+    lock: bool,
+) -> StoreResult<Option<VoucherRecord>> {
+    let lock = if lock { "FOR UPDATE OF v" } else { "" };
+    let row = bind_key(
+        sqlx::query(&format!(
+            "SELECT {VOUCHER_COLUMNS} {VOUCHER_FROM} WHERE {condition} {lock}"
+        )),
+        key,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut voucher = voucher_from_row(&row)?;
+    let entitlement = voucher.entitlement();
+    let uses = uses_where(conn, "r.entitlement = $1", Key::Text(&entitlement)).await?;
+    attach_uses(std::slice::from_mut(&mut voucher), uses);
+    Ok(Some(voucher))
+}
+
+async fn by_idempotency_key(
+    conn: &mut sqlx::PgConnection,
+    token_id: Uuid,
+    key: &str,
+) -> StoreResult<Option<RedemptionRecord>> {
+    let row = sqlx::query(&format!(
+        "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM} WHERE r.token_id = $1 AND r.idempotency_key = $2"
+    ))
+    .bind(token_id)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(redemption_from_row).transpose()
+}
+
 fn participant_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<Participant> {
     Ok(Participant {
         id: row.try_get("id")?,
@@ -1137,6 +1281,7 @@ impl Store for PostgresStore {
         let plan = plan_draw(&d, &state)?;
         let entries = eligible(&mut tx, &d.campaign_id, d.round, d.win_limit).await?;
         let result = plan.run(&d, &state, &entries)?;
+        let mut issued = Vec::new();
         for w in &result.winners {
             let participant: Uuid =
                 sqlx::query_scalar("SELECT participant_id FROM tickets WHERE id = $1")
@@ -1156,11 +1301,13 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
             for kind in plan.kinds_of(&w.tier) {
+                let id = Uuid::new_v4();
+                issued.push((id, w.rank, kind.clone()));
                 sqlx::query(
                     "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind, issued_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
-                .bind(Uuid::new_v4())
+                .bind(id)
                 .bind(new_voucher_code()?.as_str())
                 .bind(&d.campaign_id)
                 .bind(d.round as i32)
@@ -1184,6 +1331,7 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await?;
         append(&mut tx, draw_event(actor, d.round, &d.beacon, &result), at).await?;
+        append(&mut tx, issue_event(actor, d.round, &issued), at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1196,5 +1344,296 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<Uuid>> {
         let mut conn = self.pool.acquire().await?;
         eligible(&mut conn, campaign_id, round, win_limit).await
+    }
+
+    // ---- vouchers -------------------------------------------------------------------------------
+
+    async fn voucher(&self, id: Uuid) -> StoreResult<Option<VoucherRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        one_voucher(&mut conn, "v.id = $1", Key::Id(id), false).await
+    }
+
+    async fn voucher_by_code(&self, code: &str) -> StoreResult<Option<VoucherRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        one_voucher(&mut conn, "v.code = $1", Key::Text(code), false).await
+    }
+
+    async fn vouchers_of(&self, participant_id: Uuid) -> StoreResult<Vec<VoucherRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        vouchers_where(&mut conn, "v.participant_id = $1", Key::Id(participant_id)).await
+    }
+
+    async fn all_vouchers(&self, campaign_id: &str) -> StoreResult<Vec<VoucherRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        vouchers_where(&mut conn, "v.campaign_id = $1", Key::Text(campaign_id)).await
+    }
+
+    async fn redeem(&self, campaign: &Campaign, r: Redeem) -> StoreResult<RedeemOutcome> {
+        let mut tx = self.begin().await?;
+        // Locking the voucher row serialises redemptions of one code across every service
+        // instance: a second request waits here and then sees the first one's redemption.
+        let voucher = one_voucher(&mut tx, "v.code = $1", Key::Text(&r.code), true).await?;
+        if let Some(earlier) = by_idempotency_key(&mut tx, r.token_id, &r.idempotency_key).await? {
+            return Ok(replay(earlier, voucher, &r));
+        }
+        let Some(voucher) = voucher else {
+            return Ok(RedeemOutcome::Unknown);
+        };
+        if let Err(refusal) = judge_redeem(campaign, &voucher, &r)? {
+            return Ok(RedeemOutcome::Refused { refusal, voucher });
+        }
+        let id = Uuid::new_v4();
+        let inserted = sqlx::query(
+            "INSERT INTO redemptions (id, voucher_id, entitlement, slot, venue_id, token_id,
+                 idempotency_key, redeemed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(voucher.id)
+        .bind(voucher.entitlement())
+        .bind(redemption_slot(campaign, &voucher, &r.venue.id)?)
+        .bind(&r.venue.id)
+        .bind(r.token_id)
+        .bind(&r.idempotency_key)
+        .bind(r.at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            // The same key, used at the same moment for another code by this token.
+            if let Some(earlier) =
+                by_idempotency_key(&mut tx, r.token_id, &r.idempotency_key).await?
+            {
+                return Ok(replay(earlier, Some(voucher), &r));
+            }
+            return Err(StoreError::Database(
+                "a redemption slot was taken under the voucher's row lock".into(),
+            ));
+        }
+        let redemption = RedemptionRecord {
+            id,
+            voucher_id: voucher.id,
+            code: voucher.code.clone(),
+            kind: voucher.kind.clone(),
+            venue_id: r.venue.id.clone(),
+            token_id: r.token_id,
+            idempotency_key: r.idempotency_key.clone(),
+            redeemed_at: r.at,
+            reversal_id: None,
+            reversed_at: None,
+        };
+        append(&mut tx, redeem_event(&redemption, &r.actor), r.at).await?;
+        tx.commit().await?;
+        Ok(RedeemOutcome::Redeemed {
+            redemption,
+            voucher,
+            replayed: false,
+        })
+    }
+
+    async fn reverse_redemption(
+        &self,
+        redemption_id: Uuid,
+        venue_id: &str,
+        token_id: Uuid,
+        window: chrono::Duration,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ReverseOutcome> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM} WHERE r.id = $1 AND r.venue_id = $2
+             FOR UPDATE OF r"
+        ))
+        .bind(redemption_id)
+        .bind(venue_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(ReverseOutcome::NotFound);
+        };
+        let mut redemption = redemption_from_row(&row)?;
+        if redemption.reversal_id.is_some() {
+            return Ok(ReverseOutcome::AlreadyReversed(redemption));
+        }
+        if !crate::domain::redemption::may_reverse(redemption.redeemed_at, window, at) {
+            return Ok(ReverseOutcome::WindowPassed(redemption));
+        }
+        let reversal = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO reversals (id, redemption_id, venue_id, token_id, reversed_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(reversal)
+        .bind(redemption_id)
+        .bind(venue_id)
+        .bind(token_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE redemptions SET reversal_id = $1 WHERE id = $2 AND reversal_id IS NULL",
+        )
+        .bind(reversal)
+        .bind(redemption_id)
+        .execute(&mut *tx)
+        .await?;
+        append(&mut tx, reverse_event(&redemption, reversal, actor), at).await?;
+        tx.commit().await?;
+        redemption.reversal_id = Some(reversal);
+        redemption.reversed_at = Some(at);
+        Ok(ReverseOutcome::Reversed(redemption))
+    }
+
+    async fn recent_redemptions(
+        &self,
+        venue_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RedemptionRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM}
+             WHERE ($1::text IS NULL OR r.venue_id = $1) ORDER BY r.redeemed_at DESC, r.id LIMIT $2"
+        ))
+        .bind(venue_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(redemption_from_row).collect()
+    }
+
+    async fn redemptions_between(
+        &self,
+        venue_id: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<RedemptionRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM}
+             WHERE ($1::text IS NULL OR r.venue_id = $1)
+               AND ((r.redeemed_at >= $2 AND r.redeemed_at < $3)
+                    OR (x.reversed_at >= $2 AND x.reversed_at < $3))
+             ORDER BY r.redeemed_at, r.id"
+        ))
+        .bind(venue_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(redemption_from_row).collect()
+    }
+
+    async fn void_voucher(
+        &self,
+        id: Uuid,
+        reason: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<VoucherRecord> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE vouchers SET status = 'void', voided_at = $1, void_reason = $2
+             WHERE id = $3 AND status = 'issued'",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let voucher = one_voucher(&mut tx, "v.id = $1", Key::Id(id), false)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("voucher {id}")))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "voucher {id} is already void"
+            )));
+        }
+        append(&mut tx, void_event(id, reason, actor), at).await?;
+        tx.commit().await?;
+        Ok(voucher)
+    }
+
+    async fn reissue_voucher(
+        &self,
+        id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<VoucherRecord> {
+        let mut tx = self.begin().await?;
+        let old = one_voucher(&mut tx, "v.id = $1", Key::Id(id), true)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("voucher {id}")))?;
+        check_reissue(&old)?;
+        let taken: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM vouchers WHERE reissued_from = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(new) = taken {
+            return Err(StoreError::Conflict(format!(
+                "voucher {id} was already reissued as {new}"
+            )));
+        }
+        let new_id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind, issued_at, reissued_from)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new_id)
+        .bind(new_voucher_code()?.as_str())
+        .bind(&old.campaign_id)
+        .bind(old.round as i32)
+        .bind(old.rank as i32)
+        .bind(old.participant_id)
+        .bind(&old.kind)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        append(&mut tx, reissue_event(&old, new_id, actor), at).await?;
+        let new = one_voucher(&mut tx, "v.id = $1", Key::Id(new_id), false)
+            .await?
+            .ok_or_else(|| StoreError::Database("the reissued voucher vanished".into()))?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn record_lookup_failure(
+        &self,
+        token_id: Uuid,
+        address: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO lookup_failures (token_id, address, at) VALUES ($1, $2, $3)")
+            .bind(token_id)
+            .bind(address)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn lookup_failures(
+        &self,
+        token_id: Uuid,
+        address: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<LookupFailures> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE token_id = $1) AS by_token,
+                    MIN(at) FILTER (WHERE token_id = $1) AS token_oldest,
+                    COUNT(*) FILTER (WHERE address = $2) AS by_address,
+                    MIN(at) FILTER (WHERE address = $2) AS address_oldest
+             FROM lookup_failures WHERE at > $3 AND (token_id = $1 OR address = $2)",
+        )
+        .bind(token_id)
+        .bind(address)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(LookupFailures {
+            by_token: row.try_get::<i64, _>("by_token")? as u32,
+            token_oldest: row.try_get("token_oldest")?,
+            by_address: row.try_get::<i64, _>("by_address")? as u32,
+            address_oldest: row.try_get("address_oldest")?,
+        })
     }
 }

@@ -251,6 +251,7 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
             },
             log: LogSettings::default(),
             login: LoginSettings::default(),
+            vouchers: Default::default(),
         },
         config_dir: config_dir.to_path_buf(),
     }

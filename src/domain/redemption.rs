@@ -1,0 +1,383 @@
+//! Whether a voucher may be redeemed at a venue now (DESIGN §5). Pure rules: the store reads the
+//! voucher and its uses, asks `judge`, and records the redemption in the same transaction.
+
+use super::campaign::{Category, RedemptionPolicy, Venue, VoucherKind};
+use chrono::{DateTime, Utc};
+
+/// An unreversed redemption of a winner's voucher of one kind (under any of its codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Use {
+    pub venue_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a voucher is refused at the front desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The operators voided it (lost, or replaced by a reissued code).
+    Void,
+    /// A hotel voucher at a restaurant, say.
+    WrongCategory {
+        venue: Category,
+        voucher: Category,
+    },
+    NotYetValid {
+        from: DateTime<Utc>,
+    },
+    Expired {
+        until: DateTime<Utc>,
+    },
+    /// Single use and used, or a tourism card already used at this scenic spot.
+    AlreadyUsed(Use),
+    /// The kind asks for the last four digits of the holder's phone and none were given.
+    HolderDigitsRequired,
+    /// The digits given are not the holder's.
+    HolderMismatch,
+}
+
+/// What the front desk was told about the holder.
+#[derive(Debug, Clone, Copy)]
+pub enum HolderCheck<'a> {
+    /// Only checking, not redeeming: the digits are asked for at redemption.
+    NotYet,
+    /// Redeeming: the digits typed (if any) against the holder's phone.
+    Digits {
+        given: Option<&'a str>,
+        phone: &'a str,
+    },
+}
+
+/// The rules, in the order a front desk would want them explained: a void code is void whatever
+/// else holds; a wrong kind of venue before dates; dates before earlier use; the holder last.
+pub fn judge(
+    kind: &VoucherKind,
+    void: bool,
+    uses: &[Use],
+    venue: &Venue,
+    now: DateTime<Utc>,
+    holder: HolderCheck<'_>,
+) -> Result<(), Refusal> {
+    if void {
+        return Err(Refusal::Void);
+    }
+    if venue.category != kind.category {
+        return Err(Refusal::WrongCategory {
+            venue: venue.category,
+            voucher: kind.category,
+        });
+    }
+    if now < kind.valid_from {
+        return Err(Refusal::NotYetValid {
+            from: kind.valid_from,
+        });
+    }
+    if now >= kind.valid_until {
+        return Err(Refusal::Expired {
+            until: kind.valid_until,
+        });
+    }
+    if let Some(used) = uses
+        .iter()
+        .find(|u| kind.policy == RedemptionPolicy::SingleUse || u.venue_id == venue.id)
+    {
+        return Err(Refusal::AlreadyUsed(used.clone()));
+    }
+    if let (true, HolderCheck::Digits { given, phone }) = (kind.holder_check, holder) {
+        match given {
+            None => return Err(Refusal::HolderDigitsRequired),
+            Some(d) if phone.len() == 11 && phone.ends_with(d) && d.len() == 4 => {}
+            Some(_) => return Err(Refusal::HolderMismatch),
+        }
+    }
+    Ok(())
+}
+
+/// What may be used once: `slot` is the venue for a once-per-venue kind and `*` otherwise. The
+/// database holds at most one unreversed redemption per (entitlement, slot).
+pub fn slot<'a>(policy: RedemptionPolicy, venue_id: &'a str) -> &'a str {
+    match policy {
+        RedemptionPolicy::OncePerVenue => venue_id,
+        RedemptionPolicy::SingleUse => "*",
+    }
+}
+
+/// A winner's voucher of one kind, whatever code it carries after reissues; a reissued code
+/// keeps the uses of the one it replaces.
+pub fn entitlement(campaign_id: &str, round: u32, rank: u32, kind: &str) -> String {
+    format!("{campaign_id}:{round}:{rank}:{kind}")
+}
+
+/// Where a voucher stands, for its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VoucherStatus {
+    Usable,
+    NotYetValid,
+    /// Used up: single use and used, or a tourism card used at every scenic spot.
+    Used,
+    Expired,
+    Void,
+}
+
+pub fn status(
+    kind: &VoucherKind,
+    void: bool,
+    uses: &[Use],
+    venues: &[Venue],
+    now: DateTime<Utc>,
+) -> VoucherStatus {
+    let used_up = match kind.policy {
+        RedemptionPolicy::SingleUse => !uses.is_empty(),
+        RedemptionPolicy::OncePerVenue => venues
+            .iter()
+            .filter(|v| v.category == kind.category)
+            .all(|v| uses.iter().any(|u| u.venue_id == v.id)),
+    };
+    if void {
+        VoucherStatus::Void
+    } else if used_up {
+        VoucherStatus::Used
+    } else if now >= kind.valid_until {
+        VoucherStatus::Expired
+    } else if now < kind.valid_from {
+        VoucherStatus::NotYetValid
+    } else {
+        VoucherStatus::Usable
+    }
+}
+
+/// Reversing is allowed to the venue that redeemed, within the window after the redemption.
+pub fn may_reverse(
+    redeemed_at: DateTime<Utc>,
+    window: chrono::Duration,
+    now: DateTime<Utc>,
+) -> bool {
+    now < redeemed_at + window
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 7, day, hour, 0, 0).unwrap()
+    }
+
+    fn kind(policy: RedemptionPolicy, category: Category) -> VoucherKind {
+        VoucherKind {
+            code: "k".into(),
+            name: "k".into(),
+            category,
+            policy,
+            valid_from: at(15, 0),
+            valid_until: at(31, 0),
+            face_value_yuan: None,
+            holder_check: true,
+        }
+    }
+
+    fn venue(id: &str, category: Category) -> Venue {
+        Venue {
+            id: id.into(),
+            name: id.into(),
+            category,
+            example: false,
+        }
+    }
+
+    const PHONE: &str = "13812345678";
+
+    fn digits(d: &str) -> HolderCheck<'_> {
+        HolderCheck::Digits {
+            given: Some(d),
+            phone: PHONE,
+        }
+    }
+
+    #[test]
+    fn a_fresh_voucher_at_the_right_venue_with_the_right_digits_is_accepted() {
+        let card = kind(RedemptionPolicy::OncePerVenue, Category::Scenic);
+        let spot = venue("spot", Category::Scenic);
+        assert_eq!(
+            judge(&card, false, &[], &spot, at(20, 9), digits("5678")),
+            Ok(())
+        );
+        assert_eq!(
+            judge(&card, false, &[], &spot, at(20, 9), HolderCheck::NotYet),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn each_refusal_has_its_reason() {
+        let hotel = kind(RedemptionPolicy::SingleUse, Category::Hotel);
+        let desk = venue("h1", Category::Hotel);
+        let now = at(20, 9);
+        assert_eq!(
+            judge(&hotel, true, &[], &desk, now, digits("5678")),
+            Err(Refusal::Void)
+        );
+        assert_eq!(
+            judge(
+                &hotel,
+                false,
+                &[],
+                &venue("r", Category::Dining),
+                now,
+                digits("5678")
+            ),
+            Err(Refusal::WrongCategory {
+                venue: Category::Dining,
+                voucher: Category::Hotel
+            })
+        );
+        assert_eq!(
+            judge(&hotel, false, &[], &desk, at(14, 23), digits("5678")),
+            Err(Refusal::NotYetValid { from: at(15, 0) })
+        );
+        // valid_until is exclusive: the first instant after the last valid local day.
+        assert_eq!(
+            judge(&hotel, false, &[], &desk, at(31, 0), digits("5678")),
+            Err(Refusal::Expired { until: at(31, 0) })
+        );
+        let used = Use {
+            venue_id: "h2".into(),
+            at: at(18, 10),
+        };
+        assert_eq!(
+            judge(
+                &hotel,
+                false,
+                std::slice::from_ref(&used),
+                &desk,
+                now,
+                digits("5678")
+            ),
+            Err(Refusal::AlreadyUsed(used))
+        );
+        let none = HolderCheck::Digits {
+            given: None,
+            phone: PHONE,
+        };
+        assert_eq!(
+            judge(&hotel, false, &[], &desk, now, none),
+            Err(Refusal::HolderDigitsRequired)
+        );
+        assert_eq!(
+            judge(&hotel, false, &[], &desk, now, digits("5679")),
+            Err(Refusal::HolderMismatch)
+        );
+        assert_eq!(
+            judge(&hotel, false, &[], &desk, now, digits("")),
+            Err(Refusal::HolderMismatch)
+        );
+    }
+
+    #[test]
+    fn a_tourism_card_is_once_per_spot_and_a_hotel_night_once_anywhere() {
+        let card = kind(RedemptionPolicy::OncePerVenue, Category::Scenic);
+        let hotel = kind(RedemptionPolicy::SingleUse, Category::Hotel);
+        let uses = [Use {
+            venue_id: "a".into(),
+            at: at(18, 10),
+        }];
+        let now = at(20, 9);
+        let spot_a = venue("a", Category::Scenic);
+        let spot_b = venue("b", Category::Scenic);
+        assert!(matches!(
+            judge(&card, false, &uses, &spot_a, now, digits("5678")),
+            Err(Refusal::AlreadyUsed(_))
+        ));
+        assert_eq!(
+            judge(&card, false, &uses, &spot_b, now, digits("5678")),
+            Ok(())
+        );
+        assert!(matches!(
+            judge(
+                &hotel,
+                false,
+                &uses,
+                &venue("b", Category::Hotel),
+                now,
+                digits("5678")
+            ),
+            Err(Refusal::AlreadyUsed(_))
+        ));
+    }
+
+    #[test]
+    fn without_holder_check_no_digits_are_needed() {
+        let mut dining = kind(RedemptionPolicy::SingleUse, Category::Dining);
+        dining.holder_check = false;
+        let none = HolderCheck::Digits {
+            given: None,
+            phone: PHONE,
+        };
+        let desk = venue("d", Category::Dining);
+        assert_eq!(judge(&dining, false, &[], &desk, at(20, 9), none), Ok(()));
+    }
+
+    #[test]
+    fn status_for_the_holder() {
+        let card = kind(RedemptionPolicy::OncePerVenue, Category::Scenic);
+        let venues = [
+            venue("a", Category::Scenic),
+            venue("b", Category::Scenic),
+            venue("h", Category::Hotel),
+        ];
+        let use_at = |v: &str| Use {
+            venue_id: v.into(),
+            at: at(18, 10),
+        };
+        let now = at(20, 9);
+        assert_eq!(
+            status(&card, false, &[], &venues, now),
+            VoucherStatus::Usable
+        );
+        assert_eq!(
+            status(&card, false, &[use_at("a")], &venues, now),
+            VoucherStatus::Usable
+        );
+        assert_eq!(
+            status(&card, false, &[use_at("a"), use_at("b")], &venues, now),
+            VoucherStatus::Used
+        );
+        assert_eq!(status(&card, true, &[], &venues, now), VoucherStatus::Void);
+        assert_eq!(
+            status(&card, false, &[], &venues, at(31, 0)),
+            VoucherStatus::Expired
+        );
+        assert_eq!(
+            status(&card, false, &[], &venues, at(14, 0)),
+            VoucherStatus::NotYetValid
+        );
+        let hotel = kind(RedemptionPolicy::SingleUse, Category::Hotel);
+        assert_eq!(
+            status(&hotel, false, &[use_at("h")], &venues, now),
+            VoucherStatus::Used
+        );
+    }
+
+    #[test]
+    fn slots_and_entitlements() {
+        assert_eq!(slot(RedemptionPolicy::OncePerVenue, "a"), "a");
+        assert_eq!(slot(RedemptionPolicy::SingleUse, "a"), "*");
+        assert_eq!(entitlement("c", 3, 17, "hotel_night"), "c:3:17:hotel_night");
+    }
+
+    #[test]
+    fn reversal_window() {
+        let w = chrono::Duration::minutes(30);
+        assert!(may_reverse(
+            at(20, 9),
+            w,
+            at(20, 9) + chrono::Duration::minutes(29)
+        ));
+        assert!(!may_reverse(
+            at(20, 9),
+            w,
+            at(20, 9) + chrono::Duration::minutes(30)
+        ));
+    }
+}
