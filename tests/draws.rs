@@ -519,61 +519,6 @@ async fn real_campaign_with_tickets(
 
 // ---- Two service processes on one PostgreSQL database ---------------------------------------
 
-/// A `campaign-lottery serve` process of its own, stopped when dropped.
-struct ServiceProcess {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_process(db_url: &str) -> ServiceProcess {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
-        .args([
-            "--config-dir",
-            common::repo_config_dir().to_str().unwrap(),
-            "serve",
-        ])
-        .env("APP_DATABASE__URL", db_url)
-        .env("APP_CAMPAIGN__FILE", "campaign.toml")
-        .env("APP_SERVER__PORT", "0")
-        .env("APP_LOG__FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .env_remove("APP_ENVIRONMENT")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut process = ServiceProcess {
-        child,
-        base: String::new(),
-    };
-    loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the service process starts and logs its port");
-        if let Some(port) = serde_json::from_str::<Value>(&line)
-            .ok()
-            .and_then(|v| v["port"].as_u64())
-        {
-            process.base = format!("http://127.0.0.1:{port}");
-            return process;
-        }
-    }
-}
-
 /// Freeze and draw sent to two processes at once: one freeze, one draw, one set of vouchers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_service_processes_on_one_postgresql_freeze_and_draw_once() {
@@ -605,8 +550,8 @@ async fn two_service_processes_on_one_postgresql_freeze_and_draw_once() {
         tokens.push(token);
     }
     let (operator, notary, lawyer) = (tokens[0].clone(), tokens[1].clone(), tokens[2].clone());
-    let a = serve_process(&db.url);
-    let b = serve_process(&db.url);
+    let a = common::serve_process(&db.url, "campaign.toml");
+    let b = common::serve_process(&db.url, "campaign.toml");
     let client = reqwest::Client::new();
     let post = |base: &str, path: &str, token: &str, body: Value| {
         client
@@ -889,7 +834,7 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let mut doomed = serve_process(&db.url);
+    let mut doomed = common::serve_process(&db.url, "campaign.toml");
     let client = reqwest::Client::new();
     let url = format!("{}/api/rounds/1/draw", doomed.base);
     let request = tokio::spawn({
@@ -912,7 +857,7 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
     );
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
 
-    let survivor = serve_process(&db.url);
+    let survivor = common::serve_process(&db.url, "campaign.toml");
     let res = client
         .post(format!("{}/api/rounds/1/draw", survivor.base))
         .bearer_auth(&operator)

@@ -803,7 +803,7 @@ pub async fn reissue(
 // CSV
 // ---------------------------------------------------------------------------------------------
 
-/// A cell a spreadsheet would not run as a formula.
+/// Text typed by people, as a cell a spreadsheet would not run as a formula.
 fn cell(s: &str) -> String {
     match s.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
@@ -814,7 +814,7 @@ fn cell(s: &str) -> String {
 fn csv_response(name: &str, rows: Vec<Vec<String>>) -> Result<HttpResponse, ApiError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for row in rows {
-        w.write_record(row.iter().map(|c| cell(c)))
+        w.write_record(&row)
             .map_err(|e| ApiError::internal(e.into()))?;
     }
     let mut bytes = b"\xEF\xBB\xBF".to_vec(); // a BOM, so that spreadsheet programs read UTF-8
@@ -874,7 +874,7 @@ pub async fn vouchers_csv(
             v.tier.clone(),
             v.participant_id.to_string(),
             v.holder_phone.clone(),
-            v.holder_name.clone().unwrap_or_default(),
+            cell(v.holder_name.as_deref().unwrap_or_default()),
             v.id.to_string(),
             display_code(&v.code),
             v.kind.clone(),
@@ -884,7 +884,7 @@ pub async fn vouchers_csv(
                 .unwrap_or_default(),
             c.local_rfc3339(v.issued_at),
             v.voided_at.map(|t| c.local_rfc3339(t)).unwrap_or_default(),
-            v.void_reason.clone().unwrap_or_default(),
+            cell(v.void_reason.as_deref().unwrap_or_default()),
             v.reissued_from.map(|i| i.to_string()).unwrap_or_default(),
             v.uses.len().to_string(),
             v.uses

@@ -267,6 +267,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub store: SharedStore,
+    pub campaign: Arc<campaign_lottery::domain::campaign::Campaign>,
     pub db: TestDb,
 }
 
@@ -284,12 +285,14 @@ impl TestApp {
             .expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let store = app.store.clone();
+        let campaign = app.campaign.clone();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
             client: reqwest::Client::new(),
             clock,
             store,
+            campaign,
             db,
         }
     }
@@ -298,11 +301,37 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    /// Creates a token the way the CLI does, returning the secret.
+    /// Creates a token the way the CLI does, returning the secret; a venue token is for
+    /// 神龙大酒店.
     pub async fn token(&self, role: Role, name: &str) -> String {
         let venue_id = (role == Role::Venue).then(|| "shenlong-hotel".to_owned());
+        create_token(&self.store, role, name, venue_id.as_deref()).await
+    }
+
+    /// A venue token for the venue `venue_id`.
+    pub async fn venue_token(&self, venue_id: &str) -> String {
+        create_token(
+            &self.store,
+            Role::Venue,
+            &format!("{venue_id} 前台"),
+            Some(venue_id),
+        )
+        .await
+    }
+}
+
+/// Creates a token the way the CLI does, returning the secret.
+pub async fn create_token(
+    store: &SharedStore,
+    role: Role,
+    name: &str,
+    venue_id: Option<&str>,
+) -> String {
+    {
+        let venue_id = venue_id.map(str::to_owned);
+        let store = store.clone();
         let (token, token_hash) = new_token().unwrap();
-        self.store
+        store
             .create_token(
                 NewToken {
                     name: name.into(),
@@ -317,7 +346,9 @@ impl TestApp {
             .unwrap();
         token
     }
+}
 
+impl TestApp {
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         let mut req = self.client.get(self.url(path));
         if let Some(t) = token {
@@ -427,5 +458,102 @@ pub async fn tickets_in(
             outcome,
             campaign_lottery::store::SubmitOutcome::Recorded(_)
         ));
+    }
+}
+
+/// Commits two witnesses, freezes, reveals and draws round `round` through the store at `at`
+/// (after the round's window closed), as the draw API would.
+pub async fn draw_round(
+    store: &SharedStore,
+    campaign: &campaign_lottery::domain::campaign::Campaign,
+    round: u32,
+    at: DateTime<Utc>,
+) {
+    use campaign_lottery::domain::draw::seed::commitment;
+    let witnesses = ["衡阳公证处", "律师见证人"];
+    let secret = |name: &str| {
+        let mut s = [7u8; 32];
+        s[..name.len().min(32)].copy_from_slice(&name.as_bytes()[..name.len().min(32)]);
+        s[31] = round as u8;
+        s
+    };
+    for w in witnesses {
+        let c = hex::encode(commitment(&campaign.id, round, w, &secret(w)));
+        store
+            .commit_witness(&campaign.id, round, w, &c, "witness", at)
+            .await
+            .unwrap();
+    }
+    campaign_lottery::draws::freeze(store.as_ref(), campaign, at, round, "", "operator:test")
+        .await
+        .unwrap();
+    for w in witnesses {
+        store
+            .reveal_secret(
+                &campaign.id,
+                round,
+                w,
+                &hex::encode(secret(w)),
+                "witness",
+                at,
+            )
+            .await
+            .unwrap();
+    }
+    campaign_lottery::draws::draw(store.as_ref(), campaign, at, round, "", "operator:test")
+        .await
+        .unwrap();
+}
+
+/// A `campaign-lottery serve` process of its own, stopped when dropped.
+pub struct ServiceProcess {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the service binary on `db_url` with the campaign file `campaign_file` (in `config/`)
+/// and waits for it to log its port.
+pub fn serve_process(db_url: &str, campaign_file: &str) -> ServiceProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args(["--config-dir", repo_config_dir().to_str().unwrap(), "serve"])
+        .env("APP_DATABASE__URL", db_url)
+        .env("APP_CAMPAIGN__FILE", campaign_file)
+        .env("APP_SERVER__PORT", "0")
+        .env("APP_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .env_remove("APP_ENVIRONMENT")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut process = ServiceProcess {
+        child,
+        base: String::new(),
+    };
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the service process starts and logs its port");
+        if let Some(port) = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["port"].as_u64())
+        {
+            process.base = format!("http://127.0.0.1:{port}");
+            return process;
+        }
     }
 }
