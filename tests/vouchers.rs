@@ -1012,7 +1012,9 @@ async fn bad_requests_write_nothing(db: TestDb) {
         }
         req.send()
     };
-    let cases: Vec<(Option<String>, Option<&str>, String, u16, &str)> = vec![
+    // (token, Idempotency-Key, body, status, error code)
+    type Case<'a> = (Option<String>, Option<&'a str>, String, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (None, Some("k1"), body.to_string(), 401, "missing_token"),
         (
             Some("clv_nonsense".into()),

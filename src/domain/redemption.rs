@@ -94,7 +94,7 @@ pub fn judge(
 
 /// What may be used once: `slot` is the venue for a once-per-venue kind and `*` otherwise. The
 /// database holds at most one unreversed redemption per (entitlement, slot).
-pub fn slot<'a>(policy: RedemptionPolicy, venue_id: &'a str) -> &'a str {
+pub fn slot(policy: RedemptionPolicy, venue_id: &str) -> &str {
     match policy {
         RedemptionPolicy::OncePerVenue => venue_id,
         RedemptionPolicy::SingleUse => "*",
