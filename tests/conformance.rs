@@ -30,6 +30,11 @@ backend_tests!(
     participants_register_once_and_sessions_expire,
     login_codes_are_throttled_counted_and_single_use,
     attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_round,
+    vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them,
+    the_database_refuses_duplicate_codes_and_a_second_live_redemption,
+    two_store_instances_redeeming_at_once_redeem_once,
+    a_reissued_code_keeps_the_uses_of_the_voided_one,
+    failed_lookups_are_counted_per_token_and_address,
 );
 
 const REAL: &str = include_str!("../config/campaign.toml");
@@ -613,4 +618,384 @@ async fn two_instances_starting_together_record_the_campaign_once(db: TestDb) {
     assert_eq!(db.scalar("SELECT COUNT(*) FROM rounds").await, 12);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM venues").await, 8);
     assert_eq!(verify_audit_log(b.as_ref()).await.unwrap(), Ok(1));
+}
+
+// ---- vouchers ---------------------------------------------------------------------------------
+
+/// The real campaign with round 1 (July 2024) drawn among 40 participants: every one wins.
+async fn drawn(db: &TestDb) -> (SharedStore, Campaign) {
+    let s = synced(db).await;
+    let c = campaign(REAL);
+    common::tickets_in(&s, &c.id, 1, at(16), 0..40).await;
+    common::draw_round(&s, &c, 1, at(22)).await;
+    (s, c)
+}
+
+async fn venue_token(s: &SharedStore, venue: &str) -> uuid::Uuid {
+    common::create_token(s, Role::Venue, &format!("{venue} desk"), Some(venue)).await;
+    s.list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|t| t.venue_id.as_deref() == Some(venue))
+        .unwrap()
+        .id
+}
+
+fn request(
+    c: &Campaign,
+    v: &store::VoucherRecord,
+    venue: &str,
+    token: uuid::Uuid,
+    key: &str,
+    when: chrono::DateTime<Utc>,
+) -> store::Redeem {
+    store::Redeem {
+        code: v.code.clone(),
+        venue: c.venue(venue).unwrap().clone(),
+        token_id: token,
+        idempotency_key: key.into(),
+        holder_digits: Some(v.holder_phone[7..].to_owned()),
+        actor: format!("venue:{venue}"),
+        at: when,
+    }
+}
+
+async fn first_of(s: &SharedStore, kind: &str) -> store::VoucherRecord {
+    s.all_vouchers("hengyang-2024")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.kind == kind && !v.void)
+        .unwrap()
+}
+
+async fn vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them(db: TestDb) {
+    let (s, c) = drawn(&db).await;
+    let all = s.all_vouchers(&c.id).await.unwrap();
+    assert_eq!(all.len(), 30 * 3 + 10);
+    assert!(all.iter().all(|v| v.uses.is_empty() && !v.void));
+    let hotel = first_of(&s, "hotel_night").await;
+    assert_eq!(
+        s.voucher_by_code(&hotel.code).await.unwrap().unwrap(),
+        hotel
+    );
+    assert_eq!(s.voucher(hotel.id).await.unwrap().unwrap(), hotel);
+    assert!(s.voucher_by_code("0000000000000").await.unwrap().is_none());
+    let mine = s.vouchers_of(hotel.participant_id).await.unwrap();
+    assert_eq!(mine.len(), 3);
+
+    let desk = venue_token(&s, "shenlong-hotel").await;
+    let when = at(25);
+    let done = s
+        .redeem(&c, request(&c, &hotel, "shenlong-hotel", desk, "k1", when))
+        .await
+        .unwrap();
+    let store::RedeemOutcome::Redeemed {
+        redemption,
+        replayed: false,
+        ..
+    } = done
+    else {
+        panic!("{done:?}")
+    };
+    assert_eq!(redemption.redeemed_at, when);
+    // Again, at another hotel: already used, when and where.
+    let other = venue_token(&s, "hengshan-hotel").await;
+    let again = s
+        .redeem(
+            &c,
+            request(&c, &hotel, "hengshan-hotel", other, "k2", at(26)),
+        )
+        .await
+        .unwrap();
+    let store::RedeemOutcome::Refused { refusal, .. } = again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(
+        refusal,
+        campaign_lottery::domain::redemption::Refusal::AlreadyUsed(
+            campaign_lottery::domain::redemption::Use {
+                venue_id: "shenlong-hotel".into(),
+                at: when
+            }
+        )
+    );
+    // The same key replays; the same key for another code is refused.
+    let replay = s
+        .redeem(
+            &c,
+            request(&c, &hotel, "shenlong-hotel", desk, "k1", at(27)),
+        )
+        .await
+        .unwrap();
+    let store::RedeemOutcome::Redeemed {
+        redemption: replayed,
+        replayed: true,
+        ..
+    } = replay
+    else {
+        panic!("{replay:?}")
+    };
+    assert_eq!(replayed, redemption);
+    let second = s
+        .all_vouchers(&c.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.kind == "hotel_night")
+        .nth(1)
+        .unwrap();
+    assert_eq!(
+        s.redeem(
+            &c,
+            request(&c, &second, "shenlong-hotel", desk, "k1", at(27))
+        )
+        .await
+        .unwrap(),
+        store::RedeemOutcome::KeyReused
+    );
+    // Reversal: only by the venue that redeemed, once, within the window.
+    let window = Duration::minutes(30);
+    assert_eq!(
+        s.reverse_redemption(redemption.id, "hengshan-hotel", other, window, "x", when)
+            .await
+            .unwrap(),
+        store::ReverseOutcome::NotFound
+    );
+    let late = when + Duration::minutes(31);
+    assert!(matches!(
+        s.reverse_redemption(redemption.id, "shenlong-hotel", desk, window, "x", late)
+            .await
+            .unwrap(),
+        store::ReverseOutcome::WindowPassed(_)
+    ));
+    let soon = when + Duration::minutes(10);
+    let reversed = s
+        .reverse_redemption(redemption.id, "shenlong-hotel", desk, window, "x", soon)
+        .await
+        .unwrap();
+    let store::ReverseOutcome::Reversed(r) = reversed else {
+        panic!("{reversed:?}")
+    };
+    assert_eq!(r.reversed_at, Some(soon));
+    assert!(matches!(
+        s.reverse_redemption(redemption.id, "shenlong-hotel", desk, window, "x", soon)
+            .await
+            .unwrap(),
+        store::ReverseOutcome::AlreadyReversed(_)
+    ));
+    assert!(s.voucher(hotel.id).await.unwrap().unwrap().uses.is_empty());
+    // Redeemable again, elsewhere.
+    assert!(matches!(
+        s.redeem(
+            &c,
+            request(&c, &hotel, "hengshan-hotel", other, "k3", at(28))
+        )
+        .await
+        .unwrap(),
+        store::RedeemOutcome::Redeemed {
+            replayed: false,
+            ..
+        }
+    ));
+    // Lists: newest first per venue; a period holds redemptions and reversals made in it.
+    let recent = s
+        .recent_redemptions(Some("shenlong-hotel"), 10)
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].reversed_at, Some(soon));
+    assert_eq!(s.recent_redemptions(None, 10).await.unwrap().len(), 2);
+    let day = s
+        .redemptions_between(
+            None,
+            at(25) - Duration::hours(1),
+            at(25) + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(day.len(), 1);
+    let later = s
+        .redemptions_between(Some("hengshan-hotel"), at(26), at(29))
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    // Unknown codes.
+    let mut unknown = request(&c, &hotel, "shenlong-hotel", desk, "k9", at(28));
+    unknown.code = "ABCDEFGHJKMY".into();
+    assert_eq!(
+        s.redeem(&c, unknown).await.unwrap(),
+        store::RedeemOutcome::Unknown
+    );
+    // Every change is in the audit chain, which still verifies.
+    assert!(verify_audit_log(s.as_ref()).await.unwrap().is_ok());
+}
+
+async fn the_database_refuses_duplicate_codes_and_a_second_live_redemption(db: TestDb) {
+    let (s, c) = drawn(&db).await;
+    let hotel = first_of(&s, "hotel_night").await;
+    let copy = db
+        .try_execute(&format!(
+            "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind, issued_at, status)
+             SELECT '{}', code, campaign_id, round, rank, participant_id, 'dining_coupon', issued_at, 'void'
+             FROM vouchers WHERE id = '{}'",
+            uuid::Uuid::new_v4(),
+            hotel.id
+        ))
+        .await;
+    assert!(copy.unwrap_err().to_lowercase().contains("unique"));
+    let desk = venue_token(&s, "shenlong-hotel").await;
+    let done = s
+        .redeem(
+            &c,
+            request(&c, &hotel, "shenlong-hotel", desk, "k1", at(25)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(done, store::RedeemOutcome::Redeemed { .. }));
+    // Someone bypassing the service to redeem the slot again.
+    let second = db
+        .try_execute(&format!(
+            "INSERT INTO redemptions (id, voucher_id, entitlement, slot, venue_id, token_id, idempotency_key, redeemed_at)
+             SELECT '{}', voucher_id, entitlement, slot, 'hengshan-hotel', token_id, 'other', redeemed_at
+             FROM redemptions",
+            uuid::Uuid::new_v4()
+        ))
+        .await;
+    assert!(second.unwrap_err().to_lowercase().contains("unique"));
+}
+
+async fn two_store_instances_redeeming_at_once_redeem_once(db: TestDb) {
+    let (a, c) = drawn(&db).await;
+    let b = open(&db).await;
+    let card = first_of(&a, "tourism_card").await;
+    let desk = venue_token(&a, "huaguoshan-scenic").await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let r = request(
+            &c,
+            &card,
+            "huaguoshan-scenic",
+            desk,
+            &format!("k{i}"),
+            at(25),
+        );
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move { s.redeem(&c, r).await.unwrap() }));
+    }
+    let mut redeemed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            store::RedeemOutcome::Redeemed { .. } => redeemed += 1,
+            store::RedeemOutcome::Refused { refusal, .. } => assert!(matches!(
+                refusal,
+                campaign_lottery::domain::redemption::Refusal::AlreadyUsed(_)
+            )),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(redeemed, 1);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM redemptions").await, 1);
+}
+
+async fn a_reissued_code_keeps_the_uses_of_the_voided_one(db: TestDb) {
+    let (s, c) = drawn(&db).await;
+    let card = first_of(&s, "tourism_card").await;
+    let spot = venue_token(&s, "huaguoshan-scenic").await;
+    let done = s
+        .redeem(
+            &c,
+            request(&c, &card, "huaguoshan-scenic", spot, "k1", at(25)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(done, store::RedeemOutcome::Redeemed { .. }));
+    assert!(matches!(
+        s.reissue_voucher(card.id, "operator:x", at(26)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let void = s
+        .void_voucher(card.id, "lost", "operator:x", at(26))
+        .await
+        .unwrap();
+    assert!(void.void && void.void_reason.as_deref() == Some("lost"));
+    assert!(matches!(
+        s.void_voucher(card.id, "lost", "operator:x", at(26)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.void_voucher(uuid::Uuid::new_v4(), "lost", "operator:x", at(26))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let new = s
+        .reissue_voucher(card.id, "operator:x", at(26))
+        .await
+        .unwrap();
+    assert_ne!(new.code, card.code);
+    assert_eq!(new.reissued_from, Some(card.id));
+    assert_eq!(
+        (new.round, new.rank, &new.kind),
+        (card.round, card.rank, &card.kind)
+    );
+    assert_eq!(new.participant_id, card.participant_id);
+    assert_eq!(new.uses.len(), 1);
+    assert_eq!(new.uses[0].venue_id, "huaguoshan-scenic");
+    assert!(matches!(
+        s.reissue_voucher(card.id, "operator:x", at(26)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The visit made with the old code counts for the new one.
+    let mut again = request(&c, &new, "huaguoshan-scenic", spot, "k2", at(27));
+    again.code = new.code.clone();
+    assert!(matches!(
+        s.redeem(&c, again).await.unwrap(),
+        store::RedeemOutcome::Refused { .. }
+    ));
+    let actions: Vec<String> = s
+        .audit_page(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in [
+        "voucher.issue",
+        "voucher.redeem",
+        "voucher.void",
+        "voucher.reissue",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a}");
+    }
+}
+
+async fn failed_lookups_are_counted_per_token_and_address(db: TestDb) {
+    let (s, _) = drawn(&db).await;
+    let t1 = venue_token(&s, "shenlong-hotel").await;
+    let t2 = venue_token(&s, "hengshan-hotel").await;
+    for i in 0..3 {
+        s.record_lookup_failure(t1, "10.0.0.1", at(25) + Duration::minutes(i))
+            .await
+            .unwrap();
+    }
+    s.record_lookup_failure(t2, "10.0.0.1", at(25))
+        .await
+        .unwrap();
+    s.record_lookup_failure(t2, "10.0.0.2", at(25))
+        .await
+        .unwrap();
+    let f = s
+        .lookup_failures(t1, "10.0.0.1", at(25) - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!((f.by_token, f.by_address), (3, 4));
+    assert_eq!(f.token_oldest, Some(at(25)));
+    let f = s
+        .lookup_failures(t1, "10.0.0.9", at(25) + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!((f.by_token, f.by_address, f.address_oldest), (2, 0, None));
 }

@@ -162,6 +162,27 @@ impl TestDb {
         }
     }
 
+    /// Raw SQL that the database may refuse: the error's text, if it did.
+    pub async fn try_execute(&self, sql: &str) -> Result<u64, String> {
+        let result = match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+        };
+        result.map_err(|e| e.to_string())
+    }
+
     /// Takes a PostgreSQL test database away under the running service (connections and all).
     pub async fn drop_database_now(&self) {
         let (Some(admin), Some(name)) = (&self.admin_url, &self.db_name) else {
