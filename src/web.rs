@@ -46,6 +46,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../static/console.js"),
     ),
+    (
+        "desk.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/desk.js"),
+    ),
 ];
 
 /// (route, body)
@@ -57,6 +62,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/privacy", include_str!("../static/privacy.html")),
     ("/draws", include_str!("../static/draws.html")),
     ("/console", include_str!("../static/console.html")),
+    ("/desk", include_str!("../static/desk.html")),
 ];
 
 /// Pages load only what this service serves.

@@ -1,5 +1,38 @@
 import { api, h, $, localTime, STATE_NAMES, toLogin } from "/static/common.js";
 
+const STATUS_NAMES = { usable: "可使用", not_yet_valid: "未到使用日期", used: "已使用", expired: "已过期", void: "已作废" };
+
+function day(d) {
+  const [y, m, dd] = d.split("-");
+  return `${y}年${Number(m)}月${Number(dd)}日`;
+}
+
+function voucherCard(v) {
+  const live = v.status === "usable" || v.status === "not_yet_valid";
+  const where = v.policy === "once_per_venue"
+    ? `可在以下每个景区各使用一次：${v.venues.map((x) => x.name).join("、")}`
+    : `可在以下任一商户使用一次：${v.venues.map((x) => x.name).join("、")}`;
+  return h("div", { class: "card voucher" },
+    live ? h("img", { class: "qr", src: v.qr_svg, alt: `兑换码 ${v.code} 的二维码`, width: 180, height: 180 }) : null,
+    h("div", {},
+      h("p", {}, h("strong", {}, v.kind_name), v.face_value_yuan ? `（面值 ${v.face_value_yuan} 元）` : "", " ",
+        h("span", { class: `badge ${v.status}` }, STATUS_NAMES[v.status] || v.status)),
+      h("p", { class: "code mono" }, v.code),
+      h("p", { class: "small" }, `第 ${v.round} 期${v.tier_label}；有效期 ${day(v.valid_from)} 至 ${day(v.valid_until)}`),
+      h("p", { class: "small" }, where),
+      v.holder_check ? h("p", { class: "small muted" }, "使用时请出示本页，并告知前台您手机号的后四位。") : null,
+      v.visited.length ? h("p", { class: "small" }, `已使用：${v.visited.map((x) => `${x.venue_name}（${localTime(x.at, true)}）`).join("、")}`) : null,
+      v.status === "void" ? h("p", { class: "small muted" }, `已于 ${localTime(v.voided_at, true)} 作废${v.void_reason ? "：" + v.void_reason : ""}`) : null,
+    ),
+  );
+}
+
+$("#logout").addEventListener("click", async () => {
+  await api("/api/logout", { method: "POST", body: {} });
+  location.href = "/";
+});
+
+
 const res = await api("/api/me");
 if (res.status === 401) {
   toLogin();
@@ -31,9 +64,9 @@ if (res.status === 401) {
         )),
     );
   }
-}
 
-$("#logout").addEventListener("click", async () => {
-  await api("/api/logout", { method: "POST", body: {} });
-  location.href = "/";
-});
+  if (me.vouchers.length > 0) {
+    $("#vouchers").classList.remove("card");
+    $("#vouchers").replaceChildren(...me.vouchers.map(voucherCard));
+  }
+}

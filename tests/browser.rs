@@ -428,3 +428,151 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     wait_text(&c, "#check-result", "没有这张券").await;
     c.close().await.unwrap();
 }
+
+/// A winner sees their vouchers with QR codes; a hotel's front desk checks, redeems, refuses a
+/// second use and reverses the redemption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
+    use campaign_lottery::domain::voucher::VoucherCode;
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    let now = campaign_lottery::clock::Clock::now(app.clock.as_ref());
+    common::tickets_in(&app.store, "demo", 1, now, 0..40).await;
+    let after = now + chrono::Duration::days(7) + chrono::Duration::minutes(1);
+    app.clock.set(after);
+    common::draw_round(&app.store, &app.campaign, 1, after).await;
+    let hotel = app
+        .store
+        .all_vouchers("demo")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.kind == "hotel_night")
+        .unwrap();
+    let code = VoucherCode::parse(&hotel.code).unwrap().to_string();
+    let digits = &hotel.holder_phone[7..];
+
+    // The winner's page: the three vouchers, each with its QR code.
+    for width in [360, 1280] {
+        let profile = tempfile::tempdir().unwrap();
+        let c = browser(&driver, &chromium, width, &profile).await;
+        c.goto(&app.url("/privacy")).await.unwrap();
+        // The winner's session, as logging in would have set it.
+        c.execute(
+            "document.cookie = arguments[0]",
+            vec![serde_json::json!(format!(
+                "clp_session=clp_{}; path=/",
+                hotel.holder_phone
+            ))],
+        )
+        .await
+        .unwrap();
+        c.goto(&app.url("/me")).await.unwrap();
+        wait_text(&c, "#vouchers", "星级酒店住宿一晚").await;
+        wait_text(&c, "#vouchers", &code).await;
+        wait_text(&c, "#vouchers", "神龙大酒店").await;
+        let loaded = c
+            .execute(
+                "return [...document.querySelectorAll('#vouchers img.qr')].map(i => i.complete && i.naturalWidth > 0)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            loaded,
+            serde_json::json!([true, true, true]),
+            "QR images load"
+        );
+        c.execute(
+            "document.querySelector('#vouchers').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+        screenshot(&c, &format!("me-vouchers-{width}")).await;
+        c.close().await.unwrap();
+    }
+
+    // The front desk.
+    let desk = app.venue_token("shenlong-hotel").await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 1280, &profile).await;
+    c.goto(&app.url("/desk")).await.unwrap();
+    type_into(&c, "#token", "clv_wrong").await;
+    click(&c, "#login button[type=submit]").await;
+    wait_text(&c, "#login-error", "not known").await;
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    type_into(&c, "#token", &desk).await;
+    click(&c, "#login button[type=submit]").await;
+    wait_text(&c, "#who", "神龙大酒店").await;
+    wait_text(&c, "#recent", "还没有核销记录").await;
+    // A typo, as a scanner would send it (ending with Enter).
+    let mut typo = code.clone().into_bytes();
+    typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
+    type_into(
+        &c,
+        "#code",
+        &format!("{}\u{E007}", String::from_utf8(typo).unwrap()),
+    )
+    .await;
+    wait_text(&c, "#verdict", "券码有误").await;
+    let code_input = c.find(Locator::Css("#code")).await.unwrap();
+    code_input.clear().await.unwrap();
+    code_input
+        .send_keys(&format!("{}\u{E007}", code.to_lowercase()))
+        .await
+        .unwrap();
+    wait_text(&c, "#verdict", "可以核销：星级酒店住宿一晚").await;
+    wait_text(&c, "#verdict", &format!("138****{digits}")).await;
+    // The wrong holder, then the right one.
+    type_into(&c, "#digits", "0000\u{E007}").await;
+    if digits != "0000" {
+        wait_text(&c, "#verdict", "与持券人不符").await;
+        c.find(Locator::Css("#digits"))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+        type_into(&c, "#digits", digits).await;
+        click(&c, "#redeem").await;
+    }
+    wait_text(&c, "#verdict", "核销成功").await;
+    wait_text(&c, "#recent", &code).await;
+    screenshot(&c, "desk-redeemed-1280").await;
+    // The same code again: refused, when and where.
+    type_into(&c, "#code", &format!("{code}\u{E007}")).await;
+    wait_text(&c, "#verdict", "已于").await;
+    wait_text(&c, "#verdict", "在「神龙大酒店」使用过").await;
+    screenshot(&c, "desk-refused-1280").await;
+    // Reversed within the window, with a confirmation.
+    click(&c, "#recent button.linkish").await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#verdict", "已撤销核销").await;
+    wait_text(&c, "#recent", "已撤销").await;
+    c.close().await.unwrap();
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM redemptions WHERE reversal_id IS NOT NULL")
+            .await,
+        1
+    );
+
+    // The desk at phone width.
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    c.goto(&app.url("/desk")).await.unwrap();
+    type_into(&c, "#token", &desk).await;
+    click(&c, "#login button[type=submit]").await;
+    type_into(&c, "#code", &format!("{code}\u{E007}")).await;
+    wait_text(&c, "#verdict", "可以核销").await;
+    screenshot(&c, "desk-check-360").await;
+    c.close().await.unwrap();
+}

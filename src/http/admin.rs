@@ -32,6 +32,8 @@ pub struct WhoAmI {
     role: Role,
     venue_id: Option<String>,
     venue_name: Option<String>,
+    /// For venue tokens: how long after a redemption it can be reversed.
+    reversal_window_minutes: Option<i64>,
 }
 
 /// The token's own identity: for pages to check a token before using it.
@@ -49,6 +51,8 @@ pub async fn whoami(state: web::Data<AppState>, caller: Caller) -> HttpResponse 
         role: caller.role(),
         venue_id: caller.token.venue_id.clone(),
         venue_name,
+        reversal_window_minutes: (caller.role() == Role::Venue)
+            .then_some(state.vouchers.reversal_window_minutes),
     })
 }
 
