@@ -2,7 +2,12 @@
 //! SQLite and on PostgreSQL, and a check that nothing was redeemed twice.
 //!
 //! `cargo bench --bench redeem` (PostgreSQL at TEST_DATABASE_URL when it answers). Options after
-//! `--`: `--clients N` (default 64), `--seconds N` (default 6), `--winners N` (default 10000).
+//! `--`: `--clients N` (default 64), `--seconds N` (default 6), `--winners N` (default 10000),
+//! `--rate N` (default 256: the paced run's redemptions per second, all desks together).
+//!
+//! Two runs per backend: **saturating** (each client sends its next request as soon as the last
+//! is answered, as fast as the service can go) and **paced** (each desk redeems at a fixed rate,
+//! the way front desks do, and latency counts from when each request was due).
 //!
 //! The load comes from `wrk` (Debian: `apt-get install wrk`) in its own process with
 //! `benches/redeem.lua`; without wrk an in-process reqwest client stands in (and says so).
@@ -105,7 +110,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize) {
+async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, rate: f64) {
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
@@ -147,7 +152,7 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize) {
     let scenic = of_category(campaign_lottery::domain::campaign::Category::Scenic);
     // Every possible redemption once: each tourism card at every scenic spot (in three passes, so
     // that one card's visits are far apart), each hotel night and dining coupon at one venue.
-    let mut lines = Vec::new();
+    let mut lines: Vec<Line> = Vec::new();
     let mut push = |v: &campaign_lottery::store::VoucherRecord, venue: &str, n: usize| {
         let tokens = &desks[venue];
         lines.push(Line {
@@ -171,6 +176,9 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize) {
             }
         }
     }
+    // The paced run takes its redemptions from the end of the list, the saturating one from the
+    // start; they never meet.
+    let paced_lines = lines.split_off(lines.len() / 2);
     let (figures, load) = match run_wrk(&app.address, &lines, clients, seconds) {
         Some(f) => (f, "wrk"),
         None => (
@@ -178,7 +186,16 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize) {
             "in-process reqwest (wrk not installed)",
         ),
     };
+    // Let the requests still in flight when wrk stopped finish before counting.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let saturated = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
+    let paced = run_paced(&app, &paced_lines, clients, rate, seconds).await;
     let redeemed = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
+    assert_eq!(
+        redeemed - saturated,
+        paced.requests,
+        "every paced 200 is one redemption"
+    );
     let doubled = app
         .db
         .scalar(
@@ -187,14 +204,24 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize) {
         )
         .await;
     assert_eq!(doubled, 0, "no voucher slot redeemed twice");
-    assert_eq!(redeemed, figures.requests, "every 200 is one redemption");
+    // wrk counts the answers it read before its time ran out; up to one request per connection was
+    // still in flight then, and the service finished it.
+    assert!(
+        (figures.requests..=figures.requests + clients).contains(&saturated),
+        "every 200 is one redemption: {saturated} redeemed, {} answered",
+        figures.requests
+    );
     println!("{backend:?}: load from {load}");
     println!(
-        "{:<9} {:>6.0} redemptions/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} redeemed, {} redeemed twice)",
+        "{:<9} saturating: {:>6.0} redemptions/s  p50 {:>6.2} ms  p99 {:>6.2} ms | paced at {:.0}/s: {:>6.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms | {} redeemed, {} redeemed twice",
         format!("{backend:?}"),
         figures.rate,
         figures.p50_ms,
         figures.p99_ms,
+        rate,
+        paced.rate,
+        paced.p50_ms,
+        paced.p99_ms,
         redeemed,
         doubled
     );
@@ -303,6 +330,73 @@ async fn run_reqwest(app: &TestApp, lines: &[Line], clients: usize) -> Figures {
     }
 }
 
+/// Open loop: `clients` desks each send one redemption every `clients / rate` seconds, whatever
+/// the answers take, for `seconds`. Latency counts from when a request was due, so a slow
+/// answer that delays the next request still counts against it (no coordinated omission).
+async fn run_paced(
+    app: &TestApp,
+    lines: &[Line],
+    clients: usize,
+    rate: f64,
+    seconds: usize,
+) -> Figures {
+    let per_client = ((rate * seconds as f64) / clients as f64).ceil() as usize;
+    let n = (per_client * clients).min(lines.len());
+    let interval = std::time::Duration::from_secs_f64(clients as f64 / rate);
+    let lines: Arc<Vec<(String, String, String)>> = Arc::new(
+        lines[..n]
+            .iter()
+            .map(|l| (l.token.clone(), l.key.clone(), l.body.clone()))
+            .collect(),
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (lines, client, url) = (lines.clone(), client.clone(), app.url("/api/venue/redeem"));
+        // Spread the desks evenly over one interval.
+        let first = start + interval.mul_f64(c as f64 / clients as f64);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for k in 0.. {
+                let Some((token, key, body)) = lines.get(c + k * clients) else {
+                    break;
+                };
+                let due = first + interval * k as u32;
+                tokio::time::sleep_until(due).await;
+                let res = client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", key)
+                    .header("Content-Type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+                res.bytes().await.unwrap();
+                latencies.push(due.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    Figures {
+        requests: all.len(),
+        rate: all.len() as f64 / elapsed,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+    }
+}
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -316,6 +410,7 @@ fn main() {
     let clients = arg("--clients", 64);
     let seconds = arg("--seconds", 6);
     let winners = arg("--winners", 10_000) as u32;
+    let rate = arg("--rate", 256) as f64;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -323,7 +418,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         println!("redemptions: {clients} concurrent venue clients, {seconds} s, loopback");
-        bench(Backend::Sqlite, winners, clients, seconds).await;
-        bench(Backend::Postgres, winners, clients, seconds).await;
+        bench(Backend::Sqlite, winners, clients, seconds, rate).await;
+        bench(Backend::Postgres, winners, clients, seconds, rate).await;
     });
 }

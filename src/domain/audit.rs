@@ -72,6 +72,31 @@ pub fn entry_hash(seq: i64, prev: &[u8; 32], at: DateTime<Utc>, event: &AuditEve
     h.finalize().into()
 }
 
+/// The bytes an entry's hash covers before and after `u64be(seq) ‖ prev`, so that a database can
+/// chain an entry in the statement that writes it: `hash = SHA-256(prefix ‖ u64be(seq) ‖ prev ‖
+/// suffix)`.
+pub fn hash_frame(at: DateTime<Utc>, event: &AuditEvent) -> (Vec<u8>, Vec<u8>) {
+    let framed = |parts: &[&[u8]]| {
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            out.extend_from_slice(p);
+        }
+        out
+    };
+    let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    (
+        framed(&[b"campaign-audit/v1"]),
+        framed(&[
+            at.as_bytes(),
+            event.actor.as_bytes(),
+            event.action.as_bytes(),
+            event.subject.as_bytes(),
+            event.details.as_bytes(),
+        ]),
+    )
+}
+
 /// Places `event` after the entry with sequence number `prev_seq` and hash `prev`.
 pub fn chain(prev_seq: i64, prev: [u8; 32], at: DateTime<Utc>, event: AuditEvent) -> AuditEntry {
     let seq = prev_seq + 1;
@@ -243,5 +268,26 @@ mod tests {
     fn details_are_canonical_json() {
         let e = AuditEvent::new("a", "b", "c", serde_json::json!({"z": 1, "a": [1, 2]}));
         assert_eq!(e.details, r#"{"a":[1,2],"z":1}"#);
+    }
+
+    #[test]
+    fn the_hash_frame_gives_the_entry_hash() {
+        use chrono::TimeZone;
+        let at = Utc.with_ymd_and_hms(2024, 7, 22, 3, 4, 5).unwrap()
+            + chrono::Duration::microseconds(123_456);
+        let event = AuditEvent::new(
+            "venue:衡山宾馆",
+            "voucher.redeem",
+            "voucher:x",
+            serde_json::json!({"a": 1}),
+        );
+        let prev = [7u8; 32];
+        let (prefix, suffix) = hash_frame(at, &event);
+        let mut bytes = prefix;
+        bytes.extend_from_slice(&42u64.to_be_bytes());
+        bytes.extend_from_slice(&prev);
+        bytes.extend_from_slice(&suffix);
+        let framed: [u8; 32] = Sha256::digest(&bytes).into();
+        assert_eq!(framed, entry_hash(42, &prev, at, &event));
     }
 }

@@ -1384,59 +1384,82 @@ impl Store for SqliteStore {
     }
 
     async fn redeem(&self, campaign: &Campaign, r: Redeem) -> StoreResult<RedeemOutcome> {
-        // The writer is one connection and BEGIN IMMEDIATE takes the write lock first, so
-        // redemptions are serialised; the unique indexes back that up.
-        let mut tx = self.begin().await?;
-        let voucher = one_voucher(&mut tx, "v.code", &r.code, false).await?;
-        if let Some(earlier) = by_idempotency_key(&mut tx, r.token_id, &r.idempotency_key).await? {
-            return Ok(replay(earlier, voucher, &r));
+        // Judged on a reader connection, so that the one writer only writes: the insert's
+        // guards (the voucher still live, the slot free and the key unused, by unique indexes)
+        // keep the judgement true. When a guard fails, read again: the answer is then a
+        // refusal, a replay or a reuse.
+        let mut conn = self.reader.acquire().await?;
+        for _ in 0..5 {
+            let voucher = one_voucher(&mut conn, "v.code", &r.code, false).await?;
+            let verdict = match &voucher {
+                Some(v) => judge_redeem(campaign, v, &r)?,
+                None => Ok(()),
+            };
+            if voucher.is_none() || verdict.is_err() {
+                // A retry of a request that went through is refused by the rules now (its own
+                // use is there): the key says what the first answer was.
+                if let Some(earlier) =
+                    by_idempotency_key(&mut conn, r.token_id, &r.idempotency_key).await?
+                {
+                    return Ok(replay(earlier, voucher, &r));
+                }
+                return Ok(match (voucher, verdict) {
+                    (Some(voucher), Err(refusal)) => RedeemOutcome::Refused { refusal, voucher },
+                    _ => RedeemOutcome::Unknown,
+                });
+            }
+            let voucher = voucher.expect("checked above");
+            let id = Uuid::new_v4();
+            let mut tx = self.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO redemptions (id, voucher_id, entitlement, slot, venue_id, token_id,
+                     idempotency_key, redeemed_at)
+                 SELECT $1, id, $3, $4, $5, $6, $7, $8 FROM vouchers WHERE id = $2 AND status = 'issued'
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(voucher.id.to_string())
+            .bind(voucher.entitlement())
+            .bind(redemption_slot(campaign, &voucher, &r.venue.id)?)
+            .bind(&r.venue.id)
+            .bind(r.token_id.to_string())
+            .bind(&r.idempotency_key)
+            .bind(r.at)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                drop(tx);
+                if let Some(earlier) =
+                    by_idempotency_key(&mut conn, r.token_id, &r.idempotency_key).await?
+                {
+                    return Ok(replay(earlier, Some(voucher), &r));
+                }
+                continue;
+            }
+            let redemption = RedemptionRecord {
+                id,
+                voucher_id: voucher.id,
+                code: voucher.code.clone(),
+                kind: voucher.kind.clone(),
+                venue_id: r.venue.id.clone(),
+                token_id: r.token_id,
+                idempotency_key: r.idempotency_key.clone(),
+                redeemed_at: r.at,
+                reversal_id: None,
+                reversed_at: None,
+            };
+            append(&mut tx, redeem_event(&redemption, &r.actor), r.at).await?;
+            tx.commit().await?;
+            return Ok(RedeemOutcome::Redeemed {
+                redemption,
+                voucher,
+                replayed: false,
+            });
         }
-        let Some(voucher) = voucher else {
-            return Ok(RedeemOutcome::Unknown);
-        };
-        if let Err(refusal) = judge_redeem(campaign, &voucher, &r)? {
-            return Ok(RedeemOutcome::Refused { refusal, voucher });
-        }
-        let id = Uuid::new_v4();
-        let inserted = sqlx::query(
-            "INSERT INTO redemptions (id, voucher_id, entitlement, slot, venue_id, token_id,
-                 idempotency_key, redeemed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(voucher.id.to_string())
-        .bind(voucher.entitlement())
-        .bind(redemption_slot(campaign, &voucher, &r.venue.id)?)
-        .bind(&r.venue.id)
-        .bind(r.token_id.to_string())
-        .bind(&r.idempotency_key)
-        .bind(r.at)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::Database(
-                "a redemption slot was taken inside the write lock".into(),
-            ));
-        }
-        let redemption = RedemptionRecord {
-            id,
-            voucher_id: voucher.id,
-            code: voucher.code.clone(),
-            kind: voucher.kind.clone(),
-            venue_id: r.venue.id.clone(),
-            token_id: r.token_id,
-            idempotency_key: r.idempotency_key.clone(),
-            redeemed_at: r.at,
-            reversal_id: None,
-            reversed_at: None,
-        };
-        append(&mut tx, redeem_event(&redemption, &r.actor), r.at).await?;
-        tx.commit().await?;
-        Ok(RedeemOutcome::Redeemed {
-            redemption,
-            voucher,
-            replayed: false,
-        })
+        Err(StoreError::Database(format!(
+            "redeeming at {} kept meeting concurrent changes",
+            r.venue.id
+        )))
     }
 
     async fn reverse_redemption(
