@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --bench redeem` (PostgreSQL at TEST_DATABASE_URL when it answers). Options after
 //! `--`: `--clients N` (default 64), `--seconds N` (default 6), `--winners N` (default 10000),
-//! `--rate N` (default 256: the paced run's redemptions per second, all desks together).
+//! `--rates 64,256` (the paced runs' redemptions per second, all desks together).
 //!
 //! Two runs per backend: **saturating** (each client sends its next request as soon as the last
 //! is answered, as fast as the service can go) and **paced** (each desk redeems at a fixed rate,
@@ -110,7 +110,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, rate: f64) {
+async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, rates: &[f64]) {
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
@@ -189,13 +189,21 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     // Let the requests still in flight when wrk stopped finish before counting.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let saturated = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
-    let paced = run_paced(&app, &paced_lines, clients, rate, seconds).await;
+    let mut paced = Vec::new();
+    let mut rest: &[Line] = &paced_lines;
+    for &rate in rates {
+        let before = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
+        let f = run_paced(&app, rest, clients, rate, seconds).await;
+        rest = &rest[f.requests..];
+        let after = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
+        assert_eq!(
+            after - before,
+            f.requests,
+            "every paced 200 is one redemption"
+        );
+        paced.push((rate, f));
+    }
     let redeemed = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
-    assert_eq!(
-        redeemed - saturated,
-        paced.requests,
-        "every paced 200 is one redemption"
-    );
     let doubled = app
         .db
         .scalar(
@@ -213,18 +221,23 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     );
     println!("{backend:?}: load from {load}");
     println!(
-        "{:<9} saturating: {:>6.0} redemptions/s  p50 {:>6.2} ms  p99 {:>6.2} ms | paced at {:.0}/s: {:>6.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms | {} redeemed, {} redeemed twice",
+        "{:<9} saturating: {:>6.0} redemptions/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
         format!("{backend:?}"),
         figures.rate,
         figures.p50_ms,
         figures.p99_ms,
-        rate,
-        paced.rate,
-        paced.p50_ms,
-        paced.p99_ms,
-        redeemed,
-        doubled
     );
+    for (rate, f) in &paced {
+        println!(
+            "{:<9} paced at {:>4.0}/s: {:>6.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+            format!("{backend:?}"),
+            rate,
+            f.rate,
+            f.p50_ms,
+            f.p99_ms
+        );
+    }
+    println!("{backend:?}: {redeemed} redeemed, {doubled} redeemed twice");
 }
 
 fn run_wrk(base: &str, lines: &[Line], clients: usize, seconds: usize) -> Option<Figures> {
@@ -410,7 +423,13 @@ fn main() {
     let clients = arg("--clients", 64);
     let seconds = arg("--seconds", 6);
     let winners = arg("--winners", 10_000) as u32;
-    let rate = arg("--rate", 256) as f64;
+    let rates: Vec<f64> = std::env::args()
+        .skip_while(|a| a != "--rates")
+        .nth(1)
+        .unwrap_or_else(|| "64,256".into())
+        .split(',')
+        .map(|r| r.parse().expect("--rates 64,256"))
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -418,7 +437,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         println!("redemptions: {clients} concurrent venue clients, {seconds} s, loopback");
-        bench(Backend::Sqlite, winners, clients, seconds, rate).await;
-        bench(Backend::Postgres, winners, clients, seconds, rate).await;
+        bench(Backend::Sqlite, winners, clients, seconds, &rates).await;
+        bench(Backend::Postgres, winners, clients, seconds, &rates).await;
     });
 }

@@ -14,7 +14,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Alive as long as the store; the checkpointer stops when it is gone.
+    _alive: std::sync::Arc<()>,
 }
+
+/// How often the background task copies the write-ahead log back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -37,15 +42,41 @@ impl SqliteStore {
                 })?;
             }
         }
+        // The writer never checkpoints itself: an automatic checkpoint runs inside whichever
+        // commit crosses the threshold and makes that one request slow. A background task
+        // checkpoints instead, beside the writer (WAL lets it).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(options)
             .await?;
-        Ok(Self { writer, reader })
+        let alive = std::sync::Arc::new(());
+        let weak = std::sync::Arc::downgrade(&alive);
+        let pool = reader.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if weak.upgrade().is_none() || pool.is_closed() {
+                    break;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
+        Ok(Self {
+            writer,
+            reader,
+            _alive: alive,
+        })
     }
 
     async fn begin(&self) -> StoreResult<Tx> {
