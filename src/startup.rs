@@ -134,6 +134,8 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::default())
         })
         .shutdown_timeout(server_settings.shutdown_timeout_secs)
+        // Small JSON answers go out at once instead of waiting for the client's ACK (Nagle).
+        .tcp_nodelay(true)
         .listen(listener)?;
         if server_settings.workers > 0 {
             server = server.workers(server_settings.workers);
