@@ -32,8 +32,16 @@ struct Prepared {
     body: Value,
 }
 
-/// Participants with one unanswered attempt each, and the perfect answers to it.
-async fn prepare(store: &SharedStore, bank: &QuestionBank, n: usize, tag: &str) -> Vec<Prepared> {
+/// Participants with one unanswered attempt each, and the perfect answers to it: started through
+/// the API at `base` when given, else written straight to the store.
+async fn prepare(
+    store: &SharedStore,
+    bank: &QuestionBank,
+    n: usize,
+    tag: &str,
+    base: Option<&str>,
+) -> Vec<Prepared> {
+    let client = reqwest::Client::new();
     let mut rng = os_seeded_rng().unwrap();
     let now = demo_now();
     let mut out = Vec::with_capacity(n);
@@ -53,38 +61,81 @@ async fn prepare(store: &SharedStore, bank: &QuestionBank, n: usize, tag: &str) 
             )
             .await
             .unwrap();
-        let questions = draw_questions(bank, 10, &mut rng);
-        let answers: Vec<Value> = questions
-            .iter()
-            .map(|aq| {
-                let q = bank.get(&aq.question).unwrap();
-                let keys: Vec<&str> = (0..aq.order.len())
-                    .filter(|&k| q.correct.contains(&aq.order[k]))
-                    .map(|k| KEYS[k])
+        let (attempt, body) = match base {
+            // As participants do: start the attempt through the API (on the process that will
+            // take the submission), read the questions as shown, answer them right.
+            Some(base) => {
+                let shown: Value = client
+                    .post(format!("{base}/api/quiz/attempts"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let answers: Vec<Value> = shown["questions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|q| {
+                        let id = q["id"].as_str().unwrap();
+                        let question = bank.get(id).unwrap();
+                        let keys: Vec<&str> = q["options"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .filter(|o| {
+                                let text = o["text"].as_str().unwrap();
+                                question
+                                    .correct
+                                    .iter()
+                                    .any(|&i| question.options[i] == text)
+                            })
+                            .map(|o| o["key"].as_str().unwrap())
+                            .collect();
+                        json!({"question": id, "choices": keys})
+                    })
                     .collect();
-                json!({"question": aq.question, "choices": keys})
-            })
-            .collect();
-        let attempt = uuid::Uuid::new_v4();
-        store
-            .start_attempt(
-                NewAttempt {
-                    id: attempt,
-                    participant_id: p.id,
-                    questions,
-                    started_at: now,
-                    deadline: now + Duration::minutes(10),
-                    local_day: now.date_naive(),
-                },
-                10,
-            )
-            .await
-            .unwrap();
+                let id = uuid::Uuid::parse_str(shown["id"].as_str().unwrap()).unwrap();
+                (id, json!({ "answers": answers }))
+            }
+            None => {
+                let questions = draw_questions(bank, 10, &mut rng);
+                let answers: Vec<Value> = questions
+                    .iter()
+                    .map(|aq| {
+                        let q = bank.get(&aq.question).unwrap();
+                        let keys: Vec<&str> = (0..aq.order.len())
+                            .filter(|&k| q.correct.contains(&aq.order[k]))
+                            .map(|k| KEYS[k])
+                            .collect();
+                        json!({"question": aq.question, "choices": keys})
+                    })
+                    .collect();
+                let attempt = uuid::Uuid::new_v4();
+                store
+                    .start_attempt(
+                        NewAttempt {
+                            id: attempt,
+                            participant_id: p.id,
+                            questions,
+                            started_at: now,
+                            deadline: now + Duration::minutes(10),
+                            local_day: now.date_naive(),
+                        },
+                        10,
+                    )
+                    .await
+                    .unwrap();
+                (attempt, json!({ "answers": answers }))
+            }
+        };
         out.push(Prepared {
             token,
             attempt,
             participant: p.id,
-            body: json!({ "answers": answers }),
+            body,
         });
     }
     out
@@ -156,7 +207,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
     let store = app.store.clone();
 
     // Through HTTP: the session and attempt look-up, scoring, the submission write.
-    let http = Arc::new(prepare(&store, &bank, prepared_for_wrk, "http").await);
+    let http = Arc::new(prepare(&store, &bank, prepared_for_wrk, "http", Some(&app.address)).await);
     let base = app.address.clone();
     let (through_http, client_kind) = match run_wrk(&base, &http, clients, seconds) {
         Some(f) => (f, "wrk"),
@@ -187,7 +238,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
     };
 
     // Straight to the database: the same submission transaction, no HTTP and no reads.
-    let raw = Arc::new(prepare(&store, &bank, n, "raw").await);
+    let raw = Arc::new(prepare(&store, &bank, n, "raw", None).await);
     let straight = {
         let store = store.clone();
         let raw = raw.clone();
@@ -205,6 +256,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
                         result: p.body["answers"].to_string(),
                         at: demo_now(),
                         ticket_round: Some((campaign, 1)),
+                        session: None,
                     })
                     .await
                     .unwrap();

@@ -121,6 +121,7 @@ impl Application {
             vouchers: loaded.settings.vouchers.clone(),
             sms: Arc::new(OutboxSender::new(prepared.store.clone())),
             frozen: Default::default(),
+            attempts: Default::default(),
         });
         let body_limit = server_settings.body_limit_bytes;
         let mut server = HttpServer::new(move || {

@@ -572,8 +572,39 @@ async fn attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_rou
         result: "{}".into(),
         at: when,
         ticket_round: Some(("hengyang-2024".into(), 1)),
+        session: None,
     };
-    let first = s.submit_attempt(submission(ids[0], at(16))).await.unwrap();
+    // With a session to check in the same write: another's or an expired one records nothing.
+    let with_session = |id, when, name: &str| Submission {
+        session: Some(token_hash(name)),
+        ..submission(id, when)
+    };
+    let other = participant(&s, "13900000001").await;
+    assert_eq!(
+        s.submit_attempt(with_session(ids[0], at(16), "clp_13900000001"))
+            .await
+            .unwrap(),
+        SubmitOutcome::LoggedOut
+    );
+    assert_eq!(
+        s.submit_attempt(with_session(ids[0], at(16), "clp_nobody"))
+            .await
+            .unwrap(),
+        SubmitOutcome::LoggedOut
+    );
+    assert!(s
+        .attempt(ids[0])
+        .await
+        .unwrap()
+        .unwrap()
+        .submitted_at
+        .is_none());
+    assert!(s.tickets_of(p.id).await.unwrap().is_empty());
+    assert!(s.tickets_of(other.id).await.unwrap().is_empty());
+    let first = s
+        .submit_attempt(with_session(ids[0], at(16), &format!("clp_{}", p.phone)))
+        .await
+        .unwrap();
     let SubmitOutcome::Recorded(TicketOutcome::Issued(ticket)) = first else {
         panic!("{first:?}")
     };

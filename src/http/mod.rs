@@ -39,6 +39,8 @@ pub struct AppState {
     pub sms: Arc<dyn SmsSender>,
     /// Frozen rounds' entries and trees, for the entries file and inclusion proofs.
     pub frozen: draws::FrozenCache,
+    /// Attempts this process started, for one-write submissions.
+    pub attempts: quiz::AttemptCache,
 }
 
 #[derive(OpenApi)]

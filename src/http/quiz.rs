@@ -15,6 +15,46 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// Attempts started by this process. Their questions never change, so a submission to the same
+/// process is scored without reading the attempt back, and its one write checks the session,
+/// the owner, the deadline and that it was not submitted yet. A miss (another process started
+/// it, or it was evicted) reads the database as before.
+#[derive(Default)]
+pub struct AttemptCache(std::sync::Mutex<std::collections::HashMap<Uuid, CachedAttempt>>);
+
+#[derive(Clone)]
+pub struct CachedAttempt {
+    participant_id: Uuid,
+    questions: Vec<crate::domain::quiz::AttemptQuestion>,
+    deadline: chrono::DateTime<chrono::Utc>,
+}
+
+/// About 200 bytes each: at most some tens of megabytes.
+const ATTEMPT_CACHE_LIMIT: usize = 100_000;
+
+impl AttemptCache {
+    fn insert(&self, id: Uuid, a: CachedAttempt, now: chrono::DateTime<chrono::Utc>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= ATTEMPT_CACHE_LIMIT {
+            map.retain(|_, a| a.deadline >= now);
+            if map.len() >= ATTEMPT_CACHE_LIMIT {
+                map.clear();
+            }
+        }
+        map.insert(id, a);
+    }
+
+    fn get(&self, id: Uuid) -> Option<CachedAttempt> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&id).cloned()
+    }
+
+    fn remove(&self, id: Uuid) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&id);
+    }
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/quiz/attempts").post(start))
         .service(web::resource("/api/quiz/attempts/{id}").get(show_attempt))
@@ -157,6 +197,15 @@ pub async fn start(
             ),
         ));
     }
+    state.attempts.insert(
+        attempt.id,
+        CachedAttempt {
+            participant_id: attempt.participant_id,
+            questions: attempt.questions.clone(),
+            deadline: attempt.deadline,
+        },
+        now,
+    );
     let record = AttemptRecord {
         id: attempt.id,
         participant_id: attempt.participant_id,
@@ -247,8 +296,31 @@ pub async fn submit(
     Body(body): Body<Answers>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
-    // The hot path: session and attempt in one look-up, then one write.
     let attempt_id = Uuid::parse_str(&id).ok();
+    // The hot path, for an attempt this process started: score it from memory and write once,
+    // the session checked by that write. Anything unusual takes the full path below.
+    if let Some(cached) = attempt_id.and_then(|id| state.attempts.get(id)) {
+        if now <= cached.deadline {
+            if let Ok(scored) = score(&state.questions, &cached.questions, &body.answers) {
+                let id = attempt_id.unwrap_or_default();
+                let outcome = record_submission(
+                    &state,
+                    id,
+                    cached.participant_id,
+                    scored,
+                    &body.answers,
+                    Some(token.0.clone()),
+                    now,
+                )
+                .await?;
+                if let (SubmitOutcome::Recorded(_), Some(result)) = outcome {
+                    state.attempts.remove(id);
+                    return Ok(ok_json(&result));
+                }
+            }
+        }
+    }
+    // The full path: session and attempt in one look-up, then one write.
     let (participant, attempt) = state
         .store
         .session_attempt(&token.0, attempt_id.unwrap_or(Uuid::nil()), now)
@@ -262,10 +334,61 @@ pub async fn submit(
         return Err(expired());
     }
     let scored = score(&state.questions, &a.questions, &body.answers).map_err(answer_error)?;
+    let (outcome, result) = record_submission(
+        &state,
+        a.id,
+        participant.id,
+        scored,
+        &body.answers,
+        None,
+        now,
+    )
+    .await?;
+    state.attempts.remove(a.id);
+    match (outcome, result) {
+        (SubmitOutcome::Recorded(_), Some(result)) => Ok(ok_json(&result)),
+        (SubmitOutcome::AlreadySubmitted, _) => Err(already_submitted()),
+        (SubmitOutcome::Expired, _) => Err(expired()),
+        (SubmitOutcome::LoggedOut, _) => Err(ApiError::unauthorized(
+            "login_required",
+            "登录已过期，请重新登录",
+        )),
+        _ => Err(not_found()),
+    }
+}
+
+/// Writes a scored submission (holding the round's ticket on a pass) and, when it was recorded,
+/// the result to show.
+async fn record_submission(
+    state: &AppState,
+    attempt_id: Uuid,
+    participant_id: Uuid,
+    scored: crate::domain::quiz::Scored,
+    answers: &[Answer],
+    session: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(SubmitOutcome, Option<ResultView>), ApiError> {
     let c = &state.campaign;
     let pass_mark = c.quiz.pass_mark;
     let passed = scored.score >= pass_mark;
     let open = c.open_round(now).map(|r| r.number);
+    let outcome = state
+        .store
+        .submit_attempt(Submission {
+            attempt_id,
+            participant_id,
+            score: scored.score,
+            passed,
+            result: serde_json::to_string(answers).map_err(|e| ApiError::internal(e.into()))?,
+            at: now,
+            ticket_round: open.map(|n| (c.id.clone(), n)),
+            session,
+        })
+        .await?;
+    let SubmitOutcome::Recorded(ticket) = outcome else {
+        return Ok((outcome, None));
+    };
+    let ticket = ticket_news(state, passed, open.filter(|_| passed), ticket, now);
     let scored = ScoredView {
         score: scored.score,
         out_of: scored.out_of,
@@ -273,27 +396,7 @@ pub async fn submit(
         passed,
         results: scored.results,
     };
-    let outcome = state
-        .store
-        .submit_attempt(Submission {
-            attempt_id: a.id,
-            participant_id: participant.id,
-            score: scored.score,
-            passed,
-            result: serde_json::to_string(&body.answers)
-                .map_err(|e| ApiError::internal(e.into()))?,
-            at: now,
-            ticket_round: open.map(|n| (c.id.clone(), n)),
-        })
-        .await?;
-    let ticket = match outcome {
-        SubmitOutcome::Recorded(t) => t,
-        SubmitOutcome::AlreadySubmitted => return Err(already_submitted()),
-        SubmitOutcome::Expired => return Err(expired()),
-        SubmitOutcome::NotFound => return Err(not_found()),
-    };
-    let ticket = ticket_news(&state, passed, open.filter(|_| passed), ticket, now);
-    Ok(ok_json(&ResultView { scored, ticket }))
+    Ok((outcome, Some(ResultView { scored, ticket })))
 }
 
 /// What a submission did for the ticket, in words; `round` is the round it was entered in and

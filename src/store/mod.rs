@@ -190,6 +190,9 @@ pub struct Submission {
     pub at: DateTime<Utc>,
     /// The round a passed attempt earns a ticket in, if one is open.
     pub ticket_round: Option<(String, u32)>,
+    /// When set, the hash of a session token that must be the participant's and live at `at`:
+    /// the session is then checked by the same write (the service's one-round-trip path).
+    pub session: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -204,6 +207,8 @@ pub enum TicketOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubmitOutcome {
     Recorded(TicketOutcome),
+    /// `session` was given and is not a live session of the participant.
+    LoggedOut,
     AlreadySubmitted,
     Expired,
     NotFound,

@@ -270,6 +270,23 @@ async fn by_idempotency_key(
     row.as_ref().map(redemption_from_row).transpose()
 }
 
+async fn live_session(
+    pool: &PgPool,
+    token_hash: &str,
+    participant: Uuid,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM participant_sessions WHERE token_hash = $1 AND participant_id = $2 AND expires_at > $3",
+    )
+    .bind(token_hash)
+    .bind(participant)
+    .bind(at)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
+}
+
 fn participant_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<Participant> {
     Ok(Participant {
         id: row.try_get("id")?,
@@ -1022,6 +1039,9 @@ impl Store for PostgresStore {
             "WITH att AS (
                  SELECT id FROM quiz_attempts
                  WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1
+                   AND ($10::text IS NULL OR EXISTS (
+                       SELECT 1 FROM participant_sessions s
+                       WHERE s.token_hash = $10 AND s.participant_id = $6 AND s.expires_at > $1))
                  FOR UPDATE
              ), ins AS (
                  INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
@@ -1047,6 +1067,7 @@ impl Store for PostgresStore {
         .bind(Uuid::new_v4())
         .bind(campaign)
         .bind(round)
+        .bind(&s.session)
         .fetch_optional(&self.pool)
         .await?;
         if let Some(r) = row {
@@ -1055,6 +1076,11 @@ impl Store for PostgresStore {
                 status.as_deref(),
                 r.try_get("ticket_id")?,
             )?));
+        }
+        if let Some(session) = &s.session {
+            if !live_session(&self.pool, session, s.participant_id, s.at).await? {
+                return Ok(SubmitOutcome::LoggedOut);
+            }
         }
         let submitted: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
             "SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2",

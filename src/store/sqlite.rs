@@ -1040,6 +1040,21 @@ impl Store for SqliteStore {
     async fn submit_attempt(&self, s: Submission) -> StoreResult<SubmitOutcome> {
         // Writes are serialised by the single writer, so the ticket can be held first and the
         // attempt recorded after; a refusal rolls both back.
+        // The session is checked on a reader, beside the one writer rather than inside it.
+        if let Some(session) = &s.session {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM participant_sessions
+                 WHERE token_hash = $1 AND participant_id = $2 AND expires_at > $3",
+            )
+            .bind(session)
+            .bind(s.participant_id.to_string())
+            .bind(s.at)
+            .fetch_optional(&self.reader)
+            .await?;
+            if live.is_none() {
+                return Ok(SubmitOutcome::LoggedOut);
+            }
+        }
         let mut tx = self.begin().await?;
         let mut ticket = TicketOutcome::None;
         let mut ticket_round = None;

@@ -472,6 +472,7 @@ pub async fn tickets_in(
                 result: "[]".into(),
                 at: now,
                 ticket_round: Some((campaign.into(), round)),
+                session: None,
             })
             .await
             .unwrap();
