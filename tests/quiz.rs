@@ -23,6 +23,7 @@ backend_tests!(
     passing_outside_every_window_says_when_the_next_opens,
     bad_submissions_are_refused_and_write_nothing,
     attempts_per_day_are_limited_even_concurrently,
+    an_attempt_started_on_one_instance_is_submitted_on_another,
 );
 
 const PHONE: &str = "13800138000";
@@ -860,4 +861,53 @@ async fn attempts_per_day_are_limited_even_concurrently(db: TestDb) {
             .status(),
         201
     );
+}
+
+/// Two service instances on one database: an attempt started on one is submitted on the other
+/// (which reads it from the database), and a late copy of the submission to the first (which
+/// holds the attempt in memory) is refused as already submitted.
+async fn an_attempt_started_on_one_instance_is_submitted_on_another(db: TestDb) {
+    use campaign_lottery::clock::ManualClock;
+    let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign-demo.toml");
+    let a = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
+    let b = campaign_lottery::startup::Application::build(
+        &loaded,
+        std::sync::Arc::new(ManualClock::new(common::demo_now())),
+    )
+    .await
+    .unwrap();
+    let b_url = format!("http://127.0.0.1:{}", b.port());
+    tokio::spawn(b.run_until_stopped());
+
+    let token = register(&a, PHONE).await;
+    let attempt = start(&a, &token).await;
+    let path = format!(
+        "/api/quiz/attempts/{}/submit",
+        attempt["id"].as_str().unwrap()
+    );
+    // A wrong session on the instance that holds the attempt: refused, nothing written.
+    let other = register(&a, "13900139000").await;
+    let res = submit(&a, &other, &attempt, &answers(&attempt, 10)).await;
+    assert_eq!(
+        common::error_code(res).await,
+        (404, "attempt_not_found".into())
+    );
+    let res = a
+        .client
+        .post(format!("{b_url}{path}"))
+        .bearer_auth(&token)
+        .json(&answers(&attempt, 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let result = json_of(res).await;
+    assert_eq!(result["score"], 10);
+    assert_eq!(result["ticket"]["status"], "issued");
+    let res = submit(&a, &token, &attempt, &answers(&attempt, 10)).await;
+    assert_eq!(
+        common::error_code(res).await,
+        (409, "already_submitted".into())
+    );
+    assert_eq!(a.db.scalar("SELECT COUNT(*) FROM tickets").await, 1);
 }
