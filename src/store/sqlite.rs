@@ -205,7 +205,6 @@ async fn one_voucher(
     conn: &mut sqlx::SqliteConnection,
     column: &str,
     value: &str,
-    _lock: bool,
 ) -> StoreResult<Option<VoucherRecord>> {
     let row = sqlx::query(&format!(
         "SELECT {VOUCHER_COLUMNS} {VOUCHER_FROM} WHERE {column} = $1"
@@ -1411,12 +1410,12 @@ impl Store for SqliteStore {
 
     async fn voucher(&self, id: Uuid) -> StoreResult<Option<VoucherRecord>> {
         let mut conn = self.reader.acquire().await?;
-        one_voucher(&mut conn, "v.id", &id.to_string(), false).await
+        one_voucher(&mut conn, "v.id", &id.to_string()).await
     }
 
     async fn voucher_by_code(&self, code: &str) -> StoreResult<Option<VoucherRecord>> {
         let mut conn = self.reader.acquire().await?;
-        one_voucher(&mut conn, "v.code", code, false).await
+        one_voucher(&mut conn, "v.code", code).await
     }
 
     async fn vouchers_of(&self, participant_id: Uuid) -> StoreResult<Vec<VoucherRecord>> {
@@ -1436,7 +1435,7 @@ impl Store for SqliteStore {
         // refusal, a replay or a reuse.
         let mut conn = self.reader.acquire().await?;
         for _ in 0..5 {
-            let voucher = one_voucher(&mut conn, "v.code", &r.code, false).await?;
+            let voucher = one_voucher(&mut conn, "v.code", &r.code).await?;
             let verdict = match &voucher {
                 Some(v) => judge_redeem(campaign, v, &r)?,
                 None => Ok(()),
@@ -1615,7 +1614,7 @@ impl Store for SqliteStore {
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
-        let voucher = one_voucher(&mut tx, "v.id", &id.to_string(), false)
+        let voucher = one_voucher(&mut tx, "v.id", &id.to_string())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("voucher {id}")))?;
         if done.rows_affected() == 0 {
@@ -1635,7 +1634,7 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> StoreResult<VoucherRecord> {
         let mut tx = self.begin().await?;
-        let old = one_voucher(&mut tx, "v.id", &id.to_string(), false)
+        let old = one_voucher(&mut tx, "v.id", &id.to_string())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("voucher {id}")))?;
         check_reissue(&old)?;
@@ -1666,7 +1665,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         append(&mut tx, reissue_event(&old, new_id, actor), at).await?;
-        let new = one_voucher(&mut tx, "v.id", &new_id.to_string(), false)
+        let new = one_voucher(&mut tx, "v.id", &new_id.to_string())
             .await?
             .ok_or_else(|| StoreError::Database("the reissued voucher vanished".into()))?;
         tx.commit().await?;
