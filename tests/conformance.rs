@@ -1029,4 +1029,11 @@ async fn failed_lookups_are_counted_per_token_and_address(db: TestDb) {
         .await
         .unwrap();
     assert_eq!((f.by_token, f.by_address, f.address_oldest), (2, 0, None));
+    // Two days on, a new failure forgets this token's and address's old ones, and only those.
+    s.record_lookup_failure(t1, "10.0.0.1", at(27))
+        .await
+        .unwrap();
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM lookup_failures").await, 2);
+    let f = s.lookup_failures(t2, "10.0.0.2", at(1)).await.unwrap();
+    assert_eq!((f.by_token, f.by_address), (1, 1));
 }

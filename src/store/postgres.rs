@@ -67,6 +67,29 @@ async fn append(tx: &mut Tx, event: AuditEvent, at: DateTime<Utc>) -> StoreResul
     Ok(entry)
 }
 
+/// Records a failed look-up, and forgets this token's and this address's failures older than a
+/// day: only the throttling window is ever read.
+async fn prune_and_record_failure(
+    tx: &mut Tx,
+    token_id: Uuid,
+    address: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM lookup_failures WHERE (token_id = $1 OR address = $2) AND at < $3")
+        .bind(&token_id)
+        .bind(address)
+        .bind(at - chrono::Duration::days(1))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO lookup_failures (token_id, address, at) VALUES ($1, $2, $3)")
+        .bind(&token_id)
+        .bind(address)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 fn token_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<TokenRecord> {
     Ok(TokenRecord {
         id: row.try_get("id")?,
@@ -1686,12 +1709,9 @@ impl Store for PostgresStore {
         address: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO lookup_failures (token_id, address, at) VALUES ($1, $2, $3)")
-            .bind(token_id)
-            .bind(address)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.begin().await?;
+        prune_and_record_failure(&mut tx, token_id, address, at).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -235,6 +235,29 @@ async fn by_idempotency_key(
     row.as_ref().map(redemption_from_row).transpose()
 }
 
+/// Records a failed look-up, and forgets this token's and this address's failures older than a
+/// day: only the throttling window is ever read.
+async fn prune_and_record_failure(
+    tx: &mut Tx,
+    token_id: String,
+    address: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM lookup_failures WHERE (token_id = $1 OR address = $2) AND at < $3")
+        .bind(&token_id)
+        .bind(address)
+        .bind(at - chrono::Duration::days(1))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO lookup_failures (token_id, address, at) VALUES ($1, $2, $3)")
+        .bind(&token_id)
+        .bind(address)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<TokenRecord> {
     let id: String = row.try_get("id")?;
     Ok(TokenRecord {
@@ -1678,12 +1701,9 @@ impl Store for SqliteStore {
         address: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO lookup_failures (token_id, address, at) VALUES ($1, $2, $3)")
-            .bind(token_id.to_string())
-            .bind(address)
-            .bind(at)
-            .execute(&self.writer)
-            .await?;
+        let mut tx = self.begin().await?;
+        prune_and_record_failure(&mut tx, token_id.to_string(), address, at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
