@@ -76,13 +76,13 @@ async fn prune_and_record_failure(
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
     sqlx::query("DELETE FROM lookup_failures WHERE (token_id = $1 OR address = $2) AND at < $3")
-        .bind(&token_id)
+        .bind(token_id)
         .bind(address)
         .bind(at - chrono::Duration::days(1))
         .execute(&mut **tx)
         .await?;
     sqlx::query("INSERT INTO lookup_failures (token_id, address, at) VALUES ($1, $2, $3)")
-        .bind(&token_id)
+        .bind(token_id)
         .bind(address)
         .bind(at)
         .execute(&mut **tx)
