@@ -359,6 +359,24 @@ pub struct Redeem {
     pub at: DateTime<Utc>,
 }
 
+impl Redeem {
+    /// The redemption this request writes, as `id`, of `voucher`.
+    pub(crate) fn record(&self, id: Uuid, voucher: &VoucherRecord) -> RedemptionRecord {
+        RedemptionRecord {
+            id,
+            voucher_id: voucher.id,
+            code: voucher.code.clone(),
+            kind: voucher.kind.clone(),
+            venue_id: self.venue.id.clone(),
+            token_id: self.token_id,
+            idempotency_key: self.idempotency_key.clone(),
+            redeemed_at: self.at,
+            reversal_id: None,
+            reversed_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedeemOutcome {
     /// `replayed`: the same Idempotency-Key redeemed this code before; nothing new was written.
@@ -1109,6 +1127,18 @@ pub(crate) fn replay(
             replayed: true,
         },
         _ => RedeemOutcome::KeyReused,
+    }
+}
+
+/// The answer to a request the rules refuse (or whose code is unknown), once no earlier request
+/// with its key explains it.
+pub(crate) fn refused(
+    voucher: Option<VoucherRecord>,
+    verdict: Result<(), crate::domain::redemption::Refusal>,
+) -> RedeemOutcome {
+    match (voucher, verdict) {
+        (Some(voucher), Err(refusal)) => RedeemOutcome::Refused { refusal, voucher },
+        _ => RedeemOutcome::Unknown,
     }
 }
 

@@ -1424,23 +1424,6 @@ impl Store for PostgresStore {
         // When a guard fails, read again: the answer is then a refusal, a replay or a reuse.
         let mut conn = self.pool.acquire().await?;
         let redemption_id = Uuid::new_v4();
-        let event_for = |voucher: &VoucherRecord| {
-            redeem_event(
-                &RedemptionRecord {
-                    id: redemption_id,
-                    voucher_id: voucher.id,
-                    code: voucher.code.clone(),
-                    kind: voucher.kind.clone(),
-                    venue_id: r.venue.id.clone(),
-                    token_id: r.token_id,
-                    idempotency_key: r.idempotency_key.clone(),
-                    redeemed_at: r.at,
-                    reversal_id: None,
-                    reversed_at: None,
-                },
-                &r.actor,
-            )
-        };
         for _ in 0..5 {
             let voucher = one_voucher(&mut conn, "v.code = $1", Key::Text(&r.code), false).await?;
             let verdict = match &voucher {
@@ -1455,13 +1438,11 @@ impl Store for PostgresStore {
                 {
                     return Ok(replay(earlier, voucher, &r));
                 }
-                return Ok(match (voucher, verdict) {
-                    (Some(voucher), Err(refusal)) => RedeemOutcome::Refused { refusal, voucher },
-                    _ => RedeemOutcome::Unknown,
-                });
+                return Ok(refused(voucher, verdict));
             }
             let voucher = voucher.expect("checked above");
-            let event = event_for(&voucher);
+            let redemption = r.record(redemption_id, &voucher);
+            let event = redeem_event(&redemption, &r.actor);
             let (prefix, suffix) = crate::domain::audit::hash_frame(r.at, &event);
             let row = sqlx::query(
                 "WITH v AS (
@@ -1507,18 +1488,7 @@ impl Store for PostgresStore {
             let redeemed: Option<Uuid> = row.try_get("redeemed")?;
             if redeemed.is_some() {
                 return Ok(RedeemOutcome::Redeemed {
-                    redemption: RedemptionRecord {
-                        id: redemption_id,
-                        voucher_id: voucher.id,
-                        code: voucher.code.clone(),
-                        kind: voucher.kind.clone(),
-                        venue_id: r.venue.id.clone(),
-                        token_id: r.token_id,
-                        idempotency_key: r.idempotency_key.clone(),
-                        redeemed_at: r.at,
-                        reversal_id: None,
-                        reversed_at: None,
-                    },
+                    redemption,
                     voucher,
                     replayed: false,
                 });

@@ -1471,10 +1471,7 @@ impl Store for SqliteStore {
                 {
                     return Ok(replay(earlier, voucher, &r));
                 }
-                return Ok(match (voucher, verdict) {
-                    (Some(voucher), Err(refusal)) => RedeemOutcome::Refused { refusal, voucher },
-                    _ => RedeemOutcome::Unknown,
-                });
+                return Ok(refused(voucher, verdict));
             }
             let voucher = voucher.expect("checked above");
             let id = Uuid::new_v4();
@@ -1504,18 +1501,7 @@ impl Store for SqliteStore {
                 }
                 continue;
             }
-            let redemption = RedemptionRecord {
-                id,
-                voucher_id: voucher.id,
-                code: voucher.code.clone(),
-                kind: voucher.kind.clone(),
-                venue_id: r.venue.id.clone(),
-                token_id: r.token_id,
-                idempotency_key: r.idempotency_key.clone(),
-                redeemed_at: r.at,
-                reversal_id: None,
-                reversed_at: None,
-            };
+            let redemption = r.record(id, &voucher);
             append(&mut tx, redeem_event(&redemption, &r.actor), r.at).await?;
             tx.commit().await?;
             return Ok(RedeemOutcome::Redeemed {
