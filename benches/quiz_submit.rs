@@ -6,11 +6,12 @@
 //! `--seconds N` for the wrk run (default 6).
 //!
 //! The HTTP load comes from `wrk` (Debian: `apt-get install wrk`) in its own process, with
-//! `benches/quiz_submit.lua`, so that the load generator costs as little CPU as possible on this
+//! `benches/replay.lua`, so that the load generator costs as little CPU as possible on this
 //! two-core machine; without wrk an in-process reqwest client stands in (and says so).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use campaign_lottery::domain::quiz::{draw_questions, QuestionBank, KEYS};
 use campaign_lottery::domain::token::token_hash;
@@ -24,6 +25,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use support::{percentile, Figures};
 
 struct Prepared {
     token: String,
@@ -141,16 +143,6 @@ async fn prepare(
     out
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-struct Figures {
-    rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
 /// Runs `work(i)` for every i with `clients` concurrent workers.
 async fn run<F, Fut>(n: usize, clients: usize, work: F) -> Figures
 where
@@ -184,6 +176,7 @@ where
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
     Figures {
+        requests: n,
         rate: n as f64 / elapsed,
         p50_ms: percentile(&all, 0.5),
         p99_ms: percentile(&all, 0.99),
@@ -209,7 +202,16 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
     // Through HTTP: the session and attempt look-up, scoring, the submission write.
     let http = Arc::new(prepare(&store, &bank, prepared_for_wrk, "http", Some(&app.address)).await);
     let base = app.address.clone();
-    let (through_http, client_kind) = match run_wrk(&base, &http, clients, seconds) {
+    let requests: Vec<support::Request> = http
+        .iter()
+        .map(|p| support::Request {
+            path: format!("/api/quiz/attempts/{}/submit", p.attempt),
+            token: p.token.clone(),
+            key: None,
+            body: p.body.to_string(),
+        })
+        .collect();
+    let (through_http, client_kind) = match support::run_wrk(&base, &requests, clients, seconds) {
         Some(f) => (f, "wrk"),
         None => {
             let client = reqwest::Client::builder()
@@ -284,58 +286,6 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
         straight.p99_ms,
         100.0 * through_http.rate / straight.rate
     );
-}
-
-/// Runs wrk against prepared submissions; None when wrk is not installed.
-fn run_wrk(base: &str, prepared: &[Prepared], clients: usize, seconds: usize) -> Option<Figures> {
-    use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("submissions.tsv");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&data).unwrap());
-    for p in prepared {
-        writeln!(
-            f,
-            "/api/quiz/attempts/{}/submit\t{}\t{}",
-            p.attempt, p.token, p.body
-        )
-        .unwrap();
-    }
-    drop(f);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/quiz_submit.lua");
-    let out = std::process::Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{clients}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            "-s",
-        ])
-        .arg(&script)
-        .arg(base)
-        .arg("--")
-        .arg(&data)
-        .arg("2")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("RESULT "))?;
-    let field = |name: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    };
-    assert_eq!(field("non200"), 0.0, "every submission succeeds: {line}");
-    assert_eq!(
-        field("exhausted"),
-        0.0,
-        "prepare more submissions than wrk sends: {line}"
-    );
-    Some(Figures {
-        rate: field("requests") / (field("duration_us") / 1e6),
-        p50_ms: field("p50_us") / 1000.0,
-        p99_ms: field("p99_us") / 1000.0,
-    })
 }
 
 async fn app_campaign_id(store: &SharedStore) -> String {

@@ -10,18 +10,19 @@
 //! the way front desks do, and latency counts from when each request was due).
 //!
 //! The load comes from `wrk` (Debian: `apt-get install wrk`) in its own process with
-//! `benches/redeem.lua`; without wrk an in-process reqwest client stands in (and says so).
+//! `benches/replay.lua`; without wrk an in-process reqwest client stands in (and says so).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use campaign_lottery::domain::voucher::VoucherCode;
 use chrono::Duration;
 use common::{demo_now, repo_config_dir, Backend, TestApp, TestDb};
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use support::{percentile, Figures};
 
 const CAMPAIGN: &str = "bench";
 
@@ -99,17 +100,6 @@ struct Line {
     body: String,
 }
 
-struct Figures {
-    requests: usize,
-    rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, rates: &[f64]) {
     let Some(db) = TestDb::new(backend).await else {
         return;
@@ -179,7 +169,16 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     // The paced run takes its redemptions from the end of the list, the saturating one from the
     // start; they never meet.
     let paced_lines = lines.split_off(lines.len() / 2);
-    let (figures, load) = match run_wrk(&app.address, &lines, clients, seconds) {
+    let requests: Vec<support::Request> = lines
+        .iter()
+        .map(|l| support::Request {
+            path: "/api/venue/redeem".into(),
+            token: l.token.clone(),
+            key: Some(l.key.clone()),
+            body: l.body.clone(),
+        })
+        .collect();
+    let (figures, load) = match support::run_wrk(&app.address, &requests, clients, seconds) {
         Some(f) => (f, "wrk"),
         None => (
             run_reqwest(&app, &lines, clients).await,
@@ -238,52 +237,6 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
         );
     }
     println!("{backend:?}: {redeemed} redeemed, {doubled} redeemed twice");
-}
-
-fn run_wrk(base: &str, lines: &[Line], clients: usize, seconds: usize) -> Option<Figures> {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("redemptions.tsv");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&data).unwrap());
-    for l in lines {
-        writeln!(f, "{}\t{}\t{}", l.token, l.key, l.body).unwrap();
-    }
-    drop(f);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/redeem.lua");
-    let out = std::process::Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{clients}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            "-s",
-        ])
-        .arg(&script)
-        .arg(base)
-        .arg("--")
-        .arg(&data)
-        .arg("2")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("RESULT "))?;
-    let field = |name: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    };
-    assert_eq!(field("non200"), 0.0, "every redemption succeeds: {line}");
-    assert_eq!(
-        field("exhausted"),
-        0.0,
-        "prepare more redemptions than wrk sends: {line}"
-    );
-    Some(Figures {
-        requests: field("requests") as usize,
-        rate: field("requests") / (field("duration_us") / 1e6),
-        p50_ms: field("p50_us") / 1000.0,
-        p99_ms: field("p99_us") / 1000.0,
-    })
 }
 
 async fn run_reqwest(app: &TestApp, lines: &[Line], clients: usize) -> Figures {

@@ -1,5 +1,6 @@
--- wrk script for benches/quiz_submit.rs: each line of the data file is one prepared submission,
--- "path<TAB>token<TAB>body"; the lines are dealt out to wrk's threads in turn.
+-- wrk script for the HTTP benchmarks (benches/support): each line of the data file is one prepared
+-- request, "path<TAB>token<TAB>idempotency key or -<TAB>body", sent once; the lines are dealt
+-- out to wrk's threads in turn.
 local next_id = 1
 local threads = {}
 
@@ -15,9 +16,10 @@ function init(args)
   local i = 0
   for line in io.lines(file) do
     if i % nthreads == tid - 1 then
-      local path, token, body = line:match("([^\t]+)\t([^\t]+)\t(.*)")
-      reqs[#reqs + 1] = wrk.format("POST", path,
-        { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }, body)
+      local path, token, key, body = line:match("([^\t]+)\t([^\t]+)\t([^\t]+)\t(.*)")
+      local headers = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
+      if key ~= "-" then headers["Idempotency-Key"] = key end
+      reqs[#reqs + 1] = wrk.format("POST", path, headers, body)
     end
     i = i + 1
   end
