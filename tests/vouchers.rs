@@ -484,22 +484,20 @@ async fn a_venue_reverses_its_own_redemption_within_the_window(db: TestDb) {
     assert!(recent[0]["reversed_at"].is_string());
 }
 
-/// Fires `n` redeems of one code at once, each with its own key; returns the statuses.
-async fn race(app: &TestApp, token: &str, v: &VoucherRecord, n: usize) -> Vec<u16> {
+/// Redeems one code from every (redeem URL, token, Idempotency-Key) at once; the statuses.
+async fn fire(
+    client: &reqwest::Client,
+    v: &VoucherRecord,
+    from: Vec<(String, String, String)>,
+) -> Vec<u16> {
     let mut tasks = Vec::new();
-    for _ in 0..n {
-        let (client, url, token, code, d) = (
-            app.client.clone(),
-            app.url("/api/venue/redeem"),
-            token.to_owned(),
-            shown(v),
-            digits(v),
-        );
+    for (url, token, key) in from {
+        let (client, code, d) = (client.clone(), shown(v), digits(v));
         tasks.push(tokio::spawn(async move {
             client
                 .post(url)
                 .bearer_auth(token)
-                .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+                .header("Idempotency-Key", key)
                 .json(&json!({"code": code, "holder_digits": d}))
                 .send()
                 .await
@@ -513,6 +511,14 @@ async fn race(app: &TestApp, token: &str, v: &VoucherRecord, n: usize) -> Vec<u1
         statuses.push(t.await.unwrap());
     }
     statuses
+}
+
+/// Fires `n` redeems of one code at once, each with its own key; returns the statuses.
+async fn race(app: &TestApp, token: &str, v: &VoucherRecord, n: usize) -> Vec<u16> {
+    let from = (0..n)
+        .map(|_| (app.url("/api/venue/redeem"), token.to_owned(), key()))
+        .collect();
+    fire(&app.client, v, from).await
 }
 
 async fn fifty_concurrent_redeems_of_one_code_succeed_once(db: TestDb) {
@@ -544,7 +550,7 @@ async fn fifty_concurrent_redeems_of_one_code_succeed_once(db: TestDb) {
     assert_eq!(redemption_count(&app).await, 2);
     // Fifty desks of two hotels at once, each with its own token: still once.
     let dining = voucher_of(&app, "dining_coupon", 0).await;
-    let mut tasks = Vec::new();
+    let mut from = Vec::new();
     for i in 0..50 {
         let venue = if i % 2 == 0 {
             "example-dining-1"
@@ -552,29 +558,17 @@ async fn fifty_concurrent_redeems_of_one_code_succeed_once(db: TestDb) {
             "example-dining-2"
         };
         let token = app.venue_token(venue).await;
-        let (client, url, code, d) = (
-            app.client.clone(),
+        from.push((
             app.url("/api/venue/redeem"),
-            shown(&dining),
-            digits(&dining),
-        );
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .header("Idempotency-Key", "same-key-on-every-desk")
-                .json(&json!({"code": code, "holder_digits": d}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
+            token,
+            "same-key-on-every-desk".to_owned(),
+        ));
     }
-    let mut ok = 0;
-    for t in tasks {
-        ok += usize::from(t.await.unwrap() == 200);
-    }
+    let ok = fire(&app.client, &dining, from)
+        .await
+        .into_iter()
+        .filter(|&s| s == 200)
+        .count();
     assert_eq!(ok, 1);
     assert_eq!(redemption_count(&app).await, 3);
 }
@@ -1183,31 +1177,13 @@ async fn two_service_processes_redeem_a_code_once() {
     let b = common::serve_process(&db.url, "campaign-demo.toml");
     let client = reqwest::Client::new();
     for (v, desk) in [(&hotel, &hotel_desk), (&card, &spot_desk)] {
-        let mut tasks = Vec::new();
-        for i in 0..50 {
-            let base = if i % 2 == 0 {
-                a.base.clone()
-            } else {
-                b.base.clone()
-            };
-            let (client, desk, code, d) = (client.clone(), desk.clone(), shown(v), digits(v));
-            tasks.push(tokio::spawn(async move {
-                client
-                    .post(format!("{base}/api/venue/redeem"))
-                    .bearer_auth(desk)
-                    .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-                    .json(&json!({"code": code, "holder_digits": d}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }));
-        }
-        let mut statuses = Vec::new();
-        for t in tasks {
-            statuses.push(t.await.unwrap());
-        }
+        let from = (0..50)
+            .map(|i| {
+                let base = if i % 2 == 0 { &a.base } else { &b.base };
+                (format!("{base}/api/venue/redeem"), desk.clone(), key())
+            })
+            .collect();
+        let statuses = fire(&client, v, from).await;
         assert_eq!(
             statuses.iter().filter(|&&s| s == 200).count(),
             1,
