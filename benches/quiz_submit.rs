@@ -185,7 +185,7 @@ where
 
 async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
     // Enough prepared attempts for wrk's whole run at a generous rate.
-    let prepared_for_wrk = n.max(seconds * 4000);
+    let prepared_for_wrk = n.max(seconds * 7000);
     let Some(db) = TestDb::new(backend).await else {
         return;
     };

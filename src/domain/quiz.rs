@@ -180,41 +180,43 @@ pub fn draw_questions<R: Rng + ?Sized>(
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ShownOption {
-    pub key: String,
-    pub text: String,
+// The views below borrow from the question bank: a result is serialised once, right away, and
+// copying every text into it was a measurable share of a submission's cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ShownOption<'a> {
+    pub key: &'static str,
+    pub text: &'a str,
 }
 
 /// A question as the participant sees it before answering: nothing about which option is right.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ShownQuestion {
-    pub id: String,
-    pub topic: String,
-    pub text: String,
+pub struct ShownQuestion<'a> {
+    pub id: &'a str,
+    pub topic: &'a str,
+    pub text: &'a str,
     /// More than one option may be chosen (the text says so too).
     pub multiple: bool,
-    pub options: Vec<ShownOption>,
+    pub options: Vec<ShownOption<'a>>,
 }
 
-fn shown_options(q: &Question, order: &[usize]) -> Vec<ShownOption> {
+fn shown_options<'a>(q: &'a Question, order: &[usize]) -> Vec<ShownOption<'a>> {
     order
         .iter()
         .enumerate()
         .map(|(k, &i)| ShownOption {
-            key: KEYS[k].to_owned(),
-            text: q.options[i].clone(),
+            key: KEYS[k],
+            text: &q.options[i],
         })
         .collect()
 }
 
 /// Shows an attempt's question; `None` if the bank no longer has it.
-pub fn show(bank: &QuestionBank, aq: &AttemptQuestion) -> Option<ShownQuestion> {
+pub fn show<'a>(bank: &'a QuestionBank, aq: &AttemptQuestion) -> Option<ShownQuestion<'a>> {
     let q = bank.get(&aq.question)?;
     Some(ShownQuestion {
-        id: q.id.clone(),
-        topic: q.topic.clone(),
-        text: q.text.clone(),
+        id: &q.id,
+        topic: &q.topic,
+        text: &q.text,
         multiple: q.correct.len() > 1,
         options: shown_options(q, &aq.order),
     })
@@ -247,31 +249,31 @@ pub enum AnswerError {
     QuestionGone(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct QuestionResult {
-    pub id: String,
-    pub text: String,
-    pub options: Vec<ShownOption>,
-    pub your_choices: Vec<String>,
-    pub correct_choices: Vec<String>,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct QuestionResult<'a> {
+    pub id: &'a str,
+    pub text: &'a str,
+    pub options: Vec<ShownOption<'a>>,
+    pub your_choices: Vec<&'static str>,
+    pub correct_choices: Vec<&'static str>,
     pub correct: bool,
-    pub explanation: String,
+    pub explanation: &'a str,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scored {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scored<'a> {
     pub score: u32,
     pub out_of: u32,
-    pub results: Vec<QuestionResult>,
+    pub results: Vec<QuestionResult<'a>>,
 }
 
 /// Scores a complete set of answers. A question is right when exactly its correct options are
 /// chosen. Every question of the attempt must be answered once, with options it has.
-pub fn score(
-    bank: &QuestionBank,
+pub fn score<'a>(
+    bank: &'a QuestionBank,
     attempt: &[AttemptQuestion],
     answers: &[Answer],
-) -> Result<Scored, AnswerError> {
+) -> Result<Scored<'a>, AnswerError> {
     let positions: HashMap<&str, usize> = attempt
         .iter()
         .enumerate()
@@ -317,7 +319,7 @@ pub fn score(
         return Err(AnswerError::Missing(missing));
     }
 
-    let mut results = Vec::new();
+    let mut results = Vec::with_capacity(attempt.len());
     let mut score = 0;
     for (aq, keys) in attempt.iter().zip(given) {
         let q = bank
@@ -335,13 +337,13 @@ pub fn score(
         let correct = keys == correct_keys;
         score += u32::from(correct);
         results.push(QuestionResult {
-            id: q.id.clone(),
-            text: q.text.clone(),
+            id: &q.id,
+            text: &q.text,
             options: shown_options(q, &aq.order),
-            your_choices: keys.iter().map(|&k| KEYS[k].to_owned()).collect(),
-            correct_choices: correct_keys.iter().map(|&k| KEYS[k].to_owned()).collect(),
+            your_choices: keys.iter().map(|&k| KEYS[k]).collect(),
+            correct_choices: correct_keys.iter().map(|&k| KEYS[k]).collect(),
             correct,
-            explanation: q.explanation.clone(),
+            explanation: &q.explanation,
         });
     }
     Ok(Scored {

@@ -62,9 +62,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct AttemptView {
+pub struct AttemptView<'a> {
     id: Uuid,
-    questions: Vec<ShownQuestion>,
+    questions: Vec<ShownQuestion<'a>>,
     /// Local time; answers after it are refused.
     deadline: String,
     /// Seconds left now.
@@ -74,24 +74,24 @@ pub struct AttemptView {
     round: Option<u32>,
     submitted: bool,
     /// Present once submitted.
-    result: Option<ResultView>,
+    result: Option<ResultView<'a>>,
 }
 
 /// The scored answers.
 #[derive(Serialize, ToSchema)]
-pub struct ScoredView {
+pub struct ScoredView<'a> {
     score: u32,
     out_of: u32,
     pass_mark: u32,
     passed: bool,
     /// Every question with the answer given, the right answer and why.
-    results: Vec<QuestionResult>,
+    results: Vec<QuestionResult<'a>>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ResultView {
+pub struct ResultView<'a> {
     #[serde(flatten)]
-    scored: ScoredView,
+    scored: ScoredView<'a>,
     ticket: TicketNews,
 }
 
@@ -114,7 +114,7 @@ fn not_found() -> ApiError {
     )
 }
 
-fn view(state: &AppState, a: &AttemptRecord) -> Result<AttemptView, ApiError> {
+fn view<'a>(state: &'a AppState, a: &AttemptRecord) -> Result<AttemptView<'a>, ApiError> {
     let c = &state.campaign;
     let now = state.clock.now();
     let questions = a
@@ -359,15 +359,15 @@ pub async fn submit(
 
 /// Writes a scored submission (holding the round's ticket on a pass) and, when it was recorded,
 /// the result to show.
-async fn record_submission(
-    state: &AppState,
+async fn record_submission<'a>(
+    state: &'a AppState,
     attempt_id: Uuid,
     participant_id: Uuid,
-    scored: crate::domain::quiz::Scored,
+    scored: crate::domain::quiz::Scored<'a>,
     answers: &[Answer],
     session: Option<String>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(SubmitOutcome, Option<ResultView>), ApiError> {
+) -> Result<(SubmitOutcome, Option<ResultView<'a>>), ApiError> {
     let c = &state.campaign;
     let pass_mark = c.quiz.pass_mark;
     let passed = scored.score >= pass_mark;

@@ -28,6 +28,10 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: a second round trip for each
+            // statement. A connection that died is found by the statement itself instead (one
+            // failed request per dead connection, e.g. after a database restart).
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Self { pool })

@@ -45,12 +45,16 @@ impl SqliteStore {
         // The writer never checkpoints itself: an automatic checkpoint runs inside whichever
         // commit crosses the threshold and makes that one request slow. A background task
         // checkpoints instead, beside the writer (WAL lets it).
+        // No ping before each use (sqlx's default): a local file does not drop the connection,
+        // and on the one writer the ping would queue behind every write.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let alive = std::sync::Arc::new(());
