@@ -320,6 +320,28 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
     wait_path(&c, "/me").await;
     wait_text(&c, "#tickets", &ticket).await;
     screenshot(&c, "me-1280").await;
+
+    // A second pass in the same round, on the wide screen: the ticket is already held.
+    c.goto(&app.url("/quiz")).await.unwrap();
+    wait_text(&c, "#intro-round", "第 1 期").await;
+    screenshot(&c, "quiz-intro-1280").await;
+    click(&c, "#start").await;
+    for k in 1..=10 {
+        wait_text(&c, "#q-progress", &format!("第 {k} / 10 题")).await;
+        answer_current_question(&c, &bank).await;
+        if k == 1 {
+            screenshot(&c, "quiz-question-1280").await;
+        }
+        click(&c, "#next").await;
+    }
+    wait_text(&c, "#verdict", "通过").await;
+    wait_text(&c, "#ticket-news", "已持有第 1 期抽奖券").await;
+    screenshot(&c, "quiz-result-1280").await;
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM tickets").await,
+        1,
+        "still one ticket"
+    );
     c.close().await.unwrap();
 }
 
