@@ -99,6 +99,26 @@ pub struct Application {
     server: actix_web::dev::Server,
     pub store: SharedStore,
     pub campaign: Arc<Campaign>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Login codes, failed look-ups, expired sessions and sent SMS are kept this long, then deleted:
+/// they hold phone numbers and addresses, and nothing reads them after an hour.
+pub const KEEP_SHORT_LIVED: chrono::TimeDelta = chrono::TimeDelta::days(1);
+const FORGET_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes what [`KEEP_SHORT_LIVED`] allows, at once and then hourly; never returns.
+async fn forget_expired_hourly(store: SharedStore, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(FORGET_EVERY);
+    loop {
+        tick.tick().await;
+        match store.forget_expired(clock.now() - KEEP_SHORT_LIVED).await {
+            Ok(0) => {}
+            Ok(gone) => tracing::info!(rows = gone, "forgot expired login codes, sessions and SMS"),
+            // Tried again next hour; nothing depends on it meanwhile.
+            Err(e) => tracing::warn!(error = %e, "forgetting expired rows failed"),
+        }
+    }
 }
 
 impl Application {
@@ -123,6 +143,7 @@ impl Application {
             frozen: Default::default(),
             attempts: Default::default(),
         });
+        let state_clock = state.clock.clone();
         let body_limit = server_settings.body_limit_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -146,6 +167,7 @@ impl Application {
             server: server.run(),
             store: prepared.store,
             campaign,
+            clock: state_clock,
         })
     }
 
@@ -154,7 +176,11 @@ impl Application {
     }
 
     /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+    /// Deletes expired short-lived rows meanwhile (see [`KEEP_SHORT_LIVED`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        tokio::select! {
+            stopped = self.server => stopped,
+            () = forget_expired_hourly(self.store, self.clock) => Ok(()),
+        }
     }
 }

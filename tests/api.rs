@@ -23,6 +23,7 @@ backend_tests!(
     restarting_twice_duplicates_nothing,
     a_config_contradicting_a_drawn_round_is_refused,
     concurrent_token_creation_keeps_the_audit_chain_whole,
+    the_service_forgets_day_old_login_codes_when_it_starts,
 );
 
 async fn json_of(res: reqwest::Response) -> Value {
@@ -1136,4 +1137,45 @@ async fn every_page_and_everything_it_loads_is_served() {
         checked.contains("console.js") && checked.contains("common.js"),
         "{checked:?}"
     );
+}
+
+async fn the_service_forgets_day_old_login_codes_when_it_starts(db: TestDb) {
+    use campaign_lottery::store::{LoginCode, LoginLimits};
+    let now = demo_now();
+    let store = campaign_lottery::store::connect(&db.url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    for (hash, age) in [
+        ("old", chrono::Duration::days(2)),
+        ("new", chrono::Duration::hours(2)),
+    ] {
+        let code = LoginCode {
+            phone: format!("1380013800{}", hash.len()),
+            code_hash: hash.into(),
+            requested_from: hash.into(),
+            expires_at: now - age + chrono::Duration::minutes(5),
+        };
+        let limits = LoginLimits::default();
+        store
+            .issue_login_code(code, &limits, now - age)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    drop(store);
+    let app = TestApp::spawn(db).await;
+    // The first round of forgetting runs as the service starts, beside the first requests.
+    let mut left = i64::MAX;
+    for _ in 0..100 {
+        left = app.db.scalar("SELECT COUNT(*) FROM login_codes").await;
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        left, 1,
+        "the two-day-old code is forgotten, the two-hour-old one kept"
+    );
+    let kept = app.db.text("SELECT code_hash FROM login_codes").await;
+    assert_eq!(kept, "new");
 }

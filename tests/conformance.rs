@@ -35,6 +35,7 @@ backend_tests!(
     two_store_instances_redeeming_at_once_redeem_once,
     a_reissued_code_keeps_the_uses_of_the_voided_one,
     failed_lookups_are_counted_per_token_and_address,
+    short_lived_rows_are_forgotten_and_live_ones_kept,
 );
 
 const REAL: &str = include_str!("../config/campaign.toml");
@@ -1036,4 +1037,77 @@ async fn failed_lookups_are_counted_per_token_and_address(db: TestDb) {
     assert_eq!(db.scalar("SELECT COUNT(*) FROM lookup_failures").await, 2);
     let f = s.lookup_failures(t2, "10.0.0.2", at(1)).await.unwrap();
     assert_eq!((f.by_token, f.by_address), (1, 1));
+}
+
+async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
+    let s = synced(&db).await;
+    let p = participant(&s, "13800138000").await; // its session lasts until day 20
+    let limits = LoginLimits::default();
+    let code = |hash: &str, from: &str, day: u32| LoginCode {
+        phone: p.phone.clone(),
+        code_hash: hash.into(),
+        requested_from: from.into(),
+        expires_at: at(day) + Duration::minutes(5),
+    };
+    // Day 2: a code used for a session that ends on day 3; day 6: a code not used yet.
+    s.issue_login_code(code("h1", "1.2.3.4", 2), &limits, at(2))
+        .await
+        .unwrap()
+        .unwrap();
+    let short = session("clp_short", at(3));
+    let outcome = s
+        .verify_login_code(&p.phone, "h1", short, &limits, at(2))
+        .await
+        .unwrap();
+    assert_eq!(outcome, LoginOutcome::LoggedIn(p.clone()));
+    s.issue_login_code(code("h2", "5.6.7.8", 6), &limits, at(6))
+        .await
+        .unwrap()
+        .unwrap();
+    let desk = venue_token(&s, "shenlong-hotel").await;
+    // Another desk and address: a failure forgets its own desk's and address's old ones itself.
+    let other = venue_token(&s, "hengshan-hotel").await;
+    s.record_lookup_failure(other, "10.0.0.2", at(2))
+        .await
+        .unwrap();
+    s.record_lookup_failure(desk, "10.0.0.1", at(6))
+        .await
+        .unwrap();
+    for day in [2, 2, 6] {
+        s.enqueue_sms(&p.phone, "验证码", at(day)).await.unwrap();
+    }
+    let first = s.pending_sms(10).await.unwrap()[0].id;
+    assert!(s.mark_sms_sent(first, at(2)).await.unwrap());
+    assert!(!s.mark_sms_sent(first, at(3)).await.unwrap(), "sent once");
+
+    // Forget what is from before day 5: the day-2 code, failure and sent SMS, the ended session.
+    assert_eq!(s.forget_expired(at(5)).await.unwrap(), 4);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM login_codes").await, 1);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM lookup_failures").await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM participant_sessions").await,
+        1
+    );
+    let pending: Vec<_> = s.pending_sms(10).await.unwrap();
+    assert_eq!(pending.len(), 2, "unsent SMS stay, however old");
+    assert_eq!(pending[0].created_at, at(2));
+    // What is kept still works.
+    let long = token_hash("clp_13800138000");
+    assert!(s
+        .participant_by_session(&long, at(6))
+        .await
+        .unwrap()
+        .is_some());
+    let f = s.lookup_failures(desk, "10.0.0.1", at(5)).await.unwrap();
+    assert_eq!((f.by_token, f.by_address), (1, 1));
+    let outcome = s
+        .verify_login_code(&p.phone, "h2", session("clp_new", at(20)), &limits, at(6))
+        .await
+        .unwrap();
+    assert_eq!(outcome, LoginOutcome::LoggedIn(p.clone()));
+    assert_eq!(
+        s.forget_expired(at(5)).await.unwrap(),
+        0,
+        "nothing left to forget"
+    );
 }

@@ -511,6 +511,10 @@ pub trait Store: Send + Sync + 'static {
     /// Messages not yet sent, oldest first.
     async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>>;
 
+    /// Marks an outbox message as sent (by the SMS gateway adapter that drained it); false when
+    /// it was already marked or does not exist.
+    async fn mark_sms_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool>;
+
     // ---- the quiz and tickets -------------------------------------------------------------------
 
     /// Starts an attempt unless the participant has started `daily_limit` on that local day.
@@ -657,7 +661,23 @@ pub trait Store: Send + Sync + 'static {
         address: &str,
         since: DateTime<Utc>,
     ) -> StoreResult<LookupFailures>;
+
+    /// Deletes what is kept only for a while, from before `before`: login codes and failed
+    /// look-ups (the throttles look back an hour at most), sessions that had expired, and SMS the
+    /// gateway had sent. Unsent SMS stay. Returns how many rows went.
+    async fn forget_expired(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
+
+/// [`Store::mark_sms_sent`] on both backends.
+const MARK_SMS_SENT: &str = "UPDATE sms_outbox SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL";
+
+/// The statements of [`Store::forget_expired`], the same on both backends; `$1` is `before`.
+const FORGET_EXPIRED: [&str; 4] = [
+    "DELETE FROM login_codes WHERE created_at < $1",
+    "DELETE FROM lookup_failures WHERE at < $1",
+    "DELETE FROM participant_sessions WHERE expires_at < $1",
+    "DELETE FROM sms_outbox WHERE sent_at < $1",
+];
 
 pub type SharedStore = Arc<dyn Store>;
 

@@ -965,6 +965,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn mark_sms_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(super::MARK_SMS_SENT)
+            .bind(at)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>> {
         let rows = sqlx::query(
             "SELECT id, phone, body, created_at, sent_at FROM sms_outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
@@ -1720,5 +1729,19 @@ impl Store for SqliteStore {
             by_address: row.try_get::<i64, _>("by_address")? as u32,
             address_oldest: row.try_get("address_oldest")?,
         })
+    }
+
+    async fn forget_expired(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let mut gone = 0;
+        for sql in super::FORGET_EXPIRED {
+            gone += sqlx::query(sql)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(gone)
     }
 }
