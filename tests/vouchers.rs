@@ -23,6 +23,7 @@ backend_tests!(
     failed_lookups_are_throttled_without_revealing_codes,
     operators_void_and_reissue_a_lost_code,
     exports_and_settlement_as_csv,
+    stats_count_tickets_per_round_and_redemptions_per_venue_and_day,
     voucher_events_are_in_the_audit_log,
     bad_requests_write_nothing,
 );
@@ -1196,4 +1197,67 @@ async fn two_service_processes_redeem_a_code_once() {
         );
     }
     assert_eq!(db.scalar("SELECT COUNT(*) FROM redemptions").await, 2);
+}
+
+async fn stats_count_tickets_per_round_and_redemptions_per_venue_and_day(db: TestDb) {
+    let app = drawn(db).await;
+    let operator = app.token(Role::Operator, "运营").await;
+    let auditor = app.token(Role::Auditor, "审计").await;
+    let hotel = app.venue_token("shenlong-hotel").await;
+    let spot = app.venue_token("huaguoshan-scenic").await;
+    let witness = app.token(Role::Witness, "见证人").await;
+    for t in [&hotel, &witness] {
+        assert_eq!(
+            error_code(app.get("/api/admin/stats", Some(t)).await).await,
+            (403, "forbidden".into())
+        );
+    }
+    assert_eq!(app.get("/api/admin/stats", None).await.status(), 401);
+
+    // Before any redemption: round 1's 40 tickets, no days.
+    let stats = json_of(app.get("/api/admin/stats", Some(&auditor)).await).await;
+    assert_eq!(
+        stats["tickets_per_round"],
+        json!([{"round": 1, "tickets": 40}])
+    );
+    assert_eq!(stats["redemptions"]["days"], json!([]));
+
+    // Day one: two hotel nights, one reversed; a tourism card at the scenic spot. Day three: a
+    // hotel night.
+    let day_one = app
+        .clock
+        .now()
+        .with_timezone(&app.campaign.tz())
+        .date_naive();
+    let r = redeem_ok(&app, &hotel, &voucher_of(&app, "hotel_night", 0).await).await;
+    redeem_ok(&app, &hotel, &voucher_of(&app, "hotel_night", 1).await).await;
+    redeem_ok(&app, &spot, &voucher_of(&app, "tourism_card", 0).await).await;
+    let id = r["redemption"]["id"].as_str().unwrap();
+    let res = app
+        .post_json(
+            &format!("/api/venue/redemptions/{id}/reverse"),
+            Some(&hotel),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    app.clock.advance(Duration::days(2));
+    redeem_ok(&app, &hotel, &voucher_of(&app, "hotel_night", 2).await).await;
+
+    let stats = json_of(app.get("/api/admin/stats", Some(&operator)).await).await;
+    let days: Vec<String> = (0..3)
+        .map(|i| (day_one + Duration::days(i)).to_string())
+        .collect();
+    assert_eq!(stats["redemptions"]["days"], json!(days));
+    let venues = stats["redemptions"]["venues"].as_array().unwrap();
+    assert_eq!(
+        venues.len(),
+        app.campaign.venues.len(),
+        "every venue, quiet ones too"
+    );
+    let of = |id: &str| venues.iter().find(|v| v["id"] == id).unwrap().clone();
+    assert_eq!(of("shenlong-hotel")["per_day"], json!([1, 0, 1]));
+    assert_eq!(of("shenlong-hotel")["total"], 2);
+    assert_eq!(of("huaguoshan-scenic")["per_day"], json!([1, 0, 0]));
+    assert_eq!(of("example-dining-1")["total"], 0);
 }

@@ -2,7 +2,8 @@
 //! voucher and its uses, asks `judge`, and records the redemption in the same transaction.
 
 use super::campaign::{Category, RedemptionPolicy, Venue, VoucherKind};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeMap;
 
 /// An unreversed redemption of a winner's voucher of one kind (under any of its codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +154,35 @@ pub fn may_reverse(
     now: DateTime<Utc>,
 ) -> bool {
     now < redeemed_at + window
+}
+
+/// Redemptions per venue and local day, for the operators' chart: one row per venue (in the
+/// order given), one count per day from the first day with a redemption to the last; reversed
+/// redemptions do not count. Empty days are zero; no redemptions at all give no days.
+pub fn per_venue_per_day(
+    venues: &[&str],
+    uses: impl IntoIterator<Item = (String, NaiveDate)>,
+) -> (Vec<NaiveDate>, Vec<Vec<u32>>) {
+    let mut counts: BTreeMap<(String, NaiveDate), u32> = BTreeMap::new();
+    for key in uses {
+        *counts.entry(key).or_default() += 1;
+    }
+    let (Some(first), Some(last)) = (
+        counts.keys().map(|k| k.1).min(),
+        counts.keys().map(|k| k.1).max(),
+    ) else {
+        return (Vec::new(), vec![Vec::new(); venues.len()]);
+    };
+    let days: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
+    let rows = venues
+        .iter()
+        .map(|v| {
+            days.iter()
+                .map(|d| counts.get(&((*v).to_owned(), *d)).copied().unwrap_or(0))
+                .collect()
+        })
+        .collect();
+    (days, rows)
 }
 
 #[cfg(test)]
@@ -379,5 +409,18 @@ mod tests {
             w,
             at(20, 9) + chrono::Duration::minutes(30)
         ));
+    }
+
+    #[test]
+    fn redemptions_are_counted_per_venue_and_day_with_empty_days_filled() {
+        let d = |day| NaiveDate::from_ymd_opt(2026, 7, day).unwrap();
+        let uses = [("a", 3), ("a", 3), ("b", 5), ("c", 4), ("a", 5)]
+            .map(|(v, day)| (v.to_owned(), d(day)));
+        let (days, rows) = per_venue_per_day(&["b", "a", "quiet"], uses);
+        assert_eq!(days, vec![d(3), d(4), d(5)]);
+        assert_eq!(rows, vec![vec![0, 0, 1], vec![2, 0, 1], vec![0, 0, 0]]);
+        let (days, rows) = per_venue_per_day(&["a"], []);
+        assert!(days.is_empty());
+        assert_eq!(rows, vec![Vec::<u32>::new()]);
     }
 }

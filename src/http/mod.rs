@@ -86,6 +86,7 @@ pub struct AppState {
         vouchers::find_vouchers,
         vouchers::void,
         vouchers::reissue,
+        vouchers::stats,
         vouchers::vouchers_csv,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

@@ -32,7 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/admin/vouchers").get(find_vouchers))
         .service(web::resource("/api/admin/vouchers/{id}/void").post(void))
         .service(web::resource("/api/admin/vouchers/{id}/reissue").post(reissue))
-        .service(web::resource("/api/admin/exports/vouchers.csv").get(vouchers_csv));
+        .service(web::resource("/api/admin/exports/vouchers.csv").get(vouchers_csv))
+        .service(web::resource("/api/admin/stats").get(stats));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,6 +798,79 @@ pub async fn reissue(
         .reissue_voucher(id, &caller.actor(), now)
         .await?;
     Ok(HttpResponse::Created().json(voucher_view(&state.campaign, &v, now)?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoundTickets {
+    round: u32,
+    tickets: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VenueDays {
+    id: String,
+    name: String,
+    /// Redemptions (not reversed) on each of `days`.
+    per_day: Vec<u32>,
+    total: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedemptionsPerDay {
+    /// Local dates, from the first with a redemption to the last; empty before any.
+    days: Vec<NaiveDate>,
+    venues: Vec<VenueDays>,
+}
+
+/// For the operators' charts.
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    /// Rounds that hold tickets, by round.
+    tickets_per_round: Vec<RoundTickets>,
+    redemptions: RedemptionsPerDay,
+}
+
+/// Tickets per round and redemptions per venue and local day, for the operators' and auditors'
+/// charts.
+#[utoipa::path(get, path = "/api/admin/stats", tag = "vouchers", security(("bearer" = [])),
+    responses((status = 200, body = Stats), (status = 403, body = super::error::ErrorBody)))]
+pub async fn stats(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Operator, Role::Auditor])?;
+    let c = &state.campaign;
+    let tz = c.tz();
+    let tickets = state.store.tickets_per_round(&c.id).await?;
+    let since = c
+        .rounds
+        .first()
+        .map_or(DateTime::<Utc>::MIN_UTC, |r| r.opens_at);
+    let until = state.clock.now() + Duration::days(1);
+    let list = state.store.redemptions_between(None, since, until).await?;
+    let uses = list
+        .into_iter()
+        .filter(|r| r.reversal_id.is_none())
+        .map(|r| (r.venue_id, r.redeemed_at.with_timezone(&tz).date_naive()));
+    let ids: Vec<&str> = c.venues.iter().map(|v| v.id.as_str()).collect();
+    let (days, rows) = crate::domain::redemption::per_venue_per_day(&ids, uses);
+    Ok(ok_json(&Stats {
+        tickets_per_round: tickets
+            .into_iter()
+            .map(|(round, tickets)| RoundTickets { round, tickets })
+            .collect(),
+        redemptions: RedemptionsPerDay {
+            days,
+            venues: c
+                .venues
+                .iter()
+                .zip(rows)
+                .map(|(v, per_day)| VenueDays {
+                    id: v.id.clone(),
+                    name: v.name.clone(),
+                    total: per_day.iter().sum(),
+                    per_day,
+                })
+                .collect(),
+        },
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -537,6 +537,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn tickets_of(&self, participant_id: Uuid) -> StoreResult<Vec<TicketRecord>>;
 
+    /// How many tickets each round holds, rounds without tickets left out, by round.
+    async fn tickets_per_round(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64)>>;
+
     // ---- draws ------------------------------------------------------------------------------
 
     async fn round_draw_state(
@@ -667,6 +670,11 @@ pub trait Store: Send + Sync + 'static {
     /// gateway had sent. Unsent SMS stay. Returns how many rows went.
     async fn forget_expired(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
+
+/// [`Store::tickets_per_round`] on both backends.
+const TICKETS_PER_ROUND: &str =
+    "SELECT round, COUNT(*) AS tickets FROM tickets WHERE campaign_id = $1
+     GROUP BY round ORDER BY round";
 
 /// [`Store::mark_sms_sent`] on both backends.
 const MARK_SMS_SENT: &str = "UPDATE sms_outbox SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL";

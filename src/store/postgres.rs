@@ -955,6 +955,20 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn tickets_per_round(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64)>> {
+        let rows = sqlx::query(super::TICKETS_PER_ROUND)
+            .bind(campaign_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let round: i32 = r.try_get("round")?;
+                let tickets: i64 = r.try_get("tickets")?;
+                Ok((round as u32, tickets as u64))
+            })
+            .collect()
+    }
+
     async fn mark_sms_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
         let done = sqlx::query(super::MARK_SMS_SENT)
             .bind(at)
