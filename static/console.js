@@ -1,4 +1,4 @@
-import { h, $, localTime, STATE_NAMES } from "/static/common.js";
+import { h, $, localTime, STATE_NAMES, KIND_NAMES } from "/static/common.js";
 
 let token = sessionStorage.getItem("staff-token") || "";
 let me = null;
@@ -101,10 +101,209 @@ async function enter() {
   $("#who").textContent = `${me.name}（${{ operator: "运营", witness: "见证人", auditor: "审计" }[me.role]}）`;
   $("#operator").classList.toggle("hidden", me.role !== "operator");
   $("#witness").classList.toggle("hidden", me.role !== "witness");
+  $("#overview").classList.toggle("hidden", !["operator", "auditor"].includes(me.role));
+  $("#vouchers").classList.toggle("hidden", me.role !== "operator");
+  $("#settle-venue").replaceChildren(h("option", { value: "" }, "全部场所"), ...campaign.venues.map((v) => h("option", { value: v.id }, v.name)));
   const current = campaign.rounds.find((r) => ["open", "closed", "frozen"].includes(r.state)) || campaign.rounds[0];
   $("#round").replaceChildren(...campaign.rounds.map((r) => h("option", { value: r.number, selected: r.number === current.number }, `第 ${r.number} 期（${STATE_NAMES[r.state] || r.state}）`)));
   await refresh();
+  if (["operator", "auditor"].includes(me.role)) await loadStats();
 }
+
+// ---- charts and exports (operators and auditors) -------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+function s(tag, attrs = {}, text) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** Vertical bars with their values above and labels below; `title` names the chart for screen readers. */
+function barChart(title, labels, values) {
+  const w = 720, h0 = 200, top = 20, bottom = 28, gap = 8;
+  const max = Math.max(1, ...values);
+  const bw = (w - gap * (labels.length + 1)) / Math.max(1, labels.length);
+  const svg = s("svg", { viewBox: `0 0 ${w} ${h0}`, role: "img", "aria-label": title });
+  svg.append(s("title", {}, title));
+  svg.append(s("line", { class: "axis", x1: 0, x2: w, y1: h0 - bottom, y2: h0 - bottom }));
+  labels.forEach((label, i) => {
+    const x = gap + i * (bw + gap);
+    const bh = ((h0 - top - bottom) * values[i]) / max;
+    svg.append(s("rect", { class: "bar", x, y: h0 - bottom - bh, width: bw, height: bh }));
+    svg.append(s("text", { class: "value", x: x + bw / 2, y: h0 - bottom - bh - 4, "text-anchor": "middle" }, String(values[i])));
+    svg.append(s("text", { x: x + bw / 2, y: h0 - 8, "text-anchor": "middle" }, label));
+  });
+  return svg;
+}
+
+/** One row of day bars per venue, on one scale, with the first and last day under them. */
+function venueDaysChart(title, days, venues) {
+  const w = 720, left = 150, right = 44, rowH = 30, top = 6, axis = 22;
+  const max = Math.max(1, ...venues.flatMap((v) => v.per_day));
+  // Days share the width; a few days do not make wide blocks.
+  const bw = Math.min(28, (w - left - right) / Math.max(1, days.length));
+  const hgt = top + venues.length * rowH + axis;
+  const svg = s("svg", { viewBox: `0 0 ${w} ${hgt}`, role: "img", "aria-label": title });
+  svg.append(s("title", {}, title));
+  venues.forEach((v, r) => {
+    const base = top + (r + 1) * rowH - 4;
+    svg.append(s("text", { x: 0, y: base - 6 }, v.name.length > 11 ? v.name.slice(0, 10) + "…" : v.name));
+    svg.append(s("line", { class: "axis", x1: left, x2: w - right, y1: base, y2: base }));
+    v.per_day.forEach((n, d) => {
+      if (!n) return;
+      const bh = ((rowH - 8) * n) / max;
+      svg.append(s("rect", { class: "bar", x: left + d * bw + bw * 0.1, y: base - bh, width: Math.max(1, bw * 0.8), height: bh }, undefined));
+    });
+    svg.append(s("text", { class: "value", x: w - right + 6, y: base - 6 }, String(v.total)));
+  });
+  if (days.length) {
+    svg.append(s("text", { x: left, y: hgt - 6 }, days[0]));
+    if (days.length > 1) svg.append(s("text", { x: w - right, y: hgt - 6, "text-anchor": "end" }, days[days.length - 1]));
+  }
+  return svg;
+}
+
+function csvText(rows) {
+  const cell = (c) => {
+    const t = String(c);
+    return /[",\n\r]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+  };
+  return rows.map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
+}
+
+function save(name, blob) {
+  const a = h("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+function saveCsv(name, rows) {
+  // A BOM, so that spreadsheet programs read the Chinese as UTF-8.
+  save(name, new Blob(["\ufeff" + csvText(rows)], { type: "text/csv;charset=utf-8" }));
+}
+
+/** Downloads a CSV the service makes (it needs the token, so a plain link would not do). */
+async function saveFrom(path, name) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+  if (!res.ok) {
+    const data = await res.json().catch(() => null);
+    return say((data && data.error && data.error.message) || "下载失败");
+  }
+  save(name, await res.blob());
+  say(`已下载 ${name}`, true);
+}
+
+let stats = null;
+
+async function loadStats() {
+  const res = await call("/api/admin/stats");
+  if (!res.ok) return say(res.error.message);
+  stats = res.data;
+  const held = new Map(stats.tickets_per_round.map((r) => [r.round, r.tickets]));
+  const rounds = campaign.rounds.map((r) => r.number);
+  $("#tickets-chart").replaceChildren(barChart("各期抽奖券张数", rounds.map((n) => `第${n}期`), rounds.map((n) => held.get(n) || 0)));
+  $("#tickets-table").replaceChildren(
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "期次"), h("th", { scope: "col" }, "抽奖券（张）"))),
+    h("tbody", {}, ...rounds.map((n) => h("tr", {}, h("td", {}, `第 ${n} 期`), h("td", {}, String(held.get(n) || 0))))),
+  );
+  const { days, venues } = stats.redemptions;
+  const chart = $("#redemptions-chart");
+  if (days.length) chart.replaceChildren(venueDaysChart(`各场所每日核销，${days[0]} 至 ${days[days.length - 1]}`, days, venues));
+  else chart.replaceChildren(h("p", { class: "muted" }, "还没有核销。"));
+  $("#redemptions-table").replaceChildren(
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "场所"), h("th", { scope: "col" }, "核销（次）"), h("th", { scope: "col" }, "最多一天"))),
+    h("tbody", {}, ...venues.map((v) => h("tr", {}, h("td", {}, v.name), h("td", {}, String(v.total)), h("td", {}, String(Math.max(0, ...v.per_day)))))),
+  );
+  const today = new Date().toISOString().slice(0, 10);
+  if (!$("#settle-from").value) $("#settle-from").value = days[0] || today;
+  if (!$("#settle-to").value) $("#settle-to").value = days[days.length - 1] || today;
+}
+
+$("#tickets-csv").addEventListener("click", () => {
+  const held = new Map(stats.tickets_per_round.map((r) => [r.round, r.tickets]));
+  saveCsv(`${campaign.id}-tickets-per-round.csv`, [["round", "tickets"], ...campaign.rounds.map((r) => [r.number, held.get(r.number) || 0])]);
+});
+$("#redemptions-csv").addEventListener("click", () => {
+  const { days, venues } = stats.redemptions;
+  const rows = [["venue_id", "venue_name", "local_date", "redemptions"]];
+  for (const v of venues) days.forEach((d, i) => rows.push([v.id, v.name, d, v.per_day[i]]));
+  saveCsv(`${campaign.id}-redemptions-per-day.csv`, rows);
+});
+$("#settlement").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const from = $("#settle-from").value, to = $("#settle-to").value, venue = $("#settle-venue").value;
+  if (!from || !to) return ($("#settle-error").textContent = "请填写起始和截止日期");
+  if (to < from) return ($("#settle-error").textContent = "截止日期不能早于起始日期");
+  $("#settle-error").textContent = "";
+  const q = new URLSearchParams({ from, to });
+  if (venue) q.set("venue", venue);
+  saveFrom(`/api/settlement.csv?${q}`, `${campaign.id}-settlement-${from}-${to}${venue ? "-" + venue : ""}.csv`);
+});
+
+// ---- vouchers (operators) ---------------------------------------------------------------------
+
+const STATUS_NAMES = { usable: "可使用", not_yet_valid: "未到使用日期", used: "已使用", expired: "已过期", void: "已作废" };
+
+async function findVouchers() {
+  const phone = $("#find-phone").value.trim();
+  const res = await call(`/api/admin/vouchers?phone=${encodeURIComponent(phone)}`);
+  $("#find-phone").setAttribute("aria-invalid", String(!res.ok));
+  if (!res.ok) {
+    $("#find-error").textContent = res.error.message;
+    return;
+  }
+  $("#find-error").textContent = "";
+  const list = res.data;
+  if (!list.length) {
+    $("#found").replaceChildren(h("p", { class: "card muted" }, "这个手机号没有中奖兑换码。"));
+    return;
+  }
+  const replaced = new Set(list.map((v) => v.reissued_from).filter(Boolean));
+  $("#found").replaceChildren(...list.map((v) => {
+    const reason = h("input", { type: "text", id: `reason-${v.id}`, maxlength: 200, placeholder: "如：持券人报失" });
+    const actions = h("div", { class: "actions" });
+    if (v.status !== "void") {
+      actions.append(h("label", { for: `reason-${v.id}`, class: "small" }, "作废原因"), reason,
+        h("button", { class: "btn secondary void", type: "button", onclick: () => voidVoucher(v, reason.value) }, "作废"));
+    } else if (!replaced.has(v.id)) {
+      actions.append(h("button", { class: "btn reissue", type: "button", onclick: () => reissue(v) }, "补发新码"));
+    }
+    return h("div", { class: "card voucher-row", "data-id": v.id },
+      h("div", {},
+        h("p", {}, h("strong", {}, v.kind_name || KIND_NAMES[v.kind] || v.kind), " ", h("span", { class: `badge ${v.status}` }, STATUS_NAMES[v.status] || v.status)),
+        h("p", { class: "mono code" }, v.code),
+        h("p", { class: "small muted" }, `第 ${v.round} 期 ${v.tier_label}；${v.valid_from} 至 ${v.valid_until}` +
+          (v.visited.length ? `；已在 ${v.visited.map((x) => x.venue_name).join("、")} 使用` : "") +
+          (v.void_reason ? `；作废原因：${v.void_reason}` : "") +
+          (v.reissued_from ? "；补发的新码" : "") + (replaced.has(v.id) ? "；已补发新码" : ""))),
+      actions);
+  }));
+}
+
+async function voidVoucher(v, reason) {
+  if (!reason.trim()) return say("请先填写作废原因");
+  if (!confirm(`确认作废兑换码 ${v.code}？作废后前台无法再核销这个码。`)) return;
+  const res = await call(`/api/admin/vouchers/${v.id}/void`, "POST", { reason: reason.trim() });
+  say(res.ok ? `已作废 ${v.code}` : res.error.message, res.ok);
+  await findVouchers();
+}
+
+async function reissue(v) {
+  if (!confirm(`确认为作废的 ${v.code} 补发新码？每个码只能补发一次。`)) return;
+  const res = await call(`/api/admin/vouchers/${v.id}/reissue`, "POST");
+  say(res.ok ? `已补发新码 ${res.data.code}，请告知中奖人在“我的抽奖券”查看` : res.error.message, res.ok);
+  await findVouchers();
+}
+
+$("#find").addEventListener("submit", (e) => {
+  e.preventDefault();
+  findVouchers();
+});
+$("#vouchers-csv").addEventListener("click", () => saveFrom("/api/admin/exports/vouchers.csv", `${campaign.id}-vouchers.csv`));
 
 $("#login").addEventListener("submit", (e) => {
   e.preventDefault();

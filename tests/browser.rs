@@ -598,3 +598,146 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
     screenshot(&c, "desk-check-360").await;
     c.close().await.unwrap();
 }
+
+/// The operators' console: tickets per round and redemptions per venue as charts with tables and
+/// CSV, a lost code found by phone, voided with a reason and reissued, the audited export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_charts_and_void_and_reissue_a_lost_code_in_the_console() {
+    use campaign_lottery::domain::token::Role;
+    use campaign_lottery::domain::voucher::VoucherCode;
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    let now = campaign_lottery::clock::Clock::now(app.clock.as_ref());
+    common::tickets_in(&app.store, "demo", 1, now, 0..40).await;
+    let after = now + chrono::Duration::days(7) + chrono::Duration::minutes(1);
+    app.clock.set(after);
+    common::draw_round(&app.store, &app.campaign, 1, after).await;
+    let vouchers = app.store.all_vouchers("demo").await.unwrap();
+    let hotel = vouchers.iter().find(|v| v.kind == "hotel_night").unwrap();
+    let lost = vouchers
+        .iter()
+        .find(|v| v.kind == "dining_coupon" && v.holder_phone != hotel.holder_phone)
+        .unwrap();
+    // One redemption, for the chart.
+    let desk = app.venue_token("shenlong-hotel").await;
+    let res = app
+        .client
+        .post(app.url("/api/venue/redeem"))
+        .bearer_auth(&desk)
+        .header("Idempotency-Key", "chart-1")
+        .json(&serde_json::json!({"code": hotel.code, "holder_digits": &hotel.holder_phone[7..]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let operator = app.token(Role::Operator, "值班运营").await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 1280, &profile).await;
+    c.goto(&app.url("/console")).await.unwrap();
+    type_into(&c, "#token", &operator).await;
+    click(&c, "#login button[type=submit]").await;
+    wait_text(&c, "#tickets-chart", "40").await;
+    wait_text(&c, "#redemptions-table", "神龙大酒店").await;
+    let bars = c
+        .execute(
+            "return [document.querySelectorAll('#tickets-chart svg rect.bar').length, \
+                     document.querySelectorAll('#redemptions-chart svg rect.bar').length]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        bars,
+        serde_json::json!([app.campaign.rounds.len(), 1]),
+        "a bar per round; one venue-day with a redemption"
+    );
+    c.execute(
+        "document.querySelector('#overview').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&c, "console-overview-1280").await;
+
+    // A winner lost their dining coupon: find it by phone, void it, reissue it.
+    let shown = VoucherCode::parse(&lost.code).unwrap().to_string();
+    type_into(&c, "#find-phone", "139 0000 0000").await;
+    click(&c, "#find button[type=submit]").await;
+    wait_text(&c, "#found", "没有中奖兑换码").await;
+    c.find(Locator::Css("#find-phone"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    type_into(&c, "#find-phone", &lost.holder_phone).await;
+    click(&c, "#find button[type=submit]").await;
+    wait_text(&c, "#found", &shown).await;
+    let row = format!("#found [data-id='{}']", lost.id);
+    click(&c, &format!("{row} button.void")).await;
+    wait_text(&c, "#result", "请先填写作废原因").await;
+    type_into(&c, &format!("#reason-{}", lost.id), "持券人报失").await;
+    click(&c, &format!("{row} button.void")).await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#result", &format!("已作废 {shown}")).await;
+    wait_text(&c, &row, "作废原因：持券人报失").await;
+    click(&c, &format!("{row} button.reissue")).await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#result", "已补发新码").await;
+    wait_text(&c, &row, "已补发新码").await;
+    wait_text(&c, "#found", "补发的新码").await;
+    c.execute(
+        "document.querySelector('#vouchers').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&c, "console-vouchers-1280").await;
+    let replacement = app
+        .db
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM vouchers WHERE reissued_from = '{}' AND voided_at IS NULL",
+            lost.id
+        ))
+        .await;
+    assert_eq!(replacement, 1, "one new live code");
+
+    // The export goes through the service, so it is audited.
+    click(&c, "#vouchers-csv").await;
+    wait_text(&c, "#result", "已下载").await;
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'export.vouchers'")
+            .await,
+        1
+    );
+    c.close().await.unwrap();
+
+    // An auditor sees the charts but not the voucher tools.
+    let auditor = app.token(Role::Auditor, "审计").await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    c.goto(&app.url("/console")).await.unwrap();
+    type_into(&c, "#token", &auditor).await;
+    click(&c, "#login button[type=submit]").await;
+    wait_text(&c, "#tickets-chart", "40").await;
+    let hidden = c
+        .execute(
+            "return document.querySelector('#vouchers').offsetParent === null",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hidden, serde_json::json!(true));
+    c.execute(
+        "document.querySelector('#overview').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&c, "console-overview-360").await;
+    c.close().await.unwrap();
+}
