@@ -224,10 +224,12 @@ async function loadStats() {
 }
 
 $("#tickets-csv").addEventListener("click", () => {
+  if (!stats) return say("数据还没有加载完，请稍候");
   const held = new Map(stats.tickets_per_round.map((r) => [r.round, r.tickets]));
   saveCsv(`${campaign.id}-tickets-per-round.csv`, [["round", "tickets"], ...campaign.rounds.map((r) => [r.number, held.get(r.number) || 0])]);
 });
 $("#redemptions-csv").addEventListener("click", () => {
+  if (!stats) return say("数据还没有加载完，请稍候");
   const { days, venues } = stats.redemptions;
   const rows = [["venue_id", "venue_name", "local_date", "redemptions"]];
   for (const v of venues) days.forEach((d, i) => rows.push([v.id, v.name, d, v.per_day[i]]));
