@@ -135,7 +135,7 @@ impl Application {
             store: prepared.store.clone(),
             campaign: campaign.clone(),
             questions: Arc::new(prepared.questions),
-            clock,
+            clock: clock.clone(),
             metrics: crate::telemetry::metrics_handle(),
             login: loaded.settings.login.clone(),
             vouchers: loaded.settings.vouchers.clone(),
@@ -143,7 +143,6 @@ impl Application {
             frozen: Default::default(),
             attempts: Default::default(),
         });
-        let state_clock = state.clock.clone();
         let body_limit = server_settings.body_limit_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -167,7 +166,7 @@ impl Application {
             server: server.run(),
             store: prepared.store,
             campaign,
-            clock: state_clock,
+            clock,
         })
     }
 

@@ -1,4 +1,4 @@
-import { h, $, localTime, STATE_NAMES, KIND_NAMES } from "/static/common.js";
+import { h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES } from "/static/common.js";
 
 let token = sessionStorage.getItem("staff-token") || "";
 let me = null;
@@ -248,8 +248,6 @@ $("#settlement").addEventListener("submit", (e) => {
 
 // ---- vouchers (operators) ---------------------------------------------------------------------
 
-const STATUS_NAMES = { usable: "可使用", not_yet_valid: "未到使用日期", used: "已使用", expired: "已过期", void: "已作废" };
-
 async function findVouchers() {
   const phone = $("#find-phone").value.trim();
   const res = await call(`/api/admin/vouchers?phone=${encodeURIComponent(phone)}`);
@@ -276,7 +274,7 @@ async function findVouchers() {
     }
     return h("div", { class: "card voucher-row", "data-id": v.id },
       h("div", {},
-        h("p", {}, h("strong", {}, v.kind_name || KIND_NAMES[v.kind] || v.kind), " ", h("span", { class: `badge ${v.status}` }, STATUS_NAMES[v.status] || v.status)),
+        h("p", {}, h("strong", {}, v.kind_name), " ", h("span", { class: `badge ${v.status}` }, VOUCHER_STATUS_NAMES[v.status] || v.status)),
         h("p", { class: "mono code" }, v.code),
         h("p", { class: "small muted" }, `第 ${v.round} 期 ${v.tier_label}；${v.valid_from} 至 ${v.valid_until}` +
           (v.visited.length ? `；已在 ${v.visited.map((x) => x.venue_name).join("、")} 使用` : "") +

@@ -1,6 +1,4 @@
-import { api, h, $, localTime, STATE_NAMES, toLogin } from "/static/common.js";
-
-const STATUS_NAMES = { usable: "可使用", not_yet_valid: "未到使用日期", used: "已使用", expired: "已过期", void: "已作废" };
+import { api, h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES, toLogin } from "/static/common.js";
 
 function day(d) {
   const [y, m, dd] = d.split("-");
@@ -16,7 +14,7 @@ function voucherCard(v) {
     live ? h("img", { class: "qr", src: v.qr_svg, alt: `兑换码 ${v.code} 的二维码`, width: 180, height: 180 }) : null,
     h("div", {},
       h("p", {}, h("strong", {}, v.kind_name), v.face_value_yuan ? `（面值 ${v.face_value_yuan} 元）` : "", " ",
-        h("span", { class: `badge ${v.status}` }, STATUS_NAMES[v.status] || v.status)),
+        h("span", { class: `badge ${v.status}` }, VOUCHER_STATUS_NAMES[v.status] || v.status)),
       h("p", { class: "code mono" }, v.code),
       h("p", { class: "small" }, `第 ${v.round} 期${v.tier_label}；有效期 ${day(v.valid_from)} 至 ${day(v.valid_until)}`),
       h("p", { class: "small" }, where),

@@ -157,8 +157,9 @@ pub fn may_reverse(
 }
 
 /// Redemptions per venue and local day, for the operators' chart: one row per venue (in the
-/// order given), one count per day from the first day with a redemption to the last; reversed
-/// redemptions do not count. Empty days are zero; no redemptions at all give no days.
+/// order given), one count per day from the first day with a redemption to the last. `uses` are
+/// (venue, local day) of the redemptions to count (the caller leaves reversed ones out). Empty
+/// days are zero; no redemptions at all give no days.
 pub fn per_venue_per_day(
     venues: &[&str],
     uses: impl IntoIterator<Item = (String, NaiveDate)>,
