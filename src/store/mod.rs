@@ -1,13 +1,21 @@
-//! The storage contract and its two implementations (SQLite and PostgreSQL).
+//! The storage contract and the one store that keeps it, on SQLite or PostgreSQL.
 //!
 //! The trait speaks in domain operations and domain errors: no sqlx type crosses it. Every
-//! operation that changes state writes its audit entry in the same transaction.
+//! operation that changes state writes its audit entry in the same transaction. Its one
+//! implementation, [`sql::SqlStore`], writes each statement once; a [`dialect::Dialect`] says
+//! how each database runs them.
 
+mod dialect;
 mod postgres;
+mod sql;
 mod sqlite;
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
+
+/// The store on PostgreSQL.
+pub type PostgresStore = SqlStore<postgres::Pg>;
+/// The store on an SQLite file.
+pub type SqliteStore = SqlStore<sqlite::Lite>;
 
 use crate::domain::audit::{AuditEntry, AuditEvent, ChainBreak, ChainVerifier};
 use crate::domain::campaign::{Campaign, CampaignError, RoundProgress};
@@ -671,32 +679,18 @@ pub trait Store: Send + Sync + 'static {
     async fn forget_expired(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
-/// [`Store::tickets_per_round`] on both backends.
-const TICKETS_PER_ROUND: &str =
-    "SELECT round, COUNT(*) AS tickets FROM tickets WHERE campaign_id = $1
-     GROUP BY round ORDER BY round";
-
-/// [`Store::mark_sms_sent`] on both backends.
-const MARK_SMS_SENT: &str = "UPDATE sms_outbox SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL";
-
-/// The statements of [`Store::forget_expired`], the same on both backends; `$1` is `before`.
-const FORGET_EXPIRED: [&str; 4] = [
-    "DELETE FROM login_codes WHERE created_at < $1",
-    "DELETE FROM lookup_failures WHERE at < $1",
-    "DELETE FROM participant_sessions WHERE expires_at < $1",
-    "DELETE FROM sms_outbox WHERE sent_at < $1",
-];
-
 pub type SharedStore = Arc<dyn Store>;
 
 /// Opens the store a database URL names: `postgres://…` or `sqlite:…`.
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SharedStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
-        ))
+        Ok(Arc::new(SqlStore::new(
+            postgres::Pg::connect(url, max_connections).await?,
+        )))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+        Ok(Arc::new(SqlStore::new(
+            sqlite::Lite::connect(url, max_connections).await?,
+        )))
     } else {
         Err(StoreError::Database(format!(
             "unsupported database URL {:?}: expected postgres://… or sqlite:…",
@@ -875,16 +869,6 @@ pub(crate) fn parse_prizes(json: Option<&str>) -> StoreResult<Vec<(String, u32)>
         .map_err(|e| StoreError::Database(format!("unreadable prizes: {e}")))?;
     Ok(list.into_iter().map(|p| (p.tier, p.count)).collect())
 }
-
-/// The eligible tickets of a round in canonical order (SQLite's text ids and PostgreSQL's UUIDs
-/// both sort as their 16 bytes): $1 campaign, $2 round, $3 win limit.
-pub(crate) const ELIGIBLE_TICKETS: &str = "SELECT t.id FROM tickets t
-     WHERE t.campaign_id = $1 AND t.round = $2
-       AND t.participant_id NOT IN (
-           SELECT w.participant_id FROM round_winners w
-           WHERE w.campaign_id = $1 AND w.round < $2
-           GROUP BY w.participant_id HAVING COUNT(*) >= $3)
-     ORDER BY t.id";
 
 pub(crate) fn commit_event(actor: &str, round: u32, witness: &str, commitment: &str) -> AuditEvent {
     AuditEvent::new(

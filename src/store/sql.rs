@@ -1,0 +1,1825 @@
+//! The store, written once for both databases: every statement below runs on SQLite and on
+//! PostgreSQL alike. What differs between them is behind [`Dialect`].
+
+use super::dialect::{self, for_update, sql, Arg, Dialect, Exec, ReadRow};
+use super::*;
+use crate::domain::audit::chain;
+
+/// The store over one database.
+pub struct SqlStore<D> {
+    pub(super) db: D,
+}
+
+impl<D: Dialect> SqlStore<D> {
+    pub fn new(db: D) -> Self {
+        Self { db }
+    }
+}
+
+/// The eligible tickets of a round in canonical order (SQLite's text ids and PostgreSQL's UUIDs
+/// both sort as their 16 bytes): $1 campaign, $2 round, $3 win limit.
+pub(super) const ELIGIBLE_TICKETS: &str = "SELECT t.id FROM tickets t
+     WHERE t.campaign_id = $1 AND t.round = $2
+       AND t.participant_id NOT IN (
+           SELECT w.participant_id FROM round_winners w
+           WHERE w.campaign_id = $1 AND w.round < $2
+           GROUP BY w.participant_id HAVING COUNT(*) >= $3)
+     ORDER BY t.id";
+
+// ---- rows -------------------------------------------------------------------------------------
+
+const TOKEN_COLUMNS: &str = "id, name, role, venue_id, created_at, revoked_at";
+
+fn token_from_row(row: &impl ReadRow) -> StoreResult<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.get("id")?,
+        name: row.get("name")?,
+        role: parse_role(&row.get::<String>("role")?)?,
+        venue_id: row.get("venue_id")?,
+        created_at: row.get("created_at")?,
+        revoked_at: row.get("revoked_at")?,
+    })
+}
+
+fn audit_from_row(row: &impl ReadRow) -> StoreResult<AuditEntry> {
+    Ok(AuditEntry {
+        seq: row.get("seq")?,
+        at: row.get("at")?,
+        actor: row.get("actor")?,
+        action: row.get("action")?,
+        subject: row.get("subject")?,
+        details: row.get("details")?,
+        prev_hash: row.get("prev_hash")?,
+        hash: row.get("hash")?,
+    })
+}
+
+const PARTICIPANT_COLUMNS: &str = "p.id, p.phone, p.display_name, p.created_at";
+
+fn participant_from_row(row: &impl ReadRow) -> StoreResult<Participant> {
+    Ok(Participant {
+        id: row.get("id")?,
+        phone: row.get("phone")?,
+        display_name: row.get("display_name")?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+/// Columns of `quiz_attempts a`, for [`attempt_from_row`].
+const ATTEMPT_COLUMNS: &str =
+    "a.id, a.participant_id, a.questions, a.started_at, a.deadline, a.submitted_at, \
+     a.score, a.passed, a.result, a.ticket_round, a.ticket_status, a.ticket_id";
+
+fn attempt_from_row(r: &impl ReadRow) -> StoreResult<AttemptRecord> {
+    Ok(AttemptRecord {
+        id: r.get("id")?,
+        participant_id: r.get("participant_id")?,
+        questions: parse_questions(&r.get::<String>("questions")?)?,
+        started_at: r.get("started_at")?,
+        deadline: r.get("deadline")?,
+        submitted_at: r.get("submitted_at")?,
+        score: r.get("score")?,
+        passed: r.get("passed")?,
+        result: r.get("result")?,
+        ticket_round: r.get("ticket_round")?,
+        ticket: ticket_outcome(
+            r.get::<Option<String>>("ticket_status")?.as_deref(),
+            r.get("ticket_id")?,
+        )?,
+    })
+}
+
+fn voucher_from_row(row: &impl ReadRow) -> StoreResult<VoucherRecord> {
+    Ok(VoucherRecord {
+        id: row.get("id")?,
+        code: row.get("code")?,
+        campaign_id: row.get("campaign_id")?,
+        round: row.get("round")?,
+        rank: row.get("rank")?,
+        tier: row.get("tier")?,
+        kind: row.get("kind")?,
+        participant_id: row.get("participant_id")?,
+        holder_phone: row.get("phone")?,
+        holder_name: row.get("display_name")?,
+        void: row.get::<String>("status")? == "void",
+        issued_at: row.get("issued_at")?,
+        voided_at: row.get("voided_at")?,
+        void_reason: row.get("void_reason")?,
+        reissued_from: row.get("reissued_from")?,
+        uses: Vec::new(),
+    })
+}
+
+fn redemption_from_row(row: &impl ReadRow) -> StoreResult<RedemptionRecord> {
+    Ok(RedemptionRecord {
+        id: row.get("id")?,
+        voucher_id: row.get("voucher_id")?,
+        code: row.get("code")?,
+        kind: row.get("kind")?,
+        venue_id: row.get("venue_id")?,
+        token_id: row.get("token_id")?,
+        idempotency_key: row.get("idempotency_key")?,
+        redeemed_at: row.get("redeemed_at")?,
+        reversal_id: row.get("reversal_id")?,
+        reversed_at: row.get("reversed_at")?,
+    })
+}
+
+// ---- shared steps -----------------------------------------------------------------------------
+
+/// Appends to the audit log inside `tx`: the head row is locked (or the database is), so
+/// appends from several instances queue.
+pub(super) async fn append<D: Dialect>(
+    tx: &mut D::Conn,
+    event: AuditEvent,
+    at: DateTime<Utc>,
+) -> StoreResult<AuditEntry> {
+    let head = sql(format!(
+        "SELECT seq, hash FROM audit_head WHERE id = 1{}",
+        for_update::<D>("audit_head")
+    ))
+    .fetch_one(tx)
+    .await?;
+    let prev_hash: String = head.get("hash")?;
+    let entry = chain(head.get("seq")?, decode_hash(&prev_hash)?, at, event);
+    sql(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(entry.seq)
+    .bind(entry.at)
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.subject)
+    .bind(&entry.details)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .execute(tx)
+    .await?;
+    sql("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(entry.seq)
+        .bind(&entry.hash)
+        .execute(tx)
+        .await?;
+    Ok(entry)
+}
+
+async fn recorded(conn: &mut impl Exec) -> StoreResult<Option<Campaign>> {
+    let row = sql("SELECT definition FROM campaigns ORDER BY synced_at LIMIT 1")
+        .fetch_optional(conn)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => serde_json::from_str(&row.get::<String>("definition")?)
+            .map(Some)
+            .map_err(|e| {
+                StoreError::Database(format!("recorded campaign definition is unreadable: {e}"))
+            }),
+    }
+}
+
+async fn progress(
+    conn: &mut impl Exec,
+    campaign_id: &str,
+) -> StoreResult<Vec<(u32, RoundProgress)>> {
+    sql("SELECT number, progress FROM rounds WHERE campaign_id = $1 ORDER BY number")
+        .bind(campaign_id)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.get("number")?,
+                parse_progress(&r.get::<String>("progress")?)?,
+            ))
+        })
+        .collect()
+}
+
+/// A round's progress, its row locked for the rest of the transaction.
+async fn locked_progress<D: Dialect>(
+    tx: &mut D::Conn,
+    campaign_id: &str,
+    round: u32,
+) -> StoreResult<RoundProgress> {
+    let row = sql(format!(
+        "SELECT progress FROM rounds WHERE campaign_id = $1 AND number = $2{}",
+        for_update::<D>("rounds")
+    ))
+    .bind(campaign_id)
+    .bind(round)
+    .fetch_optional(tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("round {round}")))?;
+    parse_progress(&row.get::<String>("progress")?)
+}
+
+async fn draw_state(
+    conn: &mut impl Exec,
+    campaign_id: &str,
+    round: u32,
+) -> StoreResult<Option<RoundDrawState>> {
+    let row = sql(
+        "SELECT progress, frozen_at, entry_count, entries_root, beacon_source, prizes, beacon, seed,
+                drawn_at
+         FROM rounds WHERE campaign_id = $1 AND number = $2",
+    )
+    .bind(campaign_id)
+    .bind(round)
+    .fetch_optional(conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let witnesses = sql(
+        "SELECT witness, commitment, committed_at, secret, revealed_at FROM witness_commitments
+         WHERE campaign_id = $1 AND round = $2 ORDER BY witness",
+    )
+    .bind(campaign_id)
+    .bind(round)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|w| {
+        Ok(WitnessState {
+            name: w.get("witness")?,
+            commitment: w.get("commitment")?,
+            committed_at: w.get("committed_at")?,
+            secret: w.get("secret")?,
+            revealed_at: w.get("revealed_at")?,
+        })
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
+    let winners = sql(
+        "SELECT w.rank, w.ticket_id, w.tier, p.phone FROM round_winners w
+         JOIN participants p ON p.id = w.participant_id
+         WHERE w.campaign_id = $1 AND w.round = $2 ORDER BY w.rank",
+    )
+    .bind(campaign_id)
+    .bind(round)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|w| {
+        Ok(WinnerState {
+            rank: w.get("rank")?,
+            ticket: w.get("ticket_id")?,
+            tier: w.get("tier")?,
+            phone: w.get("phone")?,
+        })
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(RoundDrawState {
+        progress: parse_progress(&r.get::<String>("progress")?)?,
+        frozen_at: r.get("frozen_at")?,
+        entry_count: r.get("entry_count")?,
+        entries_root: r.get("entries_root")?,
+        beacon_source: r.get("beacon_source")?,
+        prizes: parse_prizes(r.get::<Option<String>>("prizes")?.as_deref())?,
+        beacon: r.get("beacon")?,
+        seed: r.get("seed")?,
+        drawn_at: r.get("drawn_at")?,
+        witnesses,
+        winners,
+    }))
+}
+
+async fn insert_session(
+    tx: &mut impl Exec,
+    participant: Uuid,
+    s: &NewSession,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sql(
+        "INSERT INTO participant_sessions (token_hash, participant_id, created_at, expires_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&s.token_hash)
+    .bind(participant)
+    .bind(at)
+    .bind(s.expires_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+async fn live_session(
+    conn: &mut impl Exec,
+    token_hash: &str,
+    participant: Uuid,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    Ok(sql("SELECT 1 AS live FROM participant_sessions
+         WHERE token_hash = $1 AND participant_id = $2 AND expires_at > $3")
+    .bind(token_hash)
+    .bind(participant)
+    .bind(at)
+    .fetch_optional(conn)
+    .await?
+    .is_some())
+}
+
+/// The unreversed uses of the entitlements of the vouchers `condition` selects; `condition` is
+/// one of ours, never input, and `$1` is `key`.
+async fn uses_where(
+    conn: &mut impl Exec,
+    condition: &str,
+    key: Arg<'_>,
+) -> StoreResult<Vec<(String, UseRecord)>> {
+    let mut q = sql(format!(
+        "SELECT r.entitlement, r.id, r.venue_id, r.redeemed_at FROM redemptions r
+         JOIN vouchers v ON v.id = r.voucher_id
+         WHERE {condition} AND r.reversal_id IS NULL ORDER BY r.redeemed_at"
+    ));
+    q.args.push(key);
+    q.fetch_all(conn)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.get("entitlement")?,
+                UseRecord {
+                    redemption_id: row.get("id")?,
+                    venue_id: row.get("venue_id")?,
+                    at: row.get("redeemed_at")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+async fn vouchers_where(
+    conn: &mut impl Exec,
+    condition: &str,
+    key: Arg<'_>,
+) -> StoreResult<Vec<VoucherRecord>> {
+    let mut q = sql(format!(
+        "SELECT {VOUCHER_COLUMNS} {VOUCHER_FROM} WHERE {condition} {VOUCHER_ORDER}"
+    ));
+    q.args.push(key.clone());
+    let mut vouchers = q
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(voucher_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    // A participant's or a campaign's codes include every code of each entitlement.
+    attach_uses(&mut vouchers, uses_where(conn, condition, key).await?);
+    Ok(vouchers)
+}
+
+/// One voucher with its uses; `lock` holds its row until the transaction ends.
+async fn one_voucher<D: Dialect>(
+    conn: &mut D::Conn,
+    condition: &str,
+    key: Arg<'_>,
+    lock: bool,
+) -> StoreResult<Option<VoucherRecord>> {
+    let lock = if lock {
+        for_update::<D>("v")
+    } else {
+        String::new()
+    };
+    let mut q = sql(format!(
+        "SELECT {VOUCHER_COLUMNS} {VOUCHER_FROM} WHERE {condition}{lock}"
+    ));
+    q.args.push(key);
+    let Some(row) = q.fetch_optional(conn).await? else {
+        return Ok(None);
+    };
+    let mut voucher = voucher_from_row(&row)?;
+    let entitlement = voucher.entitlement();
+    let uses = uses_where(conn, "r.entitlement = $1", entitlement.as_str().into()).await?;
+    attach_uses(std::slice::from_mut(&mut voucher), uses);
+    Ok(Some(voucher))
+}
+
+async fn by_idempotency_key(
+    conn: &mut impl Exec,
+    token_id: Uuid,
+    key: &str,
+) -> StoreResult<Option<RedemptionRecord>> {
+    sql(format!(
+        "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM}
+         WHERE r.token_id = $1 AND r.idempotency_key = $2"
+    ))
+    .bind(token_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(redemption_from_row)
+    .transpose()
+}
+
+/// Binds `$1`…`$6` of a submission's write: time, score, passed, answers, attempt, participant.
+pub(super) fn bind_submission<'q>(q: dialect::Sql<'q>, s: &'q Submission) -> dialect::Sql<'q> {
+    q.bind(s.at)
+        .bind(s.score)
+        .bind(s.passed)
+        .bind(&s.result)
+        .bind(s.attempt_id)
+        .bind(s.participant_id)
+}
+
+/// What submitting writes, and what it did for the ticket, when done the portable way: the
+/// ticket held first and the attempt recorded after, in one write transaction; a refusal rolls
+/// both back. The session is checked on a reader, beside the writer rather than inside it.
+pub(super) async fn write_submission<D: Dialect>(
+    db: &D,
+    s: &Submission,
+) -> StoreResult<Option<TicketOutcome>> {
+    if let Some(session) = &s.session {
+        let mut conn = db.reader().await?;
+        if !live_session(&mut *conn, session, s.participant_id, s.at).await? {
+            return Ok(None);
+        }
+    }
+    let mut tx = db.begin().await?;
+    let mut ticket = TicketOutcome::None;
+    if let (Some((campaign_id, round)), true) = (&s.ticket_round, s.passed) {
+        let id = Uuid::new_v4();
+        let issued = sql(
+            "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (
+                 SELECT 1 FROM rounds WHERE campaign_id = $2 AND number = $3 AND progress = 'pending')
+             ON CONFLICT (campaign_id, round, participant_id) DO NOTHING RETURNING id",
+        )
+        .bind(id)
+        .bind(campaign_id)
+        .bind(*round)
+        .bind(s.participant_id)
+        .bind(s.attempt_id)
+        .bind(s.at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        ticket = match issued {
+            Some(_) => TicketOutcome::Issued(id),
+            // Held already, or (no row at all) the round no longer takes entries.
+            None => sql(
+                "SELECT id FROM tickets WHERE campaign_id = $1 AND round = $2 AND participant_id = $3",
+            )
+            .bind(campaign_id)
+            .bind(*round)
+            .bind(s.participant_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get("id").map(TicketOutcome::AlreadyHeld))
+            .transpose()?
+            .unwrap_or(TicketOutcome::None),
+        };
+    }
+    let ticket_round = match (&s.ticket_round, ticket) {
+        (Some((_, round)), TicketOutcome::Issued(_) | TicketOutcome::AlreadyHeld(_)) => {
+            Some(*round)
+        }
+        _ => None,
+    };
+    let (status, ticket_id) = ticket_columns(ticket);
+    let done = bind_submission(
+        sql(
+            "UPDATE quiz_attempts SET submitted_at = $1, score = $2, passed = $3, result = $4,
+                 ticket_round = $7, ticket_status = $8, ticket_id = $9
+             WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1",
+        ),
+        s,
+    )
+    .bind(ticket_round)
+    .bind(status)
+    .bind(ticket_id)
+    .execute(&mut *tx)
+    .await?;
+    if done != 1 {
+        return Ok(None);
+    }
+    D::commit(tx).await?;
+    Ok(Some(ticket))
+}
+
+/// A redemption judged allowed, to be written if its guards still hold.
+pub struct RedemptionWrite<'a> {
+    pub redemption: &'a RedemptionRecord,
+    pub entitlement: String,
+    pub slot: &'a str,
+    pub event: AuditEvent,
+}
+
+impl<'a> RedemptionWrite<'a> {
+    /// Binds `$1`…`$8`: the redemption's id, voucher, entitlement, slot, venue, token, key and
+    /// time.
+    pub fn bind<'q>(&'q self, q: dialect::Sql<'q>) -> dialect::Sql<'q> {
+        let r = self.redemption;
+        q.bind(r.id)
+            .bind(r.voucher_id)
+            .bind(&self.entitlement)
+            .bind(self.slot)
+            .bind(&r.venue_id)
+            .bind(r.token_id)
+            .bind(&r.idempotency_key)
+            .bind(r.redeemed_at)
+    }
+}
+
+/// [`Dialect::write_redemption`] the portable way: a guarded insert (the voucher still live;
+/// unique indexes on the slot and the key) and the audit entry, in one write transaction.
+pub(super) async fn write_redemption<D: Dialect>(
+    db: &D,
+    w: &RedemptionWrite<'_>,
+) -> StoreResult<bool> {
+    let mut tx = db.begin().await?;
+    let inserted = w
+        .bind(sql(
+            "INSERT INTO redemptions (id, voucher_id, entitlement, slot, venue_id, token_id,
+                 idempotency_key, redeemed_at)
+             SELECT $1, id, $3, $4, $5, $6, $7, $8 FROM vouchers WHERE id = $2 AND status = 'issued'
+             ON CONFLICT DO NOTHING",
+        ))
+        .execute(&mut *tx)
+        .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    append::<D>(&mut tx, w.event.clone(), w.redemption.redeemed_at).await?;
+    D::commit(tx).await?;
+    Ok(true)
+}
+
+/// Rows inserted per statement by the set-based inserts of a draw: few statements, and far
+/// below both databases' limits on bound values (SQLite 32 766, PostgreSQL 65 535).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// `VALUES ($first, …), (…)`: `rows` rows of `width` placeholders each, numbered on from
+/// `$first`. The columns of such a list are `column1`, `column2`, … on both databases.
+fn values(rows: usize, width: usize, first: usize) -> String {
+    let mut text = String::with_capacity(8 + rows * width * 7);
+    text.push_str("VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            text.push_str(", ");
+        }
+        text.push('(');
+        for c in 0..width {
+            if c > 0 {
+                text.push_str(", ");
+            }
+            text.push('$');
+            text.push_str(&(first + r * width + c).to_string());
+        }
+        text.push(')');
+    }
+    text
+}
+
+// ---- the store ---------------------------------------------------------------------------------
+
+#[async_trait]
+impl<D: Dialect> Store for SqlStore<D> {
+    fn backend(&self) -> &'static str {
+        D::NAME
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        self.db.migrate().await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.db.reader().await?;
+        sql("SELECT 1 AS one").fetch_one(&mut *conn).await?;
+        Ok(())
+    }
+
+    async fn recorded_campaign(&self) -> StoreResult<Option<Campaign>> {
+        let mut conn = self.db.reader().await?;
+        recorded(&mut *conn).await
+    }
+
+    async fn sync_campaign(&self, c: &Campaign, at: DateTime<Utc>) -> StoreResult<SyncOutcome> {
+        let mut tx = self.db.begin().await?;
+        // Two instances starting together must not both create the campaign.
+        D::lock_key(&mut tx, "campaign-sync").await?;
+        let old = recorded(&mut *tx).await?;
+        let progress = match &old {
+            Some(old) => progress(&mut *tx, &old.id).await?,
+            None => Vec::new(),
+        };
+        let outcome = plan_sync(old.as_ref(), &progress, c)?;
+        if outcome == SyncOutcome::Unchanged {
+            return Ok(outcome);
+        }
+        sql(
+            "INSERT INTO campaigns (id, name, time_zone, first_round_start, win_limit,
+                 min_witnesses, definition, synced_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, time_zone = excluded.time_zone,
+                first_round_start = excluded.first_round_start, win_limit = excluded.win_limit,
+                min_witnesses = excluded.min_witnesses, definition = excluded.definition,
+                synced_at = excluded.synced_at",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.time_zone)
+        .bind(c.first_round_start)
+        .bind(c.win_limit)
+        .bind(c.min_witnesses)
+        .bind(to_json(c)?)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        for r in &c.rounds {
+            // Only pending rounds move; settled ones were checked to be unchanged.
+            sql("INSERT INTO rounds (campaign_id, number, opens_at, closes_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (campaign_id, number) DO UPDATE
+                 SET opens_at = excluded.opens_at, closes_at = excluded.closes_at
+                 WHERE rounds.progress = 'pending'")
+            .bind(&c.id)
+            .bind(r.number)
+            .bind(r.opens_at)
+            .bind(r.closes_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sql("DELETE FROM rounds WHERE campaign_id = $1 AND number > $2 AND progress = 'pending'")
+            .bind(&c.id)
+            .bind(c.rounds.len() as u32)
+            .execute(&mut *tx)
+            .await?;
+        for k in &c.voucher_kinds {
+            sql("INSERT INTO voucher_kinds (campaign_id, code, name, category, policy, valid_from,
+                     valid_until, face_value_yuan, holder_check)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (campaign_id, code) DO UPDATE SET name = excluded.name,
+                    category = excluded.category, policy = excluded.policy,
+                    valid_from = excluded.valid_from, valid_until = excluded.valid_until,
+                    face_value_yuan = excluded.face_value_yuan, holder_check = excluded.holder_check")
+            .bind(&c.id)
+            .bind(&k.code)
+            .bind(&k.name)
+            .bind(k.category.as_str())
+            .bind(k.policy.as_str())
+            .bind(k.valid_from)
+            .bind(k.valid_until)
+            .bind(k.face_value_yuan)
+            .bind(k.holder_check)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for gone in old
+            .iter()
+            .flat_map(|o| &o.voucher_kinds)
+            .filter(|k| c.voucher_kind(&k.code).is_none())
+        {
+            sql("DELETE FROM voucher_kinds WHERE campaign_id = $1 AND code = $2")
+                .bind(&c.id)
+                .bind(&gone.code)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sql("DELETE FROM prize_tiers WHERE campaign_id = $1")
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
+        for (position, t) in c.tiers.iter().enumerate() {
+            sql(
+                "INSERT INTO prize_tiers (campaign_id, position, name, label, count, voucher_kinds)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&c.id)
+            .bind(position as u32)
+            .bind(&t.name)
+            .bind(&t.label)
+            .bind(t.count)
+            .bind(t.voucher_kinds.join(","))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sql("UPDATE venues SET active = FALSE WHERE campaign_id = $1")
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
+        for v in &c.venues {
+            sql(
+                "INSERT INTO venues (id, campaign_id, name, category, example, active)
+                 VALUES ($1, $2, $3, $4, $5, TRUE)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, category = excluded.category,
+                    example = excluded.example, active = TRUE
+                 WHERE venues.campaign_id = excluded.campaign_id",
+            )
+            .bind(&v.id)
+            .bind(&c.id)
+            .bind(&v.name)
+            .bind(v.category.as_str())
+            .bind(v.example)
+            .execute(&mut *tx)
+            .await?;
+        }
+        append::<D>(&mut tx, sync_event(c, outcome), at).await?;
+        D::commit(tx).await?;
+        Ok(outcome)
+    }
+
+    async fn round_progress(&self, campaign_id: &str) -> StoreResult<Vec<(u32, RoundProgress)>> {
+        let mut conn = self.db.reader().await?;
+        progress(&mut *conn, campaign_id).await
+    }
+
+    async fn create_token(
+        &self,
+        t: NewToken,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TokenRecord> {
+        let mut tx = self.db.begin().await?;
+        if let Some(venue) = &t.venue_id {
+            let active = sql("SELECT active FROM venues WHERE id = $1")
+                .bind(venue)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get::<bool>("active"))
+                .transpose()?;
+            match active {
+                None => return Err(StoreError::NotFound(format!("venue {venue:?}"))),
+                Some(false) => {
+                    return Err(StoreError::Conflict(format!(
+                        "venue {venue:?} is no longer in the campaign configuration"
+                    )))
+                }
+                Some(true) => {}
+            }
+        }
+        let record = TokenRecord {
+            id: Uuid::new_v4(),
+            name: t.name,
+            role: t.role,
+            venue_id: t.venue_id,
+            created_at: at,
+            revoked_at: None,
+        };
+        sql(
+            "INSERT INTO api_tokens (id, name, role, venue_id, token_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(record.id)
+        .bind(&record.name)
+        .bind(record.role.as_str())
+        .bind(&record.venue_id)
+        .bind(&t.token_hash)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        append::<D>(&mut tx, token_event(actor, "token.create", &record), at).await?;
+        D::commit(tx).await?;
+        Ok(record)
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(token_from_row)
+        .transpose()
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(token_from_row)
+        .collect()
+    }
+
+    async fn revoke_token(
+        &self,
+        id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TokenRecord> {
+        let mut tx = self.db.begin().await?;
+        let row = sql(format!(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL
+             RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(at)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            let exists = sql("SELECT 1 AS found FROM api_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict(format!("token {id} is already revoked")),
+                None => StoreError::NotFound(format!("token {id}")),
+            });
+        };
+        let record = token_from_row(&row)?;
+        append::<D>(&mut tx, token_event(actor, "token.revoke", &record), at).await?;
+        D::commit(tx).await?;
+        Ok(record)
+    }
+
+    async fn append_audit(&self, event: AuditEvent, at: DateTime<Utc>) -> StoreResult<AuditEntry> {
+        let mut tx = self.db.begin().await?;
+        let entry = append::<D>(&mut tx, event, at).await?;
+        D::commit(tx).await?;
+        Ok(entry)
+    }
+
+    async fn audit_page(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        let mut conn = self.db.reader().await?;
+        sql(
+            "SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(audit_from_row)
+        .collect()
+    }
+
+    async fn audit_head(&self) -> StoreResult<(i64, String)> {
+        let mut conn = self.db.reader().await?;
+        let row = sql("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok((row.get("seq")?, row.get("hash")?))
+    }
+
+    // ---- participants -------------------------------------------------------------------------
+
+    async fn register_participant(
+        &self,
+        p: NewParticipant,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Participant> {
+        let mut tx = self.db.begin().await?;
+        let participant = Participant {
+            id: Uuid::new_v4(),
+            phone: p.phone,
+            display_name: p.display_name,
+            created_at: at,
+        };
+        let inserted = sql(
+            "INSERT INTO participants (id, phone, display_name, consented_at, created_at)
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (phone) DO NOTHING",
+        )
+        .bind(participant.id)
+        .bind(&participant.phone)
+        .bind(&participant.display_name)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict("phone already registered".into()));
+        }
+        insert_session(&mut *tx, participant.id, &p.session, at).await?;
+        D::commit(tx).await?;
+        Ok(participant)
+    }
+
+    async fn participant_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Participant>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {PARTICIPANT_COLUMNS} FROM participant_sessions s
+             JOIN participants p ON p.id = s.participant_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(participant_from_row)
+        .transpose()
+    }
+
+    async fn participant_by_phone(&self, phone: &str) -> StoreResult<Option<Participant>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {PARTICIPANT_COLUMNS} FROM participants p WHERE p.phone = $1"
+        ))
+        .bind(phone)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(participant_from_row)
+        .transpose()
+    }
+
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        sql("DELETE FROM participant_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?;
+        D::commit(tx).await
+    }
+
+    async fn issue_login_code(
+        &self,
+        code: LoginCode,
+        limits: &LoginLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<(), i64>> {
+        let mut tx = self.db.begin().await?;
+        // One phone's requests queue here, so that two at once cannot both pass the limits.
+        D::lock_key(&mut tx, &format!("login-code:{}", code.phone)).await?;
+        let hour = chrono::Duration::hours(1);
+        let interval = chrono::Duration::seconds(limits.phone_interval_secs);
+        let phone_times = sql(
+            "SELECT created_at FROM login_codes WHERE phone = $1 AND created_at > $2
+             ORDER BY created_at",
+        )
+        .bind(&code.phone)
+        .bind(now - hour)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get::<DateTime<Utc>>("created_at"))
+        .collect::<StoreResult<Vec<_>>>()?;
+        if let Some(&last) = phone_times.last() {
+            if last + interval > now {
+                return Ok(Err(retry_after(last, interval, now)));
+            }
+        }
+        if phone_times.len() as i64 >= limits.phone_per_hour {
+            return Ok(Err(retry_after(phone_times[0], hour, now)));
+        }
+        let address_times = sql(
+            "SELECT created_at FROM login_codes WHERE requested_from = $1 AND created_at > $2
+             ORDER BY created_at LIMIT $3",
+        )
+        .bind(&code.requested_from)
+        .bind(now - hour)
+        .bind(limits.address_per_hour)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get::<DateTime<Utc>>("created_at"))
+        .collect::<StoreResult<Vec<_>>>()?;
+        if address_times.len() as i64 >= limits.address_per_hour {
+            return Ok(Err(retry_after(address_times[0], hour, now)));
+        }
+        sql(
+            "INSERT INTO login_codes (id, phone, code_hash, requested_from, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(&code.phone)
+        .bind(&code.code_hash)
+        .bind(&code.requested_from)
+        .bind(now)
+        .bind(code.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        D::commit(tx).await?;
+        Ok(Ok(()))
+    }
+
+    async fn verify_login_code(
+        &self,
+        phone: &str,
+        code_hash: &str,
+        session: NewSession,
+        limits: &LoginLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<LoginOutcome> {
+        let mut tx = self.db.begin().await?;
+        let row = sql("SELECT id, code_hash, tries FROM login_codes
+             WHERE phone = $1 AND used_at IS NULL AND expires_at > $2
+             ORDER BY created_at DESC LIMIT 1")
+        .bind(phone)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(LoginOutcome::NoActiveCode);
+        };
+        let id: Uuid = row.get("id")?;
+        let stored: String = row.get("code_hash")?;
+        // Count the try first, conditionally, so that parallel guesses cannot exceed the limit.
+        let tries = sql(
+            "UPDATE login_codes SET tries = tries + 1 WHERE id = $1 AND tries < $2 RETURNING tries",
+        )
+        .bind(id)
+        .bind(limits.max_tries)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(tries) = tries else {
+            return Ok(LoginOutcome::TooManyTries);
+        };
+        let tries: i32 = tries.get("tries")?;
+        if stored != code_hash {
+            D::commit(tx).await?;
+            return Ok(LoginOutcome::WrongCode {
+                tries_left: (limits.max_tries - tries).max(0) as u32,
+            });
+        }
+        let used = sql("UPDATE login_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if used != 1 {
+            return Ok(LoginOutcome::NoActiveCode);
+        }
+        let participant = sql(format!(
+            "SELECT {PARTICIPANT_COLUMNS} FROM participants p WHERE p.phone = $1"
+        ))
+        .bind(phone)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(participant) = participant.as_ref().map(participant_from_row).transpose()? else {
+            return Ok(LoginOutcome::NoActiveCode);
+        };
+        insert_session(&mut *tx, participant.id, &session, now).await?;
+        D::commit(tx).await?;
+        Ok(LoginOutcome::LoggedIn(participant))
+    }
+
+    async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        sql("INSERT INTO sms_outbox (phone, body, created_at) VALUES ($1, $2, $3)")
+            .bind(phone)
+            .bind(body)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        D::commit(tx).await
+    }
+
+    async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>> {
+        let mut conn = self.db.reader().await?;
+        sql(
+            "SELECT id, phone, body, created_at, sent_at FROM sms_outbox WHERE sent_at IS NULL
+             ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SmsMessage {
+                id: r.get("id")?,
+                phone: r.get("phone")?,
+                body: r.get("body")?,
+                created_at: r.get("created_at")?,
+                sent_at: r.get("sent_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn mark_sms_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let done = sql("UPDATE sms_outbox SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        D::commit(tx).await?;
+        Ok(done == 1)
+    }
+
+    // ---- the quiz and tickets -------------------------------------------------------------------
+
+    async fn start_attempt(&self, a: NewAttempt, daily_limit: u32) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let counted = sql(
+            "INSERT INTO attempt_days (participant_id, local_day, started) VALUES ($1, $2, 1)
+             ON CONFLICT (participant_id, local_day) DO UPDATE
+             SET started = attempt_days.started + 1 WHERE attempt_days.started < $3
+             RETURNING started",
+        )
+        .bind(a.participant_id)
+        .bind(a.local_day.to_string())
+        .bind(daily_limit)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if counted.is_none() {
+            return Ok(false);
+        }
+        sql("INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
+             VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(a.id)
+        .bind(a.participant_id)
+        .bind(to_json(&a.questions)?)
+        .bind(a.started_at)
+        .bind(a.deadline)
+        .bind(a.local_day.to_string())
+        .execute(&mut *tx)
+        .await?;
+        D::commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn attempt(&self, id: Uuid) -> StoreResult<Option<AttemptRecord>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM quiz_attempts a WHERE a.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(attempt_from_row)
+        .transpose()
+    }
+
+    async fn session_attempt(
+        &self,
+        token_hash: &str,
+        attempt_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Participant, Option<AttemptRecord>)>> {
+        // One round trip: the session's participant, and the attempt if it is theirs.
+        let mut conn = self.db.reader().await?;
+        let row = sql(format!(
+            "SELECT p.id AS p_id, p.phone, p.display_name, p.created_at AS p_created_at,
+                    a.id IS NOT NULL AS has_attempt, {ATTEMPT_COLUMNS}
+             FROM participant_sessions s
+             JOIN participants p ON p.id = s.participant_id
+             LEFT JOIN quiz_attempts a ON a.id = $2 AND a.participant_id = p.id
+             WHERE s.token_hash = $1 AND s.expires_at > $3"
+        ))
+        .bind(token_hash)
+        .bind(attempt_id)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let participant = Participant {
+            id: r.get("p_id")?,
+            phone: r.get("phone")?,
+            display_name: r.get("display_name")?,
+            created_at: r.get("p_created_at")?,
+        };
+        let attempt = if r.get("has_attempt")? {
+            Some(attempt_from_row(&r)?)
+        } else {
+            None
+        };
+        Ok(Some((participant, attempt)))
+    }
+
+    async fn submit_attempt(&self, s: Submission) -> StoreResult<SubmitOutcome> {
+        if let Some(ticket) = self.db.write_submission(&s).await? {
+            return Ok(SubmitOutcome::Recorded(ticket));
+        }
+        // Nothing was written: say why.
+        let mut conn = self.db.reader().await?;
+        if let Some(session) = &s.session {
+            if !live_session(&mut *conn, session, s.participant_id, s.at).await? {
+                return Ok(SubmitOutcome::LoggedOut);
+            }
+        }
+        let submitted =
+            sql("SELECT submitted_at FROM quiz_attempts WHERE id = $1 AND participant_id = $2")
+                .bind(s.attempt_id)
+                .bind(s.participant_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|r| r.get::<Option<DateTime<Utc>>>("submitted_at"))
+                .transpose()?;
+        Ok(match submitted {
+            None => SubmitOutcome::NotFound,
+            Some(Some(_)) => SubmitOutcome::AlreadySubmitted,
+            Some(None) => SubmitOutcome::Expired,
+        })
+    }
+
+    async fn tickets_of(&self, participant_id: Uuid) -> StoreResult<Vec<TicketRecord>> {
+        let mut conn = self.db.reader().await?;
+        sql(
+            "SELECT id, campaign_id, round, created_at FROM tickets WHERE participant_id = $1
+             ORDER BY round",
+        )
+        .bind(participant_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TicketRecord {
+                id: r.get("id")?,
+                campaign_id: r.get("campaign_id")?,
+                round: r.get("round")?,
+                created_at: r.get("created_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn tickets_per_round(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64)>> {
+        let mut conn = self.db.reader().await?;
+        sql(
+            "SELECT round, COUNT(*) AS tickets FROM tickets WHERE campaign_id = $1
+             GROUP BY round ORDER BY round",
+        )
+        .bind(campaign_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.get("round")?, r.get("tickets")?)))
+        .collect()
+    }
+
+    // ---- draws ------------------------------------------------------------------------------
+
+    async fn round_draw_state(
+        &self,
+        campaign_id: &str,
+        round: u32,
+    ) -> StoreResult<Option<RoundDrawState>> {
+        let mut conn = self.db.reader().await?;
+        draw_state(&mut *conn, campaign_id, round).await
+    }
+
+    async fn commit_witness(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        witness: &str,
+        commitment: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        let progress = locked_progress::<D>(&mut tx, campaign_id, round).await?;
+        if progress != RoundProgress::Pending {
+            return Err(StoreError::Conflict(format!(
+                "round {round} is already {}: commitments are closed",
+                progress.as_str()
+            )));
+        }
+        let inserted = sql(
+            "INSERT INTO witness_commitments (campaign_id, round, witness, commitment, committed_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(campaign_id)
+        .bind(round)
+        .bind(witness)
+        .bind(commitment)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{witness} has already committed to round {round}"
+            )));
+        }
+        append::<D>(&mut tx, commit_event(actor, round, witness, commitment), at).await?;
+        D::commit(tx).await
+    }
+
+    async fn freeze_round(
+        &self,
+        f: FreezeRound,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        let progress = locked_progress::<D>(&mut tx, &f.campaign_id, f.round).await?;
+        if progress != RoundProgress::Pending {
+            return Err(StoreError::Conflict(format!(
+                "round {} is already {}",
+                f.round,
+                progress.as_str()
+            )));
+        }
+        let (previous_offered, previous_awarded) = if f.round > 1 {
+            let previous = locked_progress::<D>(&mut tx, &f.campaign_id, f.round - 1).await?;
+            if previous != RoundProgress::Drawn {
+                return Err(StoreError::Conflict(format!(
+                    "round {} must be drawn before round {} is frozen",
+                    f.round - 1,
+                    f.round
+                )));
+            }
+            let prizes = sql("SELECT prizes FROM rounds WHERE campaign_id = $1 AND number = $2")
+                .bind(&f.campaign_id)
+                .bind(f.round - 1)
+                .fetch_one(&mut *tx)
+                .await?
+                .get::<Option<String>>("prizes")?;
+            let awarded = sql("SELECT tier, COUNT(*) AS n FROM round_winners
+                 WHERE campaign_id = $1 AND round = $2 GROUP BY tier")
+            .bind(&f.campaign_id)
+            .bind(f.round - 1)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.get::<String>("tier")?, r.get::<u32>("n")?)))
+            .collect::<StoreResult<std::collections::HashMap<_, _>>>()?;
+            (parse_prizes(prizes.as_deref())?, awarded)
+        } else {
+            (Vec::new(), std::collections::HashMap::new())
+        };
+        let commitments: u32 = sql(
+            "SELECT COUNT(*) AS n FROM witness_commitments WHERE campaign_id = $1 AND round = $2",
+        )
+        .bind(&f.campaign_id)
+        .bind(f.round)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("n")?;
+        if commitments < f.min_witnesses {
+            return Err(StoreError::Conflict(format!(
+                "round {} needs {} witness commitments before the freeze; it has {commitments}",
+                f.round, f.min_witnesses
+            )));
+        }
+        let entries = D::eligible_tickets(&mut tx, &f.campaign_id, f.round, f.win_limit).await?;
+        let root = hex::encode(crate::domain::draw::entries_root(&entries));
+        let prizes = prizes_with_rollover(&f.base_prizes, &previous_offered, &previous_awarded);
+        sql(
+            "UPDATE rounds SET progress = 'frozen', frozen_at = $1, entry_count = $2,
+                 entries_root = $3, beacon_source = $4, prizes = $5
+             WHERE campaign_id = $6 AND number = $7 AND progress = 'pending'",
+        )
+        .bind(at)
+        .bind(entries.len() as u32)
+        .bind(&root)
+        .bind(&f.beacon_source)
+        .bind(prizes_json(&prizes)?)
+        .bind(&f.campaign_id)
+        .bind(f.round)
+        .execute(&mut *tx)
+        .await?;
+        let event = freeze_event(
+            actor,
+            f.round,
+            entries.len(),
+            &root,
+            &prizes,
+            &f.beacon_source,
+        );
+        append::<D>(&mut tx, event, at).await?;
+        D::commit(tx).await
+    }
+
+    async fn reveal_secret(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        witness: &str,
+        secret_hex: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        let progress = locked_progress::<D>(&mut tx, campaign_id, round).await?;
+        if progress != RoundProgress::Frozen {
+            return Err(StoreError::Conflict(match progress {
+                RoundProgress::Pending => format!(
+                    "round {round} is not frozen yet: secrets are revealed after the freeze"
+                ),
+                _ => format!("round {round} is already drawn"),
+            }));
+        }
+        let done = sql(
+            "UPDATE witness_commitments SET secret = $1, revealed_at = $2
+             WHERE campaign_id = $3 AND round = $4 AND witness = $5 AND secret IS NULL",
+        )
+        .bind(secret_hex)
+        .bind(at)
+        .bind(campaign_id)
+        .bind(round)
+        .bind(witness)
+        .execute(&mut *tx)
+        .await?;
+        if done == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{witness} has no unrevealed commitment to round {round}"
+            )));
+        }
+        append::<D>(&mut tx, reveal_event(actor, round, witness), at).await?;
+        D::commit(tx).await
+    }
+
+    async fn draw_round(&self, d: DrawRound, actor: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        // Lock the round: a second draw waits here, then finds it drawn.
+        locked_progress::<D>(&mut tx, &d.campaign_id, d.round).await?;
+        let state = draw_state(&mut *tx, &d.campaign_id, d.round)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("round {}", d.round)))?;
+        let plan = plan_draw(&d, &state)?;
+        let entries = D::eligible_tickets(&mut tx, &d.campaign_id, d.round, d.win_limit).await?;
+        let result = plan.run(&d, &state, &entries)?;
+        // Set-based: winners (their participant found by a join) and vouchers a thousand rows
+        // a statement.
+        let mut holders = std::collections::HashMap::with_capacity(result.winners.len());
+        for chunk in result.winners.chunks(ROWS_PER_INSERT) {
+            let mut q = sql(format!(
+                "INSERT INTO round_winners (campaign_id, round, rank, ticket_id, participant_id, tier)
+                 SELECT $1, $2, w.column1, t.id, t.participant_id, w.column3
+                 FROM ({}) w JOIN tickets t ON t.id = w.column2
+                 RETURNING rank, participant_id",
+                values(chunk.len(), 3, 3)
+            ))
+            .bind(d.campaign_id.as_str())
+            .bind(d.round);
+            for w in chunk {
+                q = q.bind(w.rank).bind(w.ticket).bind(w.tier.as_str());
+            }
+            let rows = q.fetch_all(&mut *tx).await?;
+            if rows.len() != chunk.len() {
+                return Err(StoreError::Database(format!(
+                    "{} of {} winners of round {} have no ticket",
+                    chunk.len() - rows.len(),
+                    chunk.len(),
+                    d.round
+                )));
+            }
+            for r in &rows {
+                holders.insert(r.get::<u32>("rank")?, r.get::<Uuid>("participant_id")?);
+            }
+        }
+        let mut issued = Vec::new();
+        for w in &result.winners {
+            for kind in plan.kinds_of(&w.tier) {
+                issued.push((Uuid::new_v4(), w.rank, kind.clone()));
+            }
+        }
+        for chunk in issued.chunks(ROWS_PER_INSERT) {
+            let mut q = sql(format!(
+                "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind,
+                     issued_at) {}",
+                values(chunk.len(), 8, 1)
+            ));
+            for (id, rank, kind) in chunk {
+                let holder = holders.get(rank).copied().ok_or_else(|| {
+                    StoreError::Database(format!("winner of rank {rank} has no holder"))
+                })?;
+                q = q
+                    .bind(*id)
+                    .bind(new_voucher_code()?.as_str().to_owned())
+                    .bind(d.campaign_id.as_str())
+                    .bind(d.round)
+                    .bind(*rank)
+                    .bind(holder)
+                    .bind(kind.as_str())
+                    .bind(at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sql(
+            "UPDATE rounds SET progress = 'drawn', beacon = $1, seed = $2, drawn_at = $3
+             WHERE campaign_id = $4 AND number = $5 AND progress = 'frozen'",
+        )
+        .bind(&d.beacon)
+        .bind(hex::encode(result.seed))
+        .bind(at)
+        .bind(&d.campaign_id)
+        .bind(d.round)
+        .execute(&mut *tx)
+        .await?;
+        append::<D>(&mut tx, draw_event(actor, d.round, &d.beacon, &result), at).await?;
+        append::<D>(&mut tx, issue_event(actor, d.round, &issued), at).await?;
+        D::commit(tx).await
+    }
+
+    async fn round_entries(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        win_limit: u32,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut conn = self.db.reader().await?;
+        D::eligible_tickets(&mut conn, campaign_id, round, win_limit).await
+    }
+
+    // ---- vouchers -------------------------------------------------------------------------------
+
+    async fn voucher(&self, id: Uuid) -> StoreResult<Option<VoucherRecord>> {
+        let mut conn = self.db.reader().await?;
+        one_voucher::<D>(&mut conn, "v.id = $1", id.into(), false).await
+    }
+
+    async fn voucher_by_code(&self, code: &str) -> StoreResult<Option<VoucherRecord>> {
+        let mut conn = self.db.reader().await?;
+        one_voucher::<D>(&mut conn, "v.code = $1", code.into(), false).await
+    }
+
+    async fn vouchers_of(&self, participant_id: Uuid) -> StoreResult<Vec<VoucherRecord>> {
+        let mut conn = self.db.reader().await?;
+        vouchers_where(&mut *conn, "v.participant_id = $1", participant_id.into()).await
+    }
+
+    async fn all_vouchers(&self, campaign_id: &str) -> StoreResult<Vec<VoucherRecord>> {
+        let mut conn = self.db.reader().await?;
+        vouchers_where(&mut *conn, "v.campaign_id = $1", campaign_id.into()).await
+    }
+
+    async fn redeem(&self, campaign: &Campaign, r: Redeem) -> StoreResult<RedeemOutcome> {
+        // Judged on a read, then written by a write whose guards keep the judgement true (the
+        // voucher still live, the slot free and the key unused, by unique indexes). When a
+        // guard fails, read again: the answer is then a refusal, a replay or a reuse.
+        let mut conn = self.db.reader().await?;
+        let redemption_id = Uuid::new_v4();
+        for _ in 0..5 {
+            let voucher =
+                one_voucher::<D>(&mut conn, "v.code = $1", r.code.as_str().into(), false).await?;
+            let verdict = match &voucher {
+                Some(v) => judge_redeem(campaign, v, &r)?,
+                None => Ok(()),
+            };
+            if voucher.is_none() || verdict.is_err() {
+                // A retry of a request that went through is refused by the rules now (its own
+                // use is there): the key says what the first answer was.
+                if let Some(earlier) =
+                    by_idempotency_key(&mut *conn, r.token_id, &r.idempotency_key).await?
+                {
+                    return Ok(replay(earlier, voucher, &r));
+                }
+                return Ok(refused(voucher, verdict));
+            }
+            let voucher = voucher.expect("checked above");
+            let redemption = r.record(redemption_id, &voucher);
+            let write = RedemptionWrite {
+                redemption: &redemption,
+                entitlement: voucher.entitlement(),
+                slot: redemption_slot(campaign, &voucher, &r.venue.id)?,
+                event: redeem_event(&redemption, &r.actor),
+            };
+            if self.db.write_redemption(&mut conn, &write).await? {
+                return Ok(RedeemOutcome::Redeemed {
+                    redemption,
+                    voucher,
+                    replayed: false,
+                });
+            }
+            if let Some(earlier) =
+                by_idempotency_key(&mut *conn, r.token_id, &r.idempotency_key).await?
+            {
+                return Ok(replay(earlier, Some(voucher), &r));
+            }
+        }
+        Err(StoreError::Database(format!(
+            "redeeming at {} kept meeting concurrent changes",
+            r.venue.id
+        )))
+    }
+
+    async fn reverse_redemption(
+        &self,
+        redemption_id: Uuid,
+        venue_id: &str,
+        token_id: Uuid,
+        window: chrono::Duration,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ReverseOutcome> {
+        let mut tx = self.db.begin().await?;
+        let row = sql(format!(
+            "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM} WHERE r.id = $1 AND r.venue_id = $2{}",
+            for_update::<D>("r")
+        ))
+        .bind(redemption_id)
+        .bind(venue_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(ReverseOutcome::NotFound);
+        };
+        let mut redemption = redemption_from_row(&row)?;
+        if redemption.reversal_id.is_some() {
+            return Ok(ReverseOutcome::AlreadyReversed(redemption));
+        }
+        if !crate::domain::redemption::may_reverse(redemption.redeemed_at, window, at) {
+            return Ok(ReverseOutcome::WindowPassed(redemption));
+        }
+        let reversal = Uuid::new_v4();
+        sql(
+            "INSERT INTO reversals (id, redemption_id, venue_id, token_id, reversed_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(reversal)
+        .bind(redemption_id)
+        .bind(venue_id)
+        .bind(token_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sql("UPDATE redemptions SET reversal_id = $1 WHERE id = $2 AND reversal_id IS NULL")
+            .bind(reversal)
+            .bind(redemption_id)
+            .execute(&mut *tx)
+            .await?;
+        append::<D>(&mut tx, reverse_event(&redemption, reversal, actor), at).await?;
+        D::commit(tx).await?;
+        redemption.reversal_id = Some(reversal);
+        redemption.reversed_at = Some(at);
+        Ok(ReverseOutcome::Reversed(redemption))
+    }
+
+    async fn recent_redemptions(
+        &self,
+        venue_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RedemptionRecord>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM}
+             WHERE ($1 IS NULL OR r.venue_id = $1) ORDER BY r.redeemed_at DESC, r.id LIMIT $2"
+        ))
+        .bind(venue_id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(redemption_from_row)
+        .collect()
+    }
+
+    async fn redemptions_between(
+        &self,
+        venue_id: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<RedemptionRecord>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM}
+             WHERE ($1 IS NULL OR r.venue_id = $1)
+               AND ((r.redeemed_at >= $2 AND r.redeemed_at < $3)
+                    OR (x.reversed_at >= $2 AND x.reversed_at < $3))
+             ORDER BY r.redeemed_at, r.id"
+        ))
+        .bind(venue_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(redemption_from_row)
+        .collect()
+    }
+
+    async fn void_voucher(
+        &self,
+        id: Uuid,
+        reason: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<VoucherRecord> {
+        let mut tx = self.db.begin().await?;
+        let done = sql(
+            "UPDATE vouchers SET status = 'void', voided_at = $1, void_reason = $2
+             WHERE id = $3 AND status = 'issued'",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let voucher = one_voucher::<D>(&mut tx, "v.id = $1", id.into(), false)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("voucher {id}")))?;
+        if done == 0 {
+            return Err(StoreError::Conflict(format!(
+                "voucher {id} is already void"
+            )));
+        }
+        append::<D>(&mut tx, void_event(id, reason, actor), at).await?;
+        D::commit(tx).await?;
+        Ok(voucher)
+    }
+
+    async fn reissue_voucher(
+        &self,
+        id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<VoucherRecord> {
+        let mut tx = self.db.begin().await?;
+        let old = one_voucher::<D>(&mut tx, "v.id = $1", id.into(), true)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("voucher {id}")))?;
+        check_reissue(&old)?;
+        let taken = sql("SELECT id FROM vouchers WHERE reissued_from = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get::<Uuid>("id"))
+            .transpose()?;
+        if let Some(new) = taken {
+            return Err(StoreError::Conflict(format!(
+                "voucher {id} was already reissued as {new}"
+            )));
+        }
+        let new_id = Uuid::new_v4();
+        sql(
+            "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind,
+                 issued_at, reissued_from)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new_id)
+        .bind(new_voucher_code()?.as_str().to_owned())
+        .bind(&old.campaign_id)
+        .bind(old.round)
+        .bind(old.rank)
+        .bind(old.participant_id)
+        .bind(&old.kind)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        append::<D>(&mut tx, reissue_event(&old, new_id, actor), at).await?;
+        let new = one_voucher::<D>(&mut tx, "v.id = $1", new_id.into(), false)
+            .await?
+            .ok_or_else(|| StoreError::Database("the reissued voucher vanished".into()))?;
+        D::commit(tx).await?;
+        Ok(new)
+    }
+
+    async fn record_lookup_failure(
+        &self,
+        token_id: Uuid,
+        address: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        // Only the throttling window is ever read: this token's and this address's failures
+        // older than a day go.
+        sql("DELETE FROM lookup_failures WHERE (token_id = $1 OR address = $2) AND at < $3")
+            .bind(token_id)
+            .bind(address)
+            .bind(at - chrono::Duration::days(1))
+            .execute(&mut *tx)
+            .await?;
+        sql("INSERT INTO lookup_failures (token_id, address, at) VALUES ($1, $2, $3)")
+            .bind(token_id)
+            .bind(address)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        D::commit(tx).await
+    }
+
+    async fn lookup_failures(
+        &self,
+        token_id: Uuid,
+        address: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<LookupFailures> {
+        let mut conn = self.db.reader().await?;
+        let row = sql(
+            "SELECT (SELECT COUNT(*) FROM lookup_failures WHERE token_id = $1 AND at > $3) AS by_token,
+                    (SELECT MIN(at) FROM lookup_failures WHERE token_id = $1 AND at > $3) AS token_oldest,
+                    (SELECT COUNT(*) FROM lookup_failures WHERE address = $2 AND at > $3) AS by_address,
+                    (SELECT MIN(at) FROM lookup_failures WHERE address = $2 AND at > $3) AS address_oldest",
+        )
+        .bind(token_id)
+        .bind(address)
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(LookupFailures {
+            by_token: row.get("by_token")?,
+            token_oldest: row.get("token_oldest")?,
+            by_address: row.get("by_address")?,
+            address_oldest: row.get("address_oldest")?,
+        })
+    }
+
+    async fn forget_expired(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.db.begin().await?;
+        let mut gone = 0;
+        for text in [
+            "DELETE FROM login_codes WHERE created_at < $1",
+            "DELETE FROM lookup_failures WHERE at < $1",
+            "DELETE FROM participant_sessions WHERE expires_at < $1",
+            "DELETE FROM sms_outbox WHERE sent_at < $1",
+        ] {
+            gone += sql(text).bind(before).execute(&mut *tx).await?;
+        }
+        D::commit(tx).await?;
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values;
+
+    #[test]
+    fn values_lists_number_their_placeholders_row_by_row() {
+        assert_eq!(values(2, 2, 1), "VALUES ($1, $2), ($3, $4)");
+        assert_eq!(values(1, 3, 3), "VALUES ($3, $4, $5)");
+    }
+}
