@@ -92,11 +92,13 @@ async fn child(backend: Backend, n: u64) {
     };
     let loaded = common::settings(&db.url, &repo_config_dir(), "campaign.toml");
     let in_round = Utc.with_ymd_and_hms(2024, 7, 16, 2, 0, 0).unwrap();
-    let clock = campaign_lottery::clock::ManualClock::new(in_round);
-    let prepared = campaign_lottery::startup::prepare(&loaded, &clock)
+    let clock = std::sync::Arc::new(campaign_lottery::clock::ManualClock::new(in_round));
+    let prepared = campaign_lottery::startup::prepare(&loaded, clock.as_ref())
         .await
         .unwrap();
-    let (store, campaign) = (prepared.store, prepared.campaign);
+    let app = campaign_lottery::startup::application(prepared, &loaded, clock.clone());
+    let (store, campaign) = (app.store.clone(), app.campaign.clone());
+    let operator = campaign_lottery::app::auth::Operator::command_line("bench");
     bulk_tickets(&db, n).await;
     for name in ["notary", "lawyer"] {
         let c = hex::encode(commitment(CAMPAIGN, 1, name, &secret(name)));
@@ -116,7 +118,8 @@ async fn child(backend: Backend, n: u64) {
     drop(ids);
 
     let t = Instant::now();
-    campaign_lottery::draws::freeze(store.as_ref(), &campaign, after, 1, "", "bench")
+    clock.set(after);
+    campaign_lottery::app::rounds::freeze(&app, &operator, 1, "")
         .await
         .unwrap();
     let freeze = t.elapsed().as_secs_f64();
@@ -134,7 +137,7 @@ async fn child(backend: Backend, n: u64) {
             .unwrap();
     }
     let t = Instant::now();
-    campaign_lottery::draws::draw(store.as_ref(), &campaign, after, 1, "", "bench")
+    campaign_lottery::app::rounds::draw(&app, &operator, 1, "")
         .await
         .unwrap();
     let draw = t.elapsed().as_secs_f64();

@@ -15,7 +15,7 @@ mod support;
 
 use campaign_lottery::domain::quiz::{draw_questions, QuestionBank, KEYS};
 use campaign_lottery::domain::token::token_hash;
-use campaign_lottery::startup::os_seeded_rng;
+
 use campaign_lottery::store::{
     NewAttempt, NewParticipant, NewSession, SharedStore, Submission, SubmitOutcome,
 };
@@ -44,7 +44,7 @@ async fn prepare(
     base: Option<&str>,
 ) -> Vec<Prepared> {
     let client = reqwest::Client::new();
-    let mut rng = os_seeded_rng().unwrap();
+    let mut rng = campaign_lottery::csprng::rng().unwrap();
     let now = demo_now();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {

@@ -45,6 +45,20 @@ impl Default for VoucherSettings {
     }
 }
 
+impl VoucherSettings {
+    pub fn lookup_limits(&self) -> crate::domain::throttle::LookupLimits {
+        crate::domain::throttle::LookupLimits {
+            per_token: self.failed_lookups_per_token,
+            per_address: self.failed_lookups_per_address,
+            window: chrono::Duration::minutes(self.failed_lookup_window_minutes),
+        }
+    }
+
+    pub fn reversal_window(&self) -> chrono::Duration {
+        chrono::Duration::minutes(self.reversal_window_minutes)
+    }
+}
+
 /// Participants' sessions and one-time login codes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -78,8 +92,8 @@ impl Default for LoginSettings {
 }
 
 impl LoginSettings {
-    pub fn limits(&self) -> crate::store::LoginLimits {
-        crate::store::LoginLimits {
+    pub fn limits(&self) -> crate::domain::throttle::LoginLimits {
+        crate::domain::throttle::LoginLimits {
             phone_interval_secs: self.phone_interval_secs,
             phone_per_hour: self.phone_codes_per_hour,
             address_per_hour: self.address_codes_per_hour,
@@ -101,6 +115,13 @@ pub struct ServerSettings {
     /// Worker threads; 0 means one per core.
     #[serde(default)]
     pub workers: usize,
+    /// How long a request body may take to arrive; a body that trickles in is cut off.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// The service is reached over HTTPS (behind a TLS-terminating proxy): session cookies are
+    /// then marked `Secure`.
+    #[serde(default)]
+    pub https: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -148,6 +169,9 @@ fn default_body_limit() -> usize {
 }
 fn default_shutdown_timeout() -> u64 {
     30
+}
+fn default_body_timeout() -> u64 {
+    10
 }
 fn default_max_connections() -> u32 {
     16

@@ -1,11 +1,12 @@
 //! `campaign-lottery`: the service and its operator commands.
 
 use anyhow::Context;
+use campaign_lottery::app::auth::{Auditor, Operator};
+use campaign_lottery::app::{rounds, staff, App};
 use campaign_lottery::clock::{Clock, SystemClock};
 use campaign_lottery::config::{load_settings, LoadedSettings};
-use campaign_lottery::domain::token::{check_token_name, check_venue_binding, Role};
-use campaign_lottery::startup::{new_token, prepare, Application};
-use campaign_lottery::store::{verify_audit_log, NewToken};
+use campaign_lottery::domain::token::Role;
+use campaign_lottery::startup::{application, prepare, Application};
 use campaign_lottery::telemetry;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -177,40 +178,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Token(cmd) => token(&loaded, clock, cmd).await,
         Command::Round(cmd) => {
-            let p = prepare(&loaded, clock.as_ref()).await?;
-            let (store, c) = (p.store.as_ref(), &p.campaign);
-            let actor = format!(
-                "cli:{}",
-                std::env::var("USER").unwrap_or_else(|_| "operator".into())
-            );
-            let round = match cmd {
+            let app = open(&loaded, clock).await?;
+            let who = Operator::command_line(&user());
+            let r = match cmd {
                 RoundCommand::Freeze {
                     round,
                     beacon_source,
-                } => {
-                    campaign_lottery::draws::freeze(
-                        store,
-                        c,
-                        clock.now(),
-                        round,
-                        &beacon_source,
-                        &actor,
-                    )
-                    .await?;
-                    round
-                }
+                } => rounds::freeze(&app, &who, round, &beacon_source).await?,
                 RoundCommand::Draw { round, beacon } => {
-                    campaign_lottery::draws::draw(store, c, clock.now(), round, &beacon, &actor)
-                        .await?;
-                    round
+                    rounds::draw(&app, &who, round, &beacon).await?
                 }
             };
-            let s = store
-                .round_draw_state(&c.id, round)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("round {round} is not recorded"))?;
+            let s = &r.state;
             println!(
-                "round {round}: {}; {} entries; root {}; {} winners{}",
+                "round {}: {}; {} entries; root {}; {} winners{}",
+                r.window.number,
                 s.progress.as_str(),
                 s.entry_count.unwrap_or(0),
                 s.entries_root.as_deref().unwrap_or("-"),
@@ -237,8 +219,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::Verify) => {
-            let p = prepare(&loaded, clock.as_ref()).await?;
-            match verify_audit_log(p.store.as_ref()).await? {
+            let app = open(&loaded, clock).await?;
+            match staff::verify_audit(&app, &Auditor::command_line(&user())).await? {
                 Ok(n) => {
                     println!("audit log intact: {n} entries, chain and head verified");
                     Ok(ExitCode::SUCCESS)
@@ -250,6 +232,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// Who runs the command, for the audit log.
+fn user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".into())
+}
+
+/// The application over the migrated, synced store, for a command.
+async fn open(loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+    let prepared = prepare(loaded, clock.as_ref()).await?;
+    Ok(application(prepared, loaded, clock))
 }
 
 async fn serve(loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
@@ -274,25 +267,12 @@ async fn token(
     clock: Arc<dyn Clock>,
     cmd: TokenCommand,
 ) -> anyhow::Result<ExitCode> {
-    let p = prepare(loaded, clock.as_ref()).await?;
-    let store = p.store;
+    let app = open(loaded, clock).await?;
+    let who = Operator::command_line(&user());
     match cmd {
         TokenCommand::Create { role, name, venue } => {
-            let name = check_token_name(&name).map_err(anyhow::Error::msg)?;
-            check_venue_binding(role, venue.as_deref()).map_err(anyhow::Error::msg)?;
-            let (token, token_hash) = new_token()?;
-            let record = store
-                .create_token(
-                    NewToken {
-                        name,
-                        role,
-                        venue_id: venue,
-                        token_hash,
-                    },
-                    "cli",
-                    clock.now(),
-                )
-                .await?;
+            let created = staff::create_token(&app, &who, role, &name, venue.as_deref()).await?;
+            let record = created.record;
             eprintln!(
                 "created {} token {} ({}{}); it is shown only now:",
                 record.role,
@@ -304,14 +284,14 @@ async fn token(
                     .map(|v| format!(", venue {v}"))
                     .unwrap_or_default()
             );
-            println!("{token}");
+            println!("{}", created.token);
         }
         TokenCommand::List => {
             println!(
                 "{:<36}  {:<8}  {:<20}  {:<25}  name",
                 "id", "role", "venue", "created (UTC)"
             );
-            for t in store.list_tokens().await? {
+            for t in staff::tokens(&app, &who).await? {
                 println!(
                     "{:<36}  {:<8}  {:<20}  {:<25}  {}{}",
                     t.id,
@@ -328,7 +308,7 @@ async fn token(
             }
         }
         TokenCommand::Revoke { id } => {
-            let t = store.revoke_token(id, "cli", clock.now()).await?;
+            let t = staff::revoke_token(&app, &who, id).await?;
             println!("revoked {} token {} ({})", t.role, t.id, t.name);
         }
     }

@@ -1,16 +1,16 @@
 //! Putting the service together: settings → store (migrated, campaign synced) → HTTP server.
 
+use crate::app::App;
 use crate::clock::Clock;
 use crate::config::{
     campaign_error, read_campaign_file, read_question_bank, validate_campaign, LoadedSettings,
 };
 use crate::domain::campaign::Campaign;
 use crate::domain::quiz::QuestionBank;
-use crate::domain::token::{token_from_bytes, token_hash};
-use crate::http::{self, AppState};
+use crate::http;
 use crate::sms::OutboxSender;
 use crate::store::{self, SharedStore, StoreError, SyncOutcome};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, HttpServer};
 use anyhow::Context;
 use chrono_tz::Tz;
 use std::net::TcpListener;
@@ -73,25 +73,18 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
     })
 }
 
-/// 32 bytes from the operating system's CSPRNG.
-pub fn os_random_bytes() -> anyhow::Result<[u8; 32]> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
-    Ok(bytes)
-}
-
-/// A ChaCha20 generator keyed from the OS CSPRNG, for choices that must not be guessable
-/// (login codes, quiz questions).
-pub fn os_seeded_rng() -> anyhow::Result<rand_chacha::ChaCha20Rng> {
-    use rand_core::SeedableRng;
-    Ok(rand_chacha::ChaCha20Rng::from_seed(os_random_bytes()?))
-}
-
-/// A new API token from the OS CSPRNG, and the hash that is stored in its place.
-pub fn new_token() -> anyhow::Result<(String, String)> {
-    let token = token_from_bytes(os_random_bytes()?);
-    let hash = token_hash(&token);
-    Ok((token, hash))
+/// The application over a prepared store, with the service's settings.
+pub fn application(p: Prepared, loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> App {
+    let store = p.store;
+    App::new(
+        store.clone(),
+        Arc::new(p.campaign),
+        Arc::new(p.questions),
+        clock,
+        loaded.settings.login.clone(),
+        loaded.settings.vouchers.clone(),
+        Arc::new(OutboxSender::new(store)),
+    )
 }
 
 pub struct Application {
@@ -130,26 +123,20 @@ impl Application {
         let listener =
             TcpListener::bind(&address).with_context(|| format!("listening on {address}"))?;
         let port = listener.local_addr()?.port();
-        let campaign = Arc::new(prepared.campaign);
-        let state = web::Data::new(AppState {
-            store: prepared.store.clone(),
-            campaign: campaign.clone(),
-            questions: Arc::new(prepared.questions),
-            clock: clock.clone(),
-            metrics: crate::telemetry::metrics_handle(),
-            login: loaded.settings.login.clone(),
-            vouchers: loaded.settings.vouchers.clone(),
-            sms: Arc::new(OutboxSender::new(prepared.store.clone())),
-            frozen: Default::default(),
-            attempts: Default::default(),
-        });
-        let body_limit = server_settings.body_limit_bytes;
+        let app = web::Data::new(application(prepared, loaded, clock.clone()));
+        let store = app.store.clone();
+        let campaign = app.campaign.clone();
+        let metrics = web::Data::new(crate::telemetry::metrics_handle());
+        let http_settings =
+            http::Settings::new(server_settings, loaded.settings.login.trust_forwarded_for);
         let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(|cfg| http::configure(cfg, body_limit))
+            actix_web::App::new()
+                .app_data(app.clone())
+                .app_data(metrics.clone())
+                .configure(|cfg| http::configure(cfg, &http_settings))
                 .default_service(web::to(http::not_found))
                 .wrap(http::json_errors())
+                .wrap_fn(http::security_headers)
                 .wrap_fn(http::record_metrics)
                 .wrap_fn(http::echo_request_id)
                 .wrap(tracing_actix_web::TracingLogger::default())
@@ -164,7 +151,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
-            store: prepared.store,
+            store,
             campaign,
             clock,
         })

@@ -11,7 +11,7 @@ function voucherCard(v) {
     ? `可在以下每个景区各使用一次：${v.venues.map((x) => x.name).join("、")}`
     : `可在以下任一商户使用一次：${v.venues.map((x) => x.name).join("、")}`;
   return h("div", { class: "card voucher" },
-    live ? h("img", { class: "qr", src: v.qr_svg, alt: `兑换码 ${v.code} 的二维码`, width: 180, height: 180 }) : null,
+    live ? h("img", { class: "qr", src: v.qr_url, alt: `兑换码 ${v.code} 的二维码`, width: 180, height: 180 }) : null,
     h("div", {},
       h("p", {}, h("strong", {}, v.kind_name), v.face_value_yuan ? `（面值 ${v.face_value_yuan} 元）` : "", " ",
         h("span", { class: `badge ${v.status}` }, VOUCHER_STATUS_NAMES[v.status] || v.status)),

@@ -3,10 +3,15 @@
 pub mod audit;
 pub mod campaign;
 pub mod draw;
+pub mod lifecycle;
 pub mod phone;
 pub mod quiz;
 pub mod random;
 pub mod redemption;
+pub mod refusal;
+pub mod settlement;
+pub mod text;
+pub mod throttle;
 pub mod token;
 pub mod voucher;
 

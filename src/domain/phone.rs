@@ -19,11 +19,17 @@ pub enum PhoneError {
 }
 
 impl Phone {
-    /// Accepts `13812345678`, `+86 138-1234-5678`, `0086 13812345678`, `86 138 1234 5678`.
+    /// Accepts `13812345678`, `+86 138-1234-5678`, `0086 13812345678`, `86 138 1234 5678`, and
+    /// the same typed with full-width digits, plus sign, spaces or dashes (Chinese keyboards).
     pub fn parse(input: &str) -> Result<Self, PhoneError> {
         let compact: String = input
             .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '\t' | '\u{3000}'))
+            .filter_map(|c| match c {
+                ' ' | '-' | '\t' | '\u{3000}' | '－' | '‐' | '‑' | '–' | '—' => None,
+                '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
+                '＋' => Some('+'),
+                c => Some(c),
+            })
             .collect();
         if compact.is_empty() {
             return Err(PhoneError::Empty);
@@ -93,6 +99,9 @@ mod tests {
             "0086-138-1234-5678",
             "86 13812345678",
             " 138-1234-5678 ",
+            "１３８１２３４５６７８",
+            "＋８６ １３８－１２３４－５６７８",
+            "+86\u{3000}138 1234\u{3000}5678",
         ] {
             assert_eq!(
                 Phone::parse(input).unwrap().as_str(),
@@ -115,7 +124,7 @@ mod tests {
         assert_eq!(Phone::parse("23812345678"), Err(PhoneError::NotMobile));
         assert_eq!(Phone::parse("+1 2025550100"), Err(PhoneError::NotMobile));
         assert_eq!(
-            Phone::parse("１３８１２３４５６７８"),
+            Phone::parse("１３８１２３４ｘ６７８"),
             Err(PhoneError::BadCharacter)
         );
     }

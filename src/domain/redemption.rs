@@ -1,7 +1,8 @@
 //! Whether a voucher may be redeemed at a venue now (DESIGN §5). Pure rules: the store reads the
 //! voucher and its uses, asks `judge`, and records the redemption in the same transaction.
 
-use super::campaign::{Category, RedemptionPolicy, Venue, VoucherKind};
+use super::campaign::{Campaign, Category, RedemptionPolicy, Venue, VoucherKind};
+use super::refusal::Refusal;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ pub struct Use {
 
 /// Why a voucher is refused at the front desk.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub enum Reason {
     /// The operators voided it (lost, or replaced by a reissued code).
     Void,
     /// A hotel voucher at a restaurant, say.
@@ -57,23 +58,23 @@ pub fn judge(
     venue: &Venue,
     now: DateTime<Utc>,
     holder: HolderCheck<'_>,
-) -> Result<(), Refusal> {
+) -> Result<(), Reason> {
     if void {
-        return Err(Refusal::Void);
+        return Err(Reason::Void);
     }
     if venue.category != kind.category {
-        return Err(Refusal::WrongCategory {
+        return Err(Reason::WrongCategory {
             venue: venue.category,
             voucher: kind.category,
         });
     }
     if now < kind.valid_from {
-        return Err(Refusal::NotYetValid {
+        return Err(Reason::NotYetValid {
             from: kind.valid_from,
         });
     }
     if now >= kind.valid_until {
-        return Err(Refusal::Expired {
+        return Err(Reason::Expired {
             until: kind.valid_until,
         });
     }
@@ -81,16 +82,73 @@ pub fn judge(
         .iter()
         .find(|u| kind.policy == RedemptionPolicy::SingleUse || u.venue_id == venue.id)
     {
-        return Err(Refusal::AlreadyUsed(used.clone()));
+        return Err(Reason::AlreadyUsed(used.clone()));
     }
     if let (true, HolderCheck::Digits { given, phone }) = (kind.holder_check, holder) {
         match given {
-            None => return Err(Refusal::HolderDigitsRequired),
+            None => return Err(Reason::HolderDigitsRequired),
             Some(d) if phone.len() == 11 && phone.ends_with(d) && d.len() == 4 => {}
-            Some(_) => return Err(Refusal::HolderMismatch),
+            Some(_) => return Err(Reason::HolderMismatch),
         }
     }
     Ok(())
+}
+
+fn category_name(c: Category) -> &'static str {
+    match c {
+        Category::Scenic => "景区",
+        Category::Hotel => "酒店",
+        Category::Dining => "餐厅",
+    }
+}
+
+impl Reason {
+    /// The refusal as the front desk reads it: dates in the campaign's local time, the venue by
+    /// its name.
+    pub fn refusal(&self, c: &Campaign) -> Refusal {
+        let tz = c.tz();
+        let day = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y年%m月%d日").to_string();
+        match self {
+            Reason::Void => Refusal::VoucherVoid,
+            Reason::WrongCategory { venue, voucher } => Refusal::WrongVenueCategory {
+                voucher: category_name(*voucher),
+                venue: category_name(*venue),
+            },
+            Reason::NotYetValid { from } => Refusal::NotYetValid {
+                from: day(*from),
+                from_rfc3339: c.local_rfc3339(*from),
+            },
+            Reason::Expired { until } => Refusal::Expired {
+                until: day(*until - chrono::Duration::seconds(1)),
+                until_rfc3339: c.local_rfc3339(*until),
+            },
+            Reason::AlreadyUsed(used) => Refusal::AlreadyUsed {
+                at: used
+                    .at
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+                at_rfc3339: c.local_rfc3339(used.at),
+                venue_id: used.venue_id.clone(),
+                venue_name: c
+                    .venue(&used.venue_id)
+                    .map_or_else(|| used.venue_id.clone(), |v| v.name.clone()),
+            },
+            Reason::HolderDigitsRequired => Refusal::HolderDigitsRequired,
+            Reason::HolderMismatch => Refusal::HolderMismatch,
+        }
+    }
+}
+
+/// A lost code is replaced once: the old one must be voided first, and not replaced already.
+pub fn may_reissue(void: bool, replaced_by: Option<uuid::Uuid>) -> Result<(), Refusal> {
+    if !void {
+        return Err(Refusal::NotVoid);
+    }
+    match replaced_by {
+        Some(replacement) => Err(Refusal::AlreadyReissued { replacement }),
+        None => Ok(()),
+    }
 }
 
 /// What may be used once: `slot` is the venue for a once-per-venue kind and `*` otherwise. The
@@ -219,6 +277,41 @@ mod tests {
 
     const PHONE: &str = "13812345678";
 
+    #[test]
+    fn a_code_is_reissued_once_and_only_once_voided() {
+        assert_eq!(may_reissue(true, None), Ok(()));
+        assert_eq!(may_reissue(false, None), Err(Refusal::NotVoid));
+        let new = uuid::Uuid::from_u128(7);
+        assert_eq!(
+            may_reissue(true, Some(new)),
+            Err(Refusal::AlreadyReissued { replacement: new })
+        );
+    }
+
+    #[test]
+    fn reasons_read_in_local_time_with_the_venue_by_name() {
+        let c: Campaign = crate::domain::campaign::Campaign::from_file(
+            crate::domain::campaign::CampaignFile::parse(include_str!(
+                "../../config/campaign.toml"
+            ))
+            .unwrap(),
+            chrono::NaiveDate::from_ymd_opt(2024, 7, 15).unwrap(),
+        )
+        .unwrap();
+        let used = Reason::AlreadyUsed(Use {
+            venue_id: "shenlong-hotel".into(),
+            at: at(16, 2),
+        });
+        let r = used.refusal(&c);
+        assert_eq!(r.code(), "already_used");
+        assert_eq!(
+            r.message(),
+            "此券已于 2024-07-16 10:00 在「神龙大酒店」使用过"
+        );
+        let expired = Reason::Expired { until: at(31, 16) }.refusal(&c);
+        assert_eq!(expired.message(), "此券已过期（有效期至 2024年07月31日）");
+    }
+
     fn digits(d: &str) -> HolderCheck<'_> {
         HolderCheck::Digits {
             given: Some(d),
@@ -247,7 +340,7 @@ mod tests {
         let now = at(20, 9);
         assert_eq!(
             judge(&hotel, true, &[], &desk, now, digits("5678")),
-            Err(Refusal::Void)
+            Err(Reason::Void)
         );
         assert_eq!(
             judge(
@@ -258,19 +351,19 @@ mod tests {
                 now,
                 digits("5678")
             ),
-            Err(Refusal::WrongCategory {
+            Err(Reason::WrongCategory {
                 venue: Category::Dining,
                 voucher: Category::Hotel
             })
         );
         assert_eq!(
             judge(&hotel, false, &[], &desk, at(14, 23), digits("5678")),
-            Err(Refusal::NotYetValid { from: at(15, 0) })
+            Err(Reason::NotYetValid { from: at(15, 0) })
         );
         // valid_until is exclusive: the first instant after the last valid local day.
         assert_eq!(
             judge(&hotel, false, &[], &desk, at(31, 0), digits("5678")),
-            Err(Refusal::Expired { until: at(31, 0) })
+            Err(Reason::Expired { until: at(31, 0) })
         );
         let used = Use {
             venue_id: "h2".into(),
@@ -285,7 +378,7 @@ mod tests {
                 now,
                 digits("5678")
             ),
-            Err(Refusal::AlreadyUsed(used))
+            Err(Reason::AlreadyUsed(used))
         );
         let none = HolderCheck::Digits {
             given: None,
@@ -293,15 +386,15 @@ mod tests {
         };
         assert_eq!(
             judge(&hotel, false, &[], &desk, now, none),
-            Err(Refusal::HolderDigitsRequired)
+            Err(Reason::HolderDigitsRequired)
         );
         assert_eq!(
             judge(&hotel, false, &[], &desk, now, digits("5679")),
-            Err(Refusal::HolderMismatch)
+            Err(Reason::HolderMismatch)
         );
         assert_eq!(
             judge(&hotel, false, &[], &desk, now, digits("")),
-            Err(Refusal::HolderMismatch)
+            Err(Reason::HolderMismatch)
         );
     }
 
@@ -318,7 +411,7 @@ mod tests {
         let spot_b = venue("b", Category::Scenic);
         assert!(matches!(
             judge(&card, false, &uses, &spot_a, now, digits("5678")),
-            Err(Refusal::AlreadyUsed(_))
+            Err(Reason::AlreadyUsed(_))
         ));
         assert_eq!(
             judge(&card, false, &uses, &spot_b, now, digits("5678")),
@@ -333,7 +426,7 @@ mod tests {
                 now,
                 digits("5678")
             ),
-            Err(Refusal::AlreadyUsed(_))
+            Err(Reason::AlreadyUsed(_))
         ));
     }
 

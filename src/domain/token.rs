@@ -1,5 +1,6 @@
 //! API tokens: roles, the printed secret and the stored hash.
 
+use super::refusal::Refusal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -54,30 +55,34 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
-/// Checks a token name given by an operator: something a person will recognise in a list.
-pub fn check_token_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err("a token needs a name (who or what will use it)".into());
-    }
-    if name.chars().count() > 100 {
-        return Err("a token name has at most 100 characters".into());
-    }
-    if name.chars().any(char::is_control) {
-        return Err("a token name cannot contain control characters".into());
-    }
-    Ok(name.to_owned())
+/// Prefix of participants' session tokens.
+pub const SESSION_PREFIX: &str = "clp_";
+
+/// A participant's session token from 32 random bytes (from the OS CSPRNG).
+pub fn session_token_from_bytes(bytes: [u8; 32]) -> String {
+    format!("{SESSION_PREFIX}{}", hex::encode(bytes))
+}
+
+/// What is stored instead of a one-time login code: bound to the phone it was sent to, so a
+/// code is worth nothing for another number.
+pub fn login_code_hash(phone: &str, code: &str) -> String {
+    hex::encode(Sha256::digest(
+        format!("login-code:{phone}:{code}").as_bytes(),
+    ))
+}
+
+/// Checks a token name given by an operator: something a person will recognise in a list. A
+/// witness's token name is published with every draw it takes part in.
+pub fn check_token_name(name: &str) -> Result<String, Refusal> {
+    super::text::checked("name", name, 100, false)
 }
 
 /// Only venue tokens are bound to a venue, and they must be.
-pub fn check_venue_binding(role: Role, venue_id: Option<&str>) -> Result<(), String> {
+pub fn check_venue_binding(role: Role, venue_id: Option<&str>) -> Result<(), Refusal> {
     match (role, venue_id) {
-        (Role::Venue, None) => Err("a venue token must name its venue (venue_id)".into()),
-        (Role::Venue, Some(_)) => Ok(()),
-        (other, Some(_)) => Err(format!(
-            "only venue tokens are bound to a venue, not {other} tokens"
-        )),
-        (_, None) => Ok(()),
+        (Role::Venue, None) => Err(Refusal::field("venue_id", "场所令牌必须指明所属场所")),
+        (Role::Venue, Some(_)) | (_, None) => Ok(()),
+        (_, Some(_)) => Err(Refusal::field("venue_id", "只有场所令牌才绑定场所")),
     }
 }
 
@@ -117,5 +122,6 @@ mod tests {
         assert!(check_token_name("  ").is_err());
         assert!(check_token_name(&"x".repeat(101)).is_err());
         assert!(check_token_name("a\u{7}b").is_err());
+        assert!(check_token_name("公证\u{202E}处").is_err());
     }
 }

@@ -1,12 +1,14 @@
 //! Operators and auditors: tokens for venues, witnesses and auditors; the audit log.
 
-use super::auth::Caller;
 use super::body::Body;
-use super::error::ApiError;
-use super::{ok_json, AppState};
+use super::docs::{BodyRefusals, StaffRefusals};
+use super::error::{ApiError, ErrorBody};
+use super::ok_json;
+use crate::app::auth::{Auditor, Operator, Staff};
+use crate::app::{staff, App};
 use crate::domain::audit::AuditEntry;
-use crate::domain::token::{check_token_name, check_venue_binding, Role};
-use crate::store::{verify_audit_log, NewToken, TokenRecord};
+use crate::domain::token::Role;
+use crate::store::TokenRecord;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -24,8 +26,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/audit/verify").get(verify_audit));
 }
 
-const READERS: &[Role] = &[Role::Operator, Role::Auditor];
-
 #[derive(Serialize, ToSchema)]
 pub struct WhoAmI {
     name: String,
@@ -37,35 +37,32 @@ pub struct WhoAmI {
 }
 
 /// The token's own identity: for pages to check a token before using it.
-#[utoipa::path(get, path = "/api/whoami", tag = "admin", security(("bearer" = [])), responses(
-    (status = 200, body = WhoAmI), (status = 401, body = super::error::ErrorBody)))]
-pub async fn whoami(state: web::Data<AppState>, caller: Caller) -> HttpResponse {
-    let venue_name = caller
-        .token
-        .venue_id
-        .as_deref()
-        .and_then(|id| state.campaign.venue(id))
-        .map(|v| v.name.clone());
+#[utoipa::path(get, path = "/api/whoami", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = WhoAmI), StaffRefusals))]
+pub async fn whoami(app: web::Data<App>, staff: Staff) -> HttpResponse {
+    let t = staff.token();
     ok_json(&WhoAmI {
-        name: caller.token.name.clone(),
-        role: caller.role(),
-        venue_id: caller.token.venue_id.clone(),
-        venue_name,
-        reversal_window_minutes: (caller.role() == Role::Venue)
-            .then_some(state.vouchers.reversal_window_minutes),
+        name: t.name.clone(),
+        role: t.role,
+        venue_id: t.venue_id.clone(),
+        venue_name: t
+            .venue_id
+            .as_deref()
+            .and_then(|id| app.campaign.venue(id))
+            .map(|v| v.name.clone()),
+        reversal_window_minutes: (t.role == Role::Venue)
+            .then_some(app.vouchers.reversal_window_minutes),
     })
 }
 
 /// Every token ever made, revoked ones included (never the tokens themselves).
-#[utoipa::path(get, path = "/api/admin/tokens", tag = "admin", security(("bearer" = [])), responses(
-    (status = 200, body = Vec<TokenRecord>), (status = 401, body = super::error::ErrorBody),
-    (status = 403, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/admin/tokens", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<TokenRecord>), StaffRefusals))]
 pub async fn list_tokens(
-    state: web::Data<AppState>,
-    caller: Caller,
+    app: web::Data<App>,
+    operator: Operator,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Operator])?;
-    Ok(ok_json(&state.store.list_tokens().await?))
+    Ok(ok_json(&staff::tokens(&app, &operator).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -88,55 +85,46 @@ pub struct CreatedToken {
 }
 
 /// Makes a token for a venue, a witness or an auditor. The token is in this response only.
-#[utoipa::path(post, path = "/api/admin/tokens", tag = "admin", security(("bearer" = [])), request_body = CreateToken,
-    responses((status = 201, body = CreatedToken), (status = 403, body = super::error::ErrorBody),
-    (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/admin/tokens", tag = "admin", security(("bearer" = [])),
+    request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), BodyRefusals, StaffRefusals,
+    (status = 404, body = ErrorBody, description = "`unknown_venue`"),
+    (status = 409, body = ErrorBody, description = "`venue_inactive`"),
+    (status = 422, body = ErrorBody, description = "`invalid_field` (`name`, `venue_id`)")))]
 pub async fn create_token(
-    state: web::Data<AppState>,
-    caller: Caller,
+    app: web::Data<App>,
+    operator: Operator,
     Body(body): Body<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Operator])?;
-    if body.role == Role::Operator {
-        return Err(ApiError::forbidden(
-            "operator tokens are made on the server with `campaign-lottery token create`",
-        ));
-    }
-    let name = check_token_name(&body.name).map_err(ApiError::invalid)?;
-    check_venue_binding(body.role, body.venue_id.as_deref()).map_err(ApiError::invalid)?;
-    let (token, token_hash) = crate::startup::new_token().map_err(ApiError::internal)?;
-    let record = state
-        .store
-        .create_token(
-            NewToken {
-                name,
-                role: body.role,
-                venue_id: body.venue_id,
-                token_hash,
-            },
-            &caller.actor(),
-            state.clock.now(),
-        )
-        .await?;
-    Ok(HttpResponse::Created().json(CreatedToken { token, record }))
+    let created = staff::create_token(
+        &app,
+        &operator,
+        body.role,
+        &body.name,
+        body.venue_id.as_deref(),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(CreatedToken {
+        token: created.token,
+        record: created.record,
+    }))
 }
 
-/// Revokes a token at once; it is kept in the list, marked revoked.
+/// Revokes a token at once; it is kept in the list, marked revoked. An operator cannot revoke
+/// its own token, nor the last live operator token.
 #[utoipa::path(post, path = "/api/admin/tokens/{id}/revoke", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "token id")),
-    responses((status = 200, body = TokenRecord), (status = 404, body = super::error::ErrorBody),
-    (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 200, body = TokenRecord), StaffRefusals,
+    (status = 404, body = ErrorBody, description = "`token_not_found`"),
+    (status = 409, body = ErrorBody, description = "`already_revoked`, `own_token`, `last_operator`")))]
 pub async fn revoke_token(
-    state: web::Data<AppState>,
-    caller: Caller,
+    app: web::Data<App>,
+    operator: Operator,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Operator])?;
-    let record = state
-        .store
-        .revoke_token(id.into_inner(), &caller.actor(), state.clock.now())
-        .await?;
-    Ok(ok_json(&record))
+    Ok(ok_json(
+        &staff::revoke_token(&app, &operator, id.into_inner()).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -158,26 +146,18 @@ pub struct AuditPage {
 
 /// The audit log, oldest first, page by page.
 #[utoipa::path(get, path = "/api/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, body = AuditPage), (status = 403, body = super::error::ErrorBody)))]
+    responses((status = 200, body = AuditPage), StaffRefusals,
+    (status = 400, body = ErrorBody, description = "`invalid_query` (`limit`)")))]
 pub async fn audit_log(
-    state: web::Data<AppState>,
-    caller: Caller,
+    app: web::Data<App>,
+    auditor: Auditor,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(READERS)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be between 1 and 1000",
-        ));
-    }
-    let entries = state.store.audit_page(query.after.max(0), limit).await?;
-    let (head_seq, head_hash) = state.store.audit_head().await?;
+    let page = staff::audit_page(&app, &auditor, query.after, query.limit.unwrap_or(100)).await?;
     Ok(ok_json(&AuditPage {
-        entries,
-        head_seq,
-        head_hash,
+        entries: page.entries,
+        head_seq: page.head.0,
+        head_hash: page.head.1,
     }))
 }
 
@@ -192,13 +172,9 @@ pub struct AuditVerdict {
 
 /// Recomputes the whole hash chain.
 #[utoipa::path(get, path = "/api/audit/verify", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = AuditVerdict), (status = 403, body = super::error::ErrorBody)))]
-pub async fn verify_audit(
-    state: web::Data<AppState>,
-    caller: Caller,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(READERS)?;
-    let verdict = match verify_audit_log(state.store.as_ref()).await? {
+    responses((status = 200, body = AuditVerdict), StaffRefusals))]
+pub async fn verify_audit(app: web::Data<App>, auditor: Auditor) -> Result<HttpResponse, ApiError> {
+    let verdict = match staff::verify_audit(&app, &auditor).await? {
         Ok(n) => AuditVerdict {
             ok: true,
             entries: Some(n),

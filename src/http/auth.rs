@@ -1,156 +1,119 @@
-//! Bearer tokens: 401 when the token is missing, unknown or revoked; 403 when its role does not
-//! allow the action.
+//! Extractors for who is asking: one per role, so that a handler declares its role by its
+//! argument types and cannot forget the check. A missing, unknown or revoked token is 401; a
+//! token of another role is 403 (both from [`crate::app::auth`]).
 
 use super::error::ApiError;
-use super::AppState;
-use crate::domain::token::{token_hash, Role};
-use crate::store::TokenRecord;
+use crate::app::auth::{
+    self, Auditor, Desk, Operator, Session, SessionKey, SettlementReader, Staff, Witness,
+};
+use crate::app::App;
+use crate::domain::refusal::Refusal;
+use crate::domain::token::SESSION_PREFIX;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-/// The holder of a valid, unrevoked API token.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub token: TokenRecord,
-}
+/// Participants' session cookie (HttpOnly, SameSite=Lax, Secure behind HTTPS); the API also
+/// takes the session as a Bearer token.
+pub const SESSION_COOKIE: &str = "clp_session";
 
-impl Caller {
-    pub fn role(&self) -> Role {
-        self.token.role
-    }
-
-    /// Refuses unless the caller holds one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.token.role) {
-            return Ok(());
-        }
-        let wanted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        Err(ApiError::forbidden(format!(
-            "this needs a {} token; yours is a {} token",
-            wanted.join(" or "),
-            self.token.role
-        )))
-    }
-
-    /// How the caller appears in the audit log.
-    pub fn actor(&self) -> String {
-        format!("{}:{}", self.token.role, self.token.name)
-    }
-}
-
-fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
-    let missing = || {
-        ApiError::unauthorized(
-            "missing_token",
-            "this needs an API token: send Authorization: Bearer <token>",
-        )
+/// The Bearer token, if the request sends one.
+fn bearer(req: &HttpRequest) -> Result<Option<String>, Refusal> {
+    let Some(value) = req.headers().get(AUTHORIZATION) else {
+        return Ok(None);
     };
-    let value = req.headers().get(AUTHORIZATION).ok_or_else(missing)?;
-    let value = value.to_str().map_err(|_| {
-        ApiError::unauthorized("invalid_token", "the Authorization header is not text")
-    })?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or_else(missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(missing());
+    let value = value.to_str().map_err(|_| Refusal::InvalidToken)?;
+    match value.trim().split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim().to_owned()))
+        }
+        _ => Err(Refusal::InvalidToken),
     }
-    Ok(token.trim().to_owned())
 }
 
-impl FromRequest for Caller {
+fn app(req: &HttpRequest) -> Result<web::Data<App>, ApiError> {
+    req.app_data::<web::Data<App>>()
+        .cloned()
+        .ok_or_else(|| ApiError::from(anyhow::anyhow!("the application is not configured")))
+}
+
+impl FromRequest for Staff {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let app = app(req);
         let token = bearer(req);
         Box::pin(async move {
-            let token = token?;
-            let state =
-                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
-            let record = state
-                .store
-                .token_by_hash(&token_hash(&token))
-                .await?
-                .ok_or_else(|| {
-                    ApiError::unauthorized("invalid_token", "this token is not known")
-                })?;
-            if record.revoked_at.is_some() {
-                return Err(ApiError::unauthorized(
-                    "invalid_token",
-                    "this token has been revoked",
-                ));
-            }
-            Ok(Caller { token: record })
+            let token = token?.ok_or(Refusal::MissingToken)?;
+            Ok(auth::staff(&*app?, &token).await?)
         })
     }
 }
 
-/// Participants' session cookie (HttpOnly, SameSite=Lax); the API also takes it as a Bearer token.
-pub const SESSION_COOKIE: &str = "clp_session";
-/// Prefix of participants' session tokens.
-pub const SESSION_PREFIX: &str = "clp_";
+/// An extractor for a role: the staff token, then its role.
+macro_rules! role_extractor {
+    ($ty:ty, |$staff:ident, $app:ident| $check:expr) => {
+        impl FromRequest for $ty {
+            type Error = ApiError;
+            type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-/// A logged-in participant.
-#[derive(Debug, Clone)]
-pub struct ParticipantSession {
-    pub participant: crate::store::Participant,
-    pub token_hash: String,
+            fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+                let staff = Staff::from_request(req, payload);
+                let app = app(req);
+                Box::pin(async move {
+                    let $staff = staff.await?;
+                    let $app = app?;
+                    Ok($check?)
+                })
+            }
+        }
+    };
 }
 
+role_extractor!(Operator, |staff, _app| staff.operator());
+role_extractor!(Witness, |staff, _app| staff.witness());
+role_extractor!(Auditor, |staff, _app| staff.auditor());
+role_extractor!(Desk, |staff, app| staff.desk(&app));
+role_extractor!(SettlementReader, |staff, app| staff.settlement_reader(&app));
+
+/// The session token: a `clp_…` Bearer token wins over the cookie (an API client that sends
+/// one means it), else the cookie.
 fn session_token(req: &HttpRequest) -> Option<String> {
-    if let Some(c) = req.cookie(SESSION_COOKIE) {
-        return Some(c.value().to_owned());
+    if let Ok(Some(t)) = bearer(req) {
+        if t.starts_with(SESSION_PREFIX) {
+            return Some(t);
+        }
     }
-    bearer(req).ok().filter(|t| t.starts_with(SESSION_PREFIX))
+    req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned())
 }
 
-/// Just the hash of the session token, for handlers that look the session up together with
-/// their own data in one query. 401 when there is no token at all.
-pub struct SessionToken(pub String);
-
-impl FromRequest for SessionToken {
+/// The session as sent, for use cases that check it together with their own work; 401 when
+/// there is none at all.
+impl FromRequest for SessionKey {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(
             session_token(req)
-                .map(|t| SessionToken(token_hash(&t)))
-                .ok_or_else(login_required),
+                .map(|t| SessionKey::from_token(&t))
+                .ok_or_else(|| Refusal::LoginRequired { expired: false }.into()),
         )
     }
 }
 
-pub fn login_required() -> ApiError {
-    ApiError::unauthorized("login_required", "请先报名或登录")
-}
-
-impl FromRequest for ParticipantSession {
+/// A logged-in participant.
+impl FromRequest for Session {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = session_token(req);
-        Box::pin(async move {
-            let token =
-                token.ok_or_else(|| ApiError::unauthorized("login_required", "请先报名或登录"))?;
-            let state =
-                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
-            let token_hash = token_hash(&token);
-            let participant = state
-                .store
-                .participant_by_session(&token_hash, state.clock.now())
-                .await?
-                .ok_or_else(|| {
-                    ApiError::unauthorized("login_required", "登录已过期，请重新登录")
-                })?;
-            Ok(ParticipantSession {
-                participant,
-                token_hash,
-            })
-        })
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let key = SessionKey::from_request(req, payload).into_inner();
+        let app = app(req);
+        Box::pin(async move { Ok(auth::session(&*app?, &key?).await?) })
     }
 }

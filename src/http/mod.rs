@@ -1,147 +1,78 @@
-//! HTTP: one module per audience, all thin over the store and the domain.
+//! HTTP: one module per audience, each handler parsing the request, calling one use case of
+//! [`crate::app`] and rendering its answer. Who may call what is in the handlers' argument types
+//! ([`auth`]); the error shape is [`error`]'s.
 
 pub mod admin;
 pub mod auth;
 pub mod body;
-pub mod draws;
+pub mod docs;
 pub mod error;
-pub mod participant;
+pub mod pages;
+pub mod participants;
 pub mod public;
 pub mod quiz;
+pub mod rounds;
 pub mod vouchers;
 
-use crate::clock::Clock;
-use crate::config::{LoginSettings, VoucherSettings};
-use crate::domain::campaign::Campaign;
-use crate::domain::quiz::QuestionBank;
-use crate::sms::SmsSender;
-use crate::store::SharedStore;
+use crate::config::ServerSettings;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use error::{ApiError, ErrorBody, ErrorDetail};
-use metrics_exporter_prometheus::PrometheusHandle;
-use std::sync::Arc;
-use std::time::Instant;
-use utoipa::OpenApi;
+use error::ApiError;
+use std::time::{Duration, Instant};
 
-/// What every handler can reach.
-pub struct AppState {
-    pub store: SharedStore,
-    pub campaign: Arc<Campaign>,
-    pub questions: Arc<QuestionBank>,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: PrometheusHandle,
-    pub login: LoginSettings,
-    pub vouchers: VoucherSettings,
-    pub sms: Arc<dyn SmsSender>,
-    /// Frozen rounds' entries and trees, for the entries file and inclusion proofs.
-    pub frozen: draws::FrozenCache,
-    /// Attempts this process started, for one-write submissions.
-    pub attempts: quiz::AttemptCache,
+/// What the HTTP layer needs of the settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub body_limit: usize,
+    pub body_timeout: Duration,
+    /// Mark session cookies `Secure` (served over HTTPS).
+    pub secure_cookies: bool,
+    pub trust_forwarded_for: bool,
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Campaign lottery and voucher service",
-        description = "你学法我送票·跟着旅发大会游湖南(衡阳): the law-quiz campaign's weekly draws and vouchers. \
-                       Every error is `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`."
-    ),
-    paths(
-        public::healthz,
-        public::readyz,
-        public::metrics,
-        public::campaign,
-        participant::register,
-        participant::request_code,
-        participant::login,
-        participant::logout,
-        participant::me,
-        quiz::start,
-        quiz::show_attempt,
-        quiz::submit,
-        draws::record,
-        draws::entries,
-        draws::proof,
-        draws::commit,
-        draws::reveal,
-        draws::freeze,
-        draws::draw,
-        admin::whoami,
-        admin::list_tokens,
-        admin::create_token,
-        admin::revoke_token,
-        admin::audit_log,
-        admin::verify_audit,
-        vouchers::my_vouchers,
-        vouchers::qr_svg,
-        vouchers::check,
-        vouchers::redeem,
-        vouchers::recent,
-        vouchers::reverse,
-        vouchers::settlement_csv,
-        vouchers::find_vouchers,
-        vouchers::void,
-        vouchers::reissue,
-        vouchers::stats,
-        vouchers::vouchers_csv,
-    ),
-    components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "public", description = "No token needed"),
-        (name = "participants", description = "Registration, login by SMS code, my tickets"),
-        (name = "quiz", description = "The law quiz"),
-        (name = "draws", description = "Weekly draws: commitments, freeze, reveals, draw, the published record"),
-        (name = "admin", description = "Operators and auditors"),
-        (name = "vouchers", description = "Vouchers: the holder's view, the front desk (venue tokens), void and reissue, exports"),
-    )
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+impl Settings {
+    pub fn new(server: &ServerSettings, trust_forwarded_for: bool) -> Self {
+        Self {
+            body_limit: server.body_limit_bytes,
+            body_timeout: Duration::from_secs(server.body_timeout_secs.max(1)),
+            secure_cookies: server.https,
+            trust_forwarded_for,
+        }
     }
 }
 
 /// Registers every route, the extractor limits and the JSON error handlers.
-pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(body_limit)
-            .error_handler(error::json_error),
-    )
-    .app_data(web::PayloadConfig::new(body_limit))
-    .app_data(web::PathConfig::default().error_handler(error::path_error))
-    .app_data(web::QueryConfig::default().error_handler(error::query_error))
-    .configure(public::routes)
-    .configure(participant::routes)
-    .configure(quiz::routes)
-    .configure(draws::routes)
-    .configure(admin::routes)
-    .configure(vouchers::routes)
-    .configure(crate::web::routes)
-    .service(
-        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}")
-            .url("/api/openapi.json", ApiDoc::openapi()),
-    );
+pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
+    cfg.app_data(web::Data::new(settings.clone()))
+        .app_data(web::PayloadConfig::new(settings.body_limit))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(settings.body_limit)
+                .error_handler(error::json_error),
+        )
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .configure(public::routes)
+        .configure(participants::routes)
+        .configure(quiz::routes)
+        .configure(rounds::routes)
+        .configure(admin::routes)
+        .configure(vouchers::routes)
+        .configure(pages::routes)
+        .configure(docs::routes);
 }
 
 /// For any request no route matches.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
-    ApiError::not_found(format!("no such route: {} {}", req.method(), req.path())).error_response()
+    ApiError::from(crate::domain::refusal::Refusal::NoSuchRoute {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+    .error_response()
 }
 
 /// Gives error responses that actix made itself (404, 405, limits) the JSON error shape.
@@ -154,13 +85,13 @@ pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
         if is_json {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
-        let (code, message) = error::default_for_status(
+        let text = error::default_body(
             res.status(),
             res.request().method().as_str(),
             res.request().path(),
         );
         let (req, res) = res.into_parts();
-        let mut res = res.set_body(ApiError::body(code, &message));
+        let mut res = res.set_body(text);
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -169,6 +100,46 @@ pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
             ServiceResponse::new(req, res.map_into_boxed_body()).map_into_right_body();
         Ok(ErrorHandlerResponse::Response(res))
     })
+}
+
+/// Every answer that does not set its own policy may not be framed, and is not to be sniffed
+/// as something else than its content type: API data runs no scripts and loads nothing.
+pub fn security_headers<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        let headers = res.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            let html = headers
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+            // The API page (Swagger UI) runs its own scripts: it may only not be framed.
+            let policy = if html {
+                "frame-ancestors 'none'"
+            } else {
+                "default-src 'none'; frame-ancestors 'none'"
+            };
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(policy),
+            );
+        }
+        Ok(res)
+    }
 }
 
 /// Counts requests and their latency by route pattern (not raw path, to keep labels few).
@@ -231,4 +202,20 @@ where
 /// A JSON response with status 200.
 pub fn ok_json<T: serde::Serialize>(value: &T) -> HttpResponse {
     HttpResponse::Ok().json(value)
+}
+
+/// The client's address, for the per-address limits: the peer, or behind a proxy that sets it
+/// (configured), `X-Forwarded-For`.
+pub fn client_address(req: &HttpRequest) -> String {
+    let trust = req
+        .app_data::<web::Data<Settings>>()
+        .is_some_and(|s| s.trust_forwarded_for);
+    if trust {
+        if let Some(ip) = req.connection_info().realip_remote_addr() {
+            return ip.to_owned();
+        }
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -1,12 +1,14 @@
 //! What anyone may read: health, metrics, the campaign.
 
 use super::error::ApiError;
-use super::{ok_json, AppState};
+use super::ok_json;
+use crate::app::App;
 use crate::domain::campaign::{
     round_state, Campaign, CampaignTotals, Category, QuizRules, RedemptionPolicy, RoundProgress,
     RoundState,
 };
 use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -34,16 +36,14 @@ pub async fn healthz() -> HttpResponse {
     (status = 200, body = Health),
     (status = 503, body = super::error::ErrorBody),
 ))]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.store.ping().await {
-        Ok(()) => Ok(ok_json(&Health { status: "ready" })),
+pub async fn readyz(app: web::Data<App>) -> HttpResponse {
+    match app.store.ping().await {
+        Ok(()) => ok_json(&Health { status: "ready" }),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the database cannot be reached",
-            ))
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({
+                "error": {"code": "not_ready", "message": "暂时无法连接数据库"}
+            }))
         }
     }
 }
@@ -51,10 +51,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// Prometheus text format: `http_requests_total` and `http_request_duration_seconds` by method,
 /// route and status.
 #[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(handle.render())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -201,11 +201,11 @@ pub fn campaign_view(
 /// The campaign: rounds with their windows and states, prize tiers and totals, voucher kinds and
 /// venues. Times are local to the campaign.
 #[utoipa::path(get, path = "/api/campaign", tag = "public", responses((status = 200, body = CampaignView)))]
-pub async fn campaign(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let progress = state.store.round_progress(&state.campaign.id).await?;
+pub async fn campaign(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+    let progress = app.store.round_progress(&app.campaign.id).await?;
     Ok(ok_json(&campaign_view(
-        &state.campaign,
+        &app.campaign,
         &progress,
-        state.clock.now(),
+        app.clock.now(),
     )))
 }

@@ -6,6 +6,7 @@
 //! how each database runs them.
 
 mod dialect;
+mod events;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -20,6 +21,8 @@ pub type SqliteStore = SqlStore<sqlite::Lite>;
 use crate::domain::audit::{AuditEntry, AuditEvent, ChainBreak, ChainVerifier};
 use crate::domain::campaign::{Campaign, CampaignError, RoundProgress};
 use crate::domain::quiz::AttemptQuestion;
+use crate::domain::refusal::Refusal;
+pub use crate::domain::throttle::{LoginLimits, LookupFailures};
 use crate::domain::token::Role;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -29,10 +32,10 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
+    /// What was asked contradicts what the database records (a round already frozen, a phone
+    /// already registered…): the caller's to explain.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The configuration contradicts what the database already records.
     #[error("the configuration contradicts the recorded campaign: {0}")]
     Incompatible(#[from] CampaignError),
@@ -113,31 +116,6 @@ pub struct LoginCode {
     /// The client address, for the per-address limit.
     pub requested_from: String,
     pub expires_at: DateTime<Utc>,
-}
-
-/// How often one-time codes may be asked for and tried. These hold across service instances
-/// because they are counted in the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginLimits {
-    /// Seconds between two codes for one phone.
-    pub phone_interval_secs: i64,
-    /// Codes per phone per hour.
-    pub phone_per_hour: i64,
-    /// Codes per client address per hour.
-    pub address_per_hour: i64,
-    /// Wrong tries before a code is dead.
-    pub max_tries: i32,
-}
-
-impl Default for LoginLimits {
-    fn default() -> Self {
-        Self {
-            phone_interval_secs: 60,
-            phone_per_hour: 5,
-            address_per_hour: 20,
-            max_tries: 5,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,6 +252,9 @@ pub struct RoundDrawState {
 pub struct FreezeRound {
     pub campaign_id: String,
     pub round: u32,
+    /// When the round's entry window closes, in UTC and as the campaign's local time.
+    pub closes_at: DateTime<Utc>,
+    pub closes_at_local: String,
     pub min_witnesses: u32,
     pub beacon_source: String,
     /// The round's own prizes, (tier, count) in draw order.
@@ -394,7 +375,7 @@ pub enum RedeemOutcome {
         replayed: bool,
     },
     Refused {
-        refusal: crate::domain::redemption::Refusal,
+        reason: crate::domain::redemption::Reason,
         voucher: VoucherRecord,
     },
     /// No voucher has this code.
@@ -410,16 +391,6 @@ pub enum ReverseOutcome {
     NotFound,
     AlreadyReversed(RedemptionRecord),
     WindowPassed(RedemptionRecord),
-}
-
-/// Failed look-ups within the throttling window: how many, and the oldest (when the count
-/// drops), per venue token and per address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LookupFailures {
-    pub by_token: u32,
-    pub token_oldest: Option<DateTime<Utc>>,
-    pub by_address: u32,
-    pub address_oldest: Option<DateTime<Utc>>,
 }
 
 #[async_trait]
@@ -459,10 +430,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
 
-    /// Revokes a token; revoking a revoked token is a conflict.
+    /// Revokes a token once. With `keep_an_operator`, refuses to revoke the last live operator
+    /// token (decided under a lock, so that two revocations at once cannot both pass).
     async fn revoke_token(
         &self,
         id: Uuid,
+        keep_an_operator: bool,
         actor: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<TokenRecord>;
@@ -495,13 +468,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn end_session(&self, token_hash: &str) -> StoreResult<()>;
 
-    /// Records a one-time code unless a limit is hit; `Err(seconds)` says when to try again.
+    /// Records a one-time code unless [`crate::domain::throttle::may_send_code`] refuses.
     async fn issue_login_code(
         &self,
         code: LoginCode,
         limits: &LoginLimits,
         now: DateTime<Utc>,
-    ) -> StoreResult<Result<(), i64>>;
+    ) -> StoreResult<()>;
 
     /// Checks a code against the phone's newest live code; on success it is used up and the
     /// session opened. Every wrong try counts.
@@ -567,8 +540,9 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Freezes the eligible tickets: after the entry window (checked by the caller), once the
-    /// previous round is drawn and enough witnesses have committed. Happens once.
+    /// Freezes the eligible tickets when [`crate::domain::lifecycle::may_freeze`] allows it:
+    /// after the entry window, once the previous round is drawn and enough witnesses have
+    /// committed. Happens once.
     async fn freeze_round(&self, f: FreezeRound, actor: &str, at: DateTime<Utc>)
         -> StoreResult<()>;
 
@@ -584,7 +558,8 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Draws a frozen round whose witnesses have all revealed: winners and their vouchers are
+    /// Draws a round when [`crate::domain::lifecycle::may_draw`] allows it (frozen, every
+    /// secret revealed, the beacon given exactly when declared): winners and their vouchers are
     /// recorded in the transaction that marks the round drawn. Happens once.
     async fn draw_round(&self, d: DrawRound, actor: &str, at: DateTime<Utc>) -> StoreResult<()>;
 
@@ -735,446 +710,6 @@ pub async fn verify_audit_log(store: &dyn Store) -> StoreResult<Result<i64, Chai
         }
     }
     Ok(verifier.finish(head_seq, &head_hash))
-}
-
-/// What the sync should write, decided from the recorded state (shared by both backends).
-pub(crate) fn plan_sync(
-    recorded: Option<&Campaign>,
-    progress: &[(u32, RoundProgress)],
-    new: &Campaign,
-) -> StoreResult<SyncOutcome> {
-    match recorded {
-        None => Ok(SyncOutcome::Created),
-        Some(old) => {
-            crate::domain::campaign::check_compatible(old, progress, new)?;
-            Ok(if old == new {
-                SyncOutcome::Unchanged
-            } else {
-                SyncOutcome::Updated
-            })
-        }
-    }
-}
-
-pub(crate) fn sync_event(campaign: &Campaign, outcome: SyncOutcome) -> AuditEvent {
-    AuditEvent::new(
-        "system",
-        "campaign.sync",
-        format!("campaign:{}", campaign.id),
-        serde_json::json!({
-            "outcome": outcome,
-            "rounds": campaign.rounds.len(),
-            "tiers": campaign.tiers.iter().map(|t| format!("{}×{}", t.name, t.count)).collect::<Vec<_>>(),
-            "venues": campaign.venues.len(),
-            "win_limit": campaign.win_limit,
-        }),
-    )
-}
-
-pub(crate) fn token_event(actor: &str, action: &str, t: &TokenRecord) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        action,
-        format!("token:{}", t.id),
-        serde_json::json!({"name": t.name, "role": t.role, "venue_id": t.venue_id}),
-    )
-}
-
-pub(crate) fn decode_hash(hex_hash: &str) -> StoreResult<[u8; 32]> {
-    hex::decode(hex_hash)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            StoreError::Database(format!(
-                "audit head hash {hex_hash:?} is not 32 bytes of hex"
-            ))
-        })
-}
-
-pub(crate) fn parse_role(s: &str) -> StoreResult<Role> {
-    Role::parse(s).ok_or_else(|| StoreError::Database(format!("unknown role {s:?} in api_tokens")))
-}
-
-pub(crate) fn ticket_outcome(status: Option<&str>, id: Option<Uuid>) -> StoreResult<TicketOutcome> {
-    match (status, id) {
-        (None, _) => Ok(TicketOutcome::None),
-        (Some("issued"), Some(id)) => Ok(TicketOutcome::Issued(id)),
-        (Some("already_held"), Some(id)) => Ok(TicketOutcome::AlreadyHeld(id)),
-        (Some(other), _) => Err(StoreError::Database(format!(
-            "bad ticket status {other:?} on an attempt"
-        ))),
-    }
-}
-
-pub(crate) fn ticket_columns(t: TicketOutcome) -> (Option<&'static str>, Option<Uuid>) {
-    match t {
-        TicketOutcome::None => (None, None),
-        TicketOutcome::Issued(id) => (Some("issued"), Some(id)),
-        TicketOutcome::AlreadyHeld(id) => (Some("already_held"), Some(id)),
-    }
-}
-
-pub(crate) fn parse_questions(json: &str) -> StoreResult<Vec<AttemptQuestion>> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Database(format!("unreadable attempt questions: {e}")))
-}
-
-pub(crate) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Database(e.to_string()))
-}
-
-/// Seconds until `since + window` has passed (at least 1).
-pub(crate) fn retry_after(
-    since: DateTime<Utc>,
-    window: chrono::Duration,
-    now: DateTime<Utc>,
-) -> i64 {
-    ((since + window - now).num_milliseconds() as f64 / 1000.0)
-        .ceil()
-        .max(1.0) as i64
-}
-
-/// The prizes a round offers: its own, plus what the previous round offered and did not award.
-pub(crate) fn prizes_with_rollover(
-    base: &[(String, u32)],
-    previous_offered: &[(String, u32)],
-    previous_awarded: &std::collections::HashMap<String, u32>,
-) -> Vec<(String, u32)> {
-    base.iter()
-        .map(|(tier, count)| {
-            let offered = previous_offered
-                .iter()
-                .find(|(t, _)| t == tier)
-                .map_or(0, |(_, c)| *c);
-            let awarded = previous_awarded.get(tier).copied().unwrap_or(0);
-            (tier.clone(), count + offered.saturating_sub(awarded))
-        })
-        .collect()
-}
-
-pub(crate) fn prizes_json(prizes: &[(String, u32)]) -> StoreResult<String> {
-    to_json(
-        &prizes
-            .iter()
-            .map(|(tier, count)| serde_json::json!({"tier": tier, "count": count}))
-            .collect::<Vec<_>>(),
-    )
-}
-
-pub(crate) fn parse_prizes(json: Option<&str>) -> StoreResult<Vec<(String, u32)>> {
-    let Some(json) = json else {
-        return Ok(Vec::new());
-    };
-    let list: Vec<crate::domain::draw::record::PrizeRecord> = serde_json::from_str(json)
-        .map_err(|e| StoreError::Database(format!("unreadable prizes: {e}")))?;
-    Ok(list.into_iter().map(|p| (p.tier, p.count)).collect())
-}
-
-pub(crate) fn commit_event(actor: &str, round: u32, witness: &str, commitment: &str) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "round.commit",
-        format!("round:{round}"),
-        serde_json::json!({"witness": witness, "commitment": commitment}),
-    )
-}
-
-pub(crate) fn freeze_event(
-    actor: &str,
-    round: u32,
-    entries: usize,
-    root: &str,
-    prizes: &[(String, u32)],
-    beacon_source: &str,
-) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "round.freeze",
-        format!("round:{round}"),
-        serde_json::json!({"entry_count": entries, "entries_root": root, "prizes": prizes, "beacon_source": beacon_source}),
-    )
-}
-
-pub(crate) fn reveal_event(actor: &str, round: u32, witness: &str) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "round.reveal",
-        format!("round:{round}"),
-        serde_json::json!({"witness": witness}),
-    )
-}
-
-pub(crate) fn draw_event(
-    actor: &str,
-    round: u32,
-    beacon: &str,
-    r: &crate::domain::draw::DrawResult,
-) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "round.draw",
-        format!("round:{round}"),
-        serde_json::json!({
-            "beacon": beacon,
-            "seed": hex::encode(r.seed),
-            "winners": r.winners.iter().map(|w| format!("{}:{}:{}", w.rank, w.ticket, w.tier)).collect::<Vec<_>>(),
-        }),
-    )
-}
-
-/// What a draw needs once the round's state is known to allow it.
-pub(crate) struct DrawPlan {
-    secrets: Vec<(String, Vec<u8>)>,
-    tier_kinds: Vec<(String, Vec<String>)>,
-}
-
-/// Checks that a round can be drawn now: frozen, every committed witness revealed.
-pub(crate) fn plan_draw(d: &DrawRound, state: &RoundDrawState) -> StoreResult<DrawPlan> {
-    match state.progress {
-        RoundProgress::Frozen => {}
-        RoundProgress::Pending => {
-            return Err(StoreError::Conflict(format!(
-                "round {} is not frozen yet",
-                d.round
-            )))
-        }
-        RoundProgress::Drawn => {
-            return Err(StoreError::Conflict(format!(
-                "round {} is already drawn",
-                d.round
-            )))
-        }
-    }
-    let missing: Vec<&str> = state
-        .witnesses
-        .iter()
-        .filter(|w| w.secret.is_none())
-        .map(|w| w.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(StoreError::Conflict(format!(
-            "round {} waits for the secrets of: {}",
-            d.round,
-            missing.join(", ")
-        )));
-    }
-    let secrets = state
-        .witnesses
-        .iter()
-        .map(|w| {
-            let secret = hex::decode(w.secret.as_deref().unwrap_or_default()).map_err(|e| {
-                StoreError::Database(format!("stored secret of {} is not hex: {e}", w.name))
-            })?;
-            Ok((w.name.clone(), secret))
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(DrawPlan {
-        secrets,
-        tier_kinds: d.tier_kinds.clone(),
-    })
-}
-
-impl DrawPlan {
-    /// Runs the draw over the entries, which must be exactly those frozen.
-    pub(crate) fn run(
-        &self,
-        d: &DrawRound,
-        state: &RoundDrawState,
-        entries: &[Uuid],
-    ) -> StoreResult<crate::domain::draw::DrawResult> {
-        let root = hex::encode(crate::domain::draw::entries_root(entries));
-        if state.entry_count != Some(entries.len() as u64)
-            || state.entries_root.as_deref() != Some(root.as_str())
-        {
-            return Err(StoreError::Database(format!(
-                "the eligible tickets of round {} no longer match those frozen",
-                d.round
-            )));
-        }
-        Ok(crate::domain::draw::draw(
-            &d.campaign_id,
-            d.round,
-            entries,
-            &self.secrets,
-            &d.beacon,
-            &state.prizes,
-        ))
-    }
-
-    pub(crate) fn kinds_of(&self, tier: &str) -> &[String] {
-        self.tier_kinds
-            .iter()
-            .find(|(t, _)| t == tier)
-            .map(|(_, k)| k.as_slice())
-            .unwrap_or(&[])
-    }
-}
-
-/// Judges a redemption by the campaign's rules.
-pub(crate) fn judge_redeem(
-    campaign: &Campaign,
-    voucher: &VoucherRecord,
-    r: &Redeem,
-) -> StoreResult<Result<(), crate::domain::redemption::Refusal>> {
-    use crate::domain::redemption::{judge, HolderCheck};
-    let kind = campaign.voucher_kind(&voucher.kind).ok_or_else(|| {
-        StoreError::Database(format!("voucher kind {:?} is not configured", voucher.kind))
-    })?;
-    Ok(judge(
-        kind,
-        voucher.void,
-        &voucher.domain_uses(),
-        &r.venue,
-        r.at,
-        HolderCheck::Digits {
-            given: r.holder_digits.as_deref(),
-            phone: &voucher.holder_phone,
-        },
-    ))
-}
-
-pub(crate) fn redemption_slot<'a>(
-    campaign: &Campaign,
-    voucher: &VoucherRecord,
-    venue_id: &'a str,
-) -> StoreResult<&'a str> {
-    let kind = campaign.voucher_kind(&voucher.kind).ok_or_else(|| {
-        StoreError::Database(format!("voucher kind {:?} is not configured", voucher.kind))
-    })?;
-    Ok(crate::domain::redemption::slot(kind.policy, venue_id))
-}
-
-pub(crate) fn redeem_event(r: &RedemptionRecord, actor: &str) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "voucher.redeem",
-        format!("voucher:{}", r.voucher_id),
-        serde_json::json!({"redemption": r.id, "venue": r.venue_id, "kind": r.kind}),
-    )
-}
-
-pub(crate) fn reverse_event(r: &RedemptionRecord, reversal: Uuid, actor: &str) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "voucher.reverse",
-        format!("voucher:{}", r.voucher_id),
-        serde_json::json!({"redemption": r.id, "reversal": reversal, "venue": r.venue_id}),
-    )
-}
-
-pub(crate) fn void_event(id: Uuid, reason: &str, actor: &str) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "voucher.void",
-        format!("voucher:{id}"),
-        serde_json::json!({"reason": reason}),
-    )
-}
-
-pub(crate) fn reissue_event(old: &VoucherRecord, new_id: Uuid, actor: &str) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "voucher.reissue",
-        format!("voucher:{new_id}"),
-        serde_json::json!({"replaces": old.id, "round": old.round, "rank": old.rank, "kind": old.kind}),
-    )
-}
-
-/// The vouchers a draw issued: ids and kinds, never codes (the log is read by auditors).
-pub(crate) fn issue_event(actor: &str, round: u32, issued: &[(Uuid, u32, String)]) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "voucher.issue",
-        format!("round:{round}"),
-        serde_json::json!({
-            "count": issued.len(),
-            "vouchers": issued.iter().map(|(id, rank, kind)| format!("{id}:{rank}:{kind}")).collect::<Vec<_>>(),
-        }),
-    )
-}
-
-/// The columns every voucher query selects (with `p` the holder and `w` the winner row).
-pub(crate) const VOUCHER_COLUMNS: &str =
-    "v.id, v.code, v.campaign_id, v.round, v.rank, w.tier, v.kind,
-     v.participant_id, p.phone, p.display_name, v.status, v.issued_at, v.voided_at, v.void_reason,
-     v.reissued_from";
-
-pub(crate) const VOUCHER_FROM: &str = "FROM vouchers v
-     JOIN participants p ON p.id = v.participant_id
-     JOIN round_winners w ON w.campaign_id = v.campaign_id AND w.round = v.round AND w.rank = v.rank";
-
-pub(crate) const VOUCHER_ORDER: &str = "ORDER BY v.round, v.rank, v.kind, v.issued_at";
-
-pub(crate) const REDEMPTION_COLUMNS: &str = "r.id, r.voucher_id, v.code, v.kind, r.venue_id,
-     r.token_id, r.idempotency_key, r.redeemed_at, r.reversal_id, x.reversed_at";
-
-pub(crate) const REDEMPTION_FROM: &str = "FROM redemptions r
-     JOIN vouchers v ON v.id = r.voucher_id
-     LEFT JOIN reversals x ON x.id = r.reversal_id";
-
-/// Attaches to each voucher the unreversed uses of its entitlement.
-pub(crate) fn attach_uses(vouchers: &mut [VoucherRecord], uses: Vec<(String, UseRecord)>) {
-    let mut by_entitlement: std::collections::HashMap<String, Vec<UseRecord>> =
-        std::collections::HashMap::new();
-    for (e, u) in uses {
-        by_entitlement.entry(e).or_default().push(u);
-    }
-    for v in vouchers {
-        if let Some(u) = by_entitlement.get(&v.entitlement()) {
-            v.uses = u.clone();
-        }
-    }
-}
-
-/// The answer to a request whose Idempotency-Key this token used before.
-pub(crate) fn replay(
-    earlier: RedemptionRecord,
-    voucher: Option<VoucherRecord>,
-    r: &Redeem,
-) -> RedeemOutcome {
-    match voucher {
-        Some(voucher) if earlier.code == r.code => RedeemOutcome::Redeemed {
-            redemption: earlier,
-            voucher,
-            replayed: true,
-        },
-        _ => RedeemOutcome::KeyReused,
-    }
-}
-
-/// The answer to a request the rules refuse (or whose code is unknown), once no earlier request
-/// with its key explains it.
-pub(crate) fn refused(
-    voucher: Option<VoucherRecord>,
-    verdict: Result<(), crate::domain::redemption::Refusal>,
-) -> RedeemOutcome {
-    match (voucher, verdict) {
-        (Some(voucher), Err(refusal)) => RedeemOutcome::Refused { refusal, voucher },
-        _ => RedeemOutcome::Unknown,
-    }
-}
-
-pub(crate) fn check_reissue(old: &VoucherRecord) -> StoreResult<()> {
-    if !old.void {
-        return Err(StoreError::Conflict(format!(
-            "voucher {} is not void: void it before reissuing",
-            old.id
-        )));
-    }
-    Ok(())
-}
-
-/// A fresh voucher code from the OS CSPRNG.
-pub(crate) fn new_voucher_code() -> StoreResult<crate::domain::voucher::VoucherCode> {
-    let mut bytes = [0u8; 11];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| StoreError::Database(format!("the OS random source failed: {e}")))?;
-    Ok(crate::domain::voucher::VoucherCode::from_random(bytes))
-}
-
-pub(crate) fn parse_progress(s: &str) -> StoreResult<RoundProgress> {
-    RoundProgress::parse(s)
-        .ok_or_else(|| StoreError::Database(format!("unknown round progress {s:?}")))
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ impl Dialect for Pg {
         .fetch_optional(&mut *self.pool.acquire().await?)
         .await?;
         row.map(|r| {
-            super::ticket_outcome(
+            super::sql::ticket_outcome(
                 ReadRow::get::<Option<String>>(&r, "ticket_status")?.as_deref(),
                 ReadRow::get(&r, "ticket_id")?,
             )

@@ -2,8 +2,10 @@
 //! PostgreSQL alike. What differs between them is behind [`Dialect`].
 
 use super::dialect::{self, for_update, sql, Arg, Dialect, Exec, ReadRow};
+use super::events::*;
 use super::*;
 use crate::domain::audit::chain;
+use crate::domain::lifecycle::{self, FreezeFacts, WitnessStep};
 
 /// The store over one database.
 pub struct SqlStore<D> {
@@ -125,6 +127,188 @@ fn redemption_from_row(row: &impl ReadRow) -> StoreResult<RedemptionRecord> {
     })
 }
 
+// ---- values ---------------------------------------------------------------------------------
+
+/// What the sync should write, decided from the recorded state.
+pub(super) fn plan_sync(
+    recorded: Option<&Campaign>,
+    progress: &[(u32, RoundProgress)],
+    new: &Campaign,
+) -> StoreResult<SyncOutcome> {
+    match recorded {
+        None => Ok(SyncOutcome::Created),
+        Some(old) => {
+            crate::domain::campaign::check_compatible(old, progress, new)?;
+            Ok(if old == new {
+                SyncOutcome::Unchanged
+            } else {
+                SyncOutcome::Updated
+            })
+        }
+    }
+}
+
+pub(super) fn decode_hash(hex_hash: &str) -> StoreResult<[u8; 32]> {
+    hex::decode(hex_hash)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            StoreError::Database(format!(
+                "audit head hash {hex_hash:?} is not 32 bytes of hex"
+            ))
+        })
+}
+
+pub(super) fn parse_role(s: &str) -> StoreResult<Role> {
+    Role::parse(s).ok_or_else(|| StoreError::Database(format!("unknown role {s:?} in api_tokens")))
+}
+
+pub(super) fn ticket_outcome(status: Option<&str>, id: Option<Uuid>) -> StoreResult<TicketOutcome> {
+    match (status, id) {
+        (None, _) => Ok(TicketOutcome::None),
+        (Some("issued"), Some(id)) => Ok(TicketOutcome::Issued(id)),
+        (Some("already_held"), Some(id)) => Ok(TicketOutcome::AlreadyHeld(id)),
+        (Some(other), _) => Err(StoreError::Database(format!(
+            "bad ticket status {other:?} on an attempt"
+        ))),
+    }
+}
+
+pub(super) fn ticket_columns(t: TicketOutcome) -> (Option<&'static str>, Option<Uuid>) {
+    match t {
+        TicketOutcome::None => (None, None),
+        TicketOutcome::Issued(id) => (Some("issued"), Some(id)),
+        TicketOutcome::AlreadyHeld(id) => (Some("already_held"), Some(id)),
+    }
+}
+
+pub(super) fn parse_questions(json: &str) -> StoreResult<Vec<AttemptQuestion>> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Database(format!("unreadable attempt questions: {e}")))
+}
+
+pub(super) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Database(e.to_string()))
+}
+
+pub(super) fn prizes_json(prizes: &[(String, u32)]) -> StoreResult<String> {
+    to_json(
+        &prizes
+            .iter()
+            .map(|(tier, count)| serde_json::json!({"tier": tier, "count": count}))
+            .collect::<Vec<_>>(),
+    )
+}
+
+pub(super) fn parse_prizes(json: Option<&str>) -> StoreResult<Vec<(String, u32)>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let list: Vec<crate::domain::draw::record::PrizeRecord> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Database(format!("unreadable prizes: {e}")))?;
+    Ok(list.into_iter().map(|p| (p.tier, p.count)).collect())
+}
+
+/// Judges a redemption by the campaign's rules.
+pub(super) fn judge_redeem(
+    campaign: &Campaign,
+    voucher: &VoucherRecord,
+    r: &Redeem,
+) -> StoreResult<Result<(), crate::domain::redemption::Reason>> {
+    use crate::domain::redemption::{judge, HolderCheck};
+    let kind = campaign.voucher_kind(&voucher.kind).ok_or_else(|| {
+        StoreError::Database(format!("voucher kind {:?} is not configured", voucher.kind))
+    })?;
+    Ok(judge(
+        kind,
+        voucher.void,
+        &voucher.domain_uses(),
+        &r.venue,
+        r.at,
+        HolderCheck::Digits {
+            given: r.holder_digits.as_deref(),
+            phone: &voucher.holder_phone,
+        },
+    ))
+}
+
+pub(super) fn redemption_slot<'a>(
+    campaign: &Campaign,
+    voucher: &VoucherRecord,
+    venue_id: &'a str,
+) -> StoreResult<&'a str> {
+    let kind = campaign.voucher_kind(&voucher.kind).ok_or_else(|| {
+        StoreError::Database(format!("voucher kind {:?} is not configured", voucher.kind))
+    })?;
+    Ok(crate::domain::redemption::slot(kind.policy, venue_id))
+}
+
+/// The columns every voucher query selects (with `p` the holder and `w` the winner row).
+pub(super) const VOUCHER_COLUMNS: &str =
+    "v.id, v.code, v.campaign_id, v.round, v.rank, w.tier, v.kind,
+     v.participant_id, p.phone, p.display_name, v.status, v.issued_at, v.voided_at, v.void_reason,
+     v.reissued_from";
+
+pub(super) const VOUCHER_FROM: &str = "FROM vouchers v
+     JOIN participants p ON p.id = v.participant_id
+     JOIN round_winners w ON w.campaign_id = v.campaign_id AND w.round = v.round AND w.rank = v.rank";
+
+pub(super) const VOUCHER_ORDER: &str = "ORDER BY v.round, v.rank, v.kind, v.issued_at";
+
+pub(super) const REDEMPTION_COLUMNS: &str = "r.id, r.voucher_id, v.code, v.kind, r.venue_id,
+     r.token_id, r.idempotency_key, r.redeemed_at, r.reversal_id, x.reversed_at";
+
+pub(super) const REDEMPTION_FROM: &str = "FROM redemptions r
+     JOIN vouchers v ON v.id = r.voucher_id
+     LEFT JOIN reversals x ON x.id = r.reversal_id";
+
+/// Attaches to each voucher the unreversed uses of its entitlement.
+pub(super) fn attach_uses(vouchers: &mut [VoucherRecord], uses: Vec<(String, UseRecord)>) {
+    let mut by_entitlement: std::collections::HashMap<String, Vec<UseRecord>> =
+        std::collections::HashMap::new();
+    for (e, u) in uses {
+        by_entitlement.entry(e).or_default().push(u);
+    }
+    for v in vouchers {
+        if let Some(u) = by_entitlement.get(&v.entitlement()) {
+            v.uses = u.clone();
+        }
+    }
+}
+
+/// The answer to a request whose Idempotency-Key this token used before.
+pub(super) fn replay(
+    earlier: RedemptionRecord,
+    voucher: Option<VoucherRecord>,
+    r: &Redeem,
+) -> RedeemOutcome {
+    match voucher {
+        Some(voucher) if earlier.code == r.code => RedeemOutcome::Redeemed {
+            redemption: earlier,
+            voucher,
+            replayed: true,
+        },
+        _ => RedeemOutcome::KeyReused,
+    }
+}
+
+/// The answer to a request the rules refuse (or whose code is unknown), once no earlier request
+/// with its key explains it.
+pub(super) fn refused(
+    voucher: Option<VoucherRecord>,
+    verdict: Result<(), crate::domain::redemption::Reason>,
+) -> RedeemOutcome {
+    match (voucher, verdict) {
+        (Some(voucher), Err(reason)) => RedeemOutcome::Refused { reason, voucher },
+        _ => RedeemOutcome::Unknown,
+    }
+}
+
+pub(super) fn parse_progress(s: &str) -> StoreResult<RoundProgress> {
+    RoundProgress::parse(s)
+        .ok_or_else(|| StoreError::Database(format!("unknown round progress {s:?}")))
+}
+
 // ---- shared steps -----------------------------------------------------------------------------
 
 /// Appends to the audit log inside `tx`: the head row is locked (or the database is), so
@@ -210,7 +394,7 @@ async fn locked_progress<D: Dialect>(
     .bind(round)
     .fetch_optional(tx)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("round {round}")))?;
+    .ok_or(Refusal::RoundNotFound { round })?;
     parse_progress(&row.get::<String>("progress")?)
 }
 
@@ -542,6 +726,13 @@ pub(super) async fn write_redemption<D: Dialect>(
     Ok(true)
 }
 
+/// A fresh voucher code, as stored (12 symbols, no separators).
+fn voucher_code() -> StoreResult<String> {
+    crate::csprng::voucher_code()
+        .map(|c| c.as_str().to_owned())
+        .map_err(|e| StoreError::Database(e.to_string()))
+}
+
 /// Rows inserted per statement by the set-based inserts of a draw: few statements, and far
 /// below both databases' limits on bound values (SQLite 32 766, PostgreSQL 65 535).
 const ROWS_PER_INSERT: usize = 1000;
@@ -734,13 +925,10 @@ impl<D: Dialect> Store for SqlStore<D> {
                 .await?
                 .map(|r| r.get::<bool>("active"))
                 .transpose()?;
+            let venue = venue.clone();
             match active {
-                None => return Err(StoreError::NotFound(format!("venue {venue:?}"))),
-                Some(false) => {
-                    return Err(StoreError::Conflict(format!(
-                        "venue {venue:?} is no longer in the campaign configuration"
-                    )))
-                }
+                None => return Err(Refusal::UnknownVenue { venue }.into()),
+                Some(false) => return Err(Refusal::VenueInactive { venue }.into()),
                 Some(true) => {}
             }
         }
@@ -797,10 +985,31 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn revoke_token(
         &self,
         id: Uuid,
+        keep_an_operator: bool,
         actor: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<TokenRecord> {
         let mut tx = self.db.begin().await?;
+        if keep_an_operator {
+            // Revocations queue here, so that two operators revoking each other at once
+            // cannot both leave the other last.
+            D::lock_key(&mut tx, "token-revocation").await?;
+            let others: u32 = sql("SELECT COUNT(*) AS n FROM api_tokens
+                 WHERE role = 'operator' AND revoked_at IS NULL AND id <> $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get("n")?;
+            let target = sql("SELECT role FROM api_tokens WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get::<String>("role"))
+                .transpose()?;
+            if target.as_deref() == Some("operator") && others == 0 {
+                return Err(Refusal::LastOperator.into());
+            }
+        }
         let row = sql(format!(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL
              RETURNING {TOKEN_COLUMNS}"
@@ -815,9 +1024,10 @@ impl<D: Dialect> Store for SqlStore<D> {
                 .fetch_optional(&mut *tx)
                 .await?;
             return Err(match exists {
-                Some(_) => StoreError::Conflict(format!("token {id} is already revoked")),
-                None => StoreError::NotFound(format!("token {id}")),
-            });
+                Some(_) => Refusal::AlreadyRevoked,
+                None => Refusal::TokenNotFound,
+            }
+            .into());
         };
         let record = token_from_row(&row)?;
         append::<D>(&mut tx, token_event(actor, "token.revoke", &record), at).await?;
@@ -880,7 +1090,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         .execute(&mut *tx)
         .await?;
         if inserted == 0 {
-            return Err(StoreError::Conflict("phone already registered".into()));
+            return Err(Refusal::PhoneTaken.into());
         }
         insert_session(&mut *tx, participant.id, &p.session, at).await?;
         D::commit(tx).await?;
@@ -934,46 +1144,38 @@ impl<D: Dialect> Store for SqlStore<D> {
         code: LoginCode,
         limits: &LoginLimits,
         now: DateTime<Utc>,
-    ) -> StoreResult<Result<(), i64>> {
+    ) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
         // One phone's requests queue here, so that two at once cannot both pass the limits.
         D::lock_key(&mut tx, &format!("login-code:{}", code.phone)).await?;
         let hour = chrono::Duration::hours(1);
-        let interval = chrono::Duration::seconds(limits.phone_interval_secs);
-        let phone_times = sql(
-            "SELECT created_at FROM login_codes WHERE phone = $1 AND created_at > $2
-             ORDER BY created_at",
-        )
-        .bind(&code.phone)
-        .bind(now - hour)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.get::<DateTime<Utc>>("created_at"))
-        .collect::<StoreResult<Vec<_>>>()?;
-        if let Some(&last) = phone_times.last() {
-            if last + interval > now {
-                return Ok(Err(retry_after(last, interval, now)));
-            }
-        }
-        if phone_times.len() as i64 >= limits.phone_per_hour {
-            return Ok(Err(retry_after(phone_times[0], hour, now)));
-        }
-        let address_times = sql(
-            "SELECT created_at FROM login_codes WHERE requested_from = $1 AND created_at > $2
-             ORDER BY created_at LIMIT $3",
-        )
-        .bind(&code.requested_from)
-        .bind(now - hour)
-        .bind(limits.address_per_hour)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.get::<DateTime<Utc>>("created_at"))
-        .collect::<StoreResult<Vec<_>>>()?;
-        if address_times.len() as i64 >= limits.address_per_hour {
-            return Ok(Err(retry_after(address_times[0], hour, now)));
-        }
+        let times = |rows: Vec<D::Row>| {
+            rows.iter()
+                .map(|r| r.get::<DateTime<Utc>>("created_at"))
+                .collect::<StoreResult<Vec<_>>>()
+        };
+        let phone_times = times(
+            sql(
+                "SELECT created_at FROM login_codes WHERE phone = $1 AND created_at > $2
+                 ORDER BY created_at",
+            )
+            .bind(&code.phone)
+            .bind(now - hour)
+            .fetch_all(&mut *tx)
+            .await?,
+        )?;
+        let address_times = times(
+            sql(
+                "SELECT created_at FROM login_codes WHERE requested_from = $1 AND created_at > $2
+                 ORDER BY created_at LIMIT $3",
+            )
+            .bind(&code.requested_from)
+            .bind(now - hour)
+            .bind(limits.address_per_hour)
+            .fetch_all(&mut *tx)
+            .await?,
+        )?;
+        crate::domain::throttle::may_send_code(&phone_times, &address_times, limits, now)?;
         sql(
             "INSERT INTO login_codes (id, phone, code_hash, requested_from, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -986,8 +1188,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         .bind(code.expires_at)
         .execute(&mut *tx)
         .await?;
-        D::commit(tx).await?;
-        Ok(Ok(()))
+        D::commit(tx).await
     }
 
     async fn verify_login_code(
@@ -1259,12 +1460,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     ) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
         let progress = locked_progress::<D>(&mut tx, campaign_id, round).await?;
-        if progress != RoundProgress::Pending {
-            return Err(StoreError::Conflict(format!(
-                "round {round} is already {}: commitments are closed",
-                progress.as_str()
-            )));
-        }
+        lifecycle::may_commit(round, progress)?;
         let inserted = sql(
             "INSERT INTO witness_commitments (campaign_id, round, witness, commitment, committed_at)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -1277,9 +1473,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         .execute(&mut *tx)
         .await?;
         if inserted == 0 {
-            return Err(StoreError::Conflict(format!(
-                "{witness} has already committed to round {round}"
-            )));
+            return Err(Refusal::AlreadyCommitted {
+                round,
+                witness: witness.to_owned(),
+            }
+            .into());
         }
         append::<D>(&mut tx, commit_event(actor, round, witness, commitment), at).await?;
         D::commit(tx).await
@@ -1293,22 +1491,29 @@ impl<D: Dialect> Store for SqlStore<D> {
     ) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
         let progress = locked_progress::<D>(&mut tx, &f.campaign_id, f.round).await?;
-        if progress != RoundProgress::Pending {
-            return Err(StoreError::Conflict(format!(
-                "round {} is already {}",
-                f.round,
-                progress.as_str()
-            )));
-        }
-        let (previous_offered, previous_awarded) = if f.round > 1 {
-            let previous = locked_progress::<D>(&mut tx, &f.campaign_id, f.round - 1).await?;
-            if previous != RoundProgress::Drawn {
-                return Err(StoreError::Conflict(format!(
-                    "round {} must be drawn before round {} is frozen",
-                    f.round - 1,
-                    f.round
-                )));
-            }
+        let previous = match f.round {
+            1 => None,
+            r => Some(locked_progress::<D>(&mut tx, &f.campaign_id, r - 1).await?),
+        };
+        let commitments: u32 = sql(
+            "SELECT COUNT(*) AS n FROM witness_commitments WHERE campaign_id = $1 AND round = $2",
+        )
+        .bind(&f.campaign_id)
+        .bind(f.round)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("n")?;
+        lifecycle::may_freeze(&FreezeFacts {
+            round: f.round,
+            progress,
+            closes_at: f.closes_at,
+            closes_at_local: f.closes_at_local.clone(),
+            now: at,
+            previous,
+            commitments,
+            min_witnesses: f.min_witnesses,
+        })?;
+        let (previous_offered, previous_awarded) = if previous.is_some() {
             let prizes = sql("SELECT prizes FROM rounds WHERE campaign_id = $1 AND number = $2")
                 .bind(&f.campaign_id)
                 .bind(f.round - 1)
@@ -1328,23 +1533,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         } else {
             (Vec::new(), std::collections::HashMap::new())
         };
-        let commitments: u32 = sql(
-            "SELECT COUNT(*) AS n FROM witness_commitments WHERE campaign_id = $1 AND round = $2",
-        )
-        .bind(&f.campaign_id)
-        .bind(f.round)
-        .fetch_one(&mut *tx)
-        .await?
-        .get("n")?;
-        if commitments < f.min_witnesses {
-            return Err(StoreError::Conflict(format!(
-                "round {} needs {} witness commitments before the freeze; it has {commitments}",
-                f.round, f.min_witnesses
-            )));
-        }
         let entries = D::eligible_tickets(&mut tx, &f.campaign_id, f.round, f.win_limit).await?;
         let root = hex::encode(crate::domain::draw::entries_root(&entries));
-        let prizes = prizes_with_rollover(&f.base_prizes, &previous_offered, &previous_awarded);
+        let prizes =
+            lifecycle::prizes_with_rollover(&f.base_prizes, &previous_offered, &previous_awarded);
         sql(
             "UPDATE rounds SET progress = 'frozen', frozen_at = $1, entry_count = $2,
                  entries_root = $3, beacon_source = $4, prizes = $5
@@ -1382,15 +1574,20 @@ impl<D: Dialect> Store for SqlStore<D> {
     ) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
         let progress = locked_progress::<D>(&mut tx, campaign_id, round).await?;
-        if progress != RoundProgress::Frozen {
-            return Err(StoreError::Conflict(match progress {
-                RoundProgress::Pending => format!(
-                    "round {round} is not frozen yet: secrets are revealed after the freeze"
-                ),
-                _ => format!("round {round} is already drawn"),
-            }));
-        }
-        let done = sql(
+        let step = match sql("SELECT secret FROM witness_commitments
+             WHERE campaign_id = $1 AND round = $2 AND witness = $3")
+        .bind(campaign_id)
+        .bind(round)
+        .bind(witness)
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            None => WitnessStep::NotCommitted,
+            Some(r) if r.get::<Option<String>>("secret")?.is_some() => WitnessStep::Revealed,
+            Some(_) => WitnessStep::Committed,
+        };
+        lifecycle::may_reveal(round, witness, progress, step)?;
+        sql(
             "UPDATE witness_commitments SET secret = $1, revealed_at = $2
              WHERE campaign_id = $3 AND round = $4 AND witness = $5 AND secret IS NULL",
         )
@@ -1401,11 +1598,6 @@ impl<D: Dialect> Store for SqlStore<D> {
         .bind(witness)
         .execute(&mut *tx)
         .await?;
-        if done == 0 {
-            return Err(StoreError::Conflict(format!(
-                "{witness} has no unrevealed commitment to round {round}"
-            )));
-        }
         append::<D>(&mut tx, reveal_event(actor, round, witness), at).await?;
         D::commit(tx).await
     }
@@ -1413,13 +1605,47 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn draw_round(&self, d: DrawRound, actor: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
         // Lock the round: a second draw waits here, then finds it drawn.
-        locked_progress::<D>(&mut tx, &d.campaign_id, d.round).await?;
+        let progress = locked_progress::<D>(&mut tx, &d.campaign_id, d.round).await?;
         let state = draw_state(&mut *tx, &d.campaign_id, d.round)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("round {}", d.round)))?;
-        let plan = plan_draw(&d, &state)?;
+            .ok_or(Refusal::RoundNotFound { round: d.round })?;
+        let unrevealed: Vec<&str> = state
+            .witnesses
+            .iter()
+            .filter(|w| w.secret.is_none())
+            .map(|w| w.name.as_str())
+            .collect();
+        let declared = state.beacon_source.as_deref().unwrap_or_default();
+        lifecycle::may_draw(d.round, progress, &unrevealed, declared, &d.beacon)?;
+        let secrets = state
+            .witnesses
+            .iter()
+            .map(|w| {
+                let secret = hex::decode(w.secret.as_deref().unwrap_or_default()).map_err(|e| {
+                    StoreError::Database(format!("stored secret of {} is not hex: {e}", w.name))
+                })?;
+                Ok((w.name.clone(), secret))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         let entries = D::eligible_tickets(&mut tx, &d.campaign_id, d.round, d.win_limit).await?;
-        let result = plan.run(&d, &state, &entries)?;
+        let root = hex::encode(crate::domain::draw::entries_root(&entries));
+        if state.entry_count != Some(entries.len() as u64)
+            || state.entries_root.as_deref() != Some(root.as_str())
+        {
+            return Err(StoreError::Database(format!(
+                "the eligible tickets of round {} no longer match those frozen",
+                d.round
+            )));
+        }
+        let result = crate::domain::draw::draw(
+            &d.campaign_id,
+            d.round,
+            &entries,
+            &secrets,
+            &d.beacon,
+            &state.prizes,
+        );
+        drop(entries);
         // Set-based: winners (their participant found by a join) and vouchers a thousand rows
         // a statement.
         let mut holders = std::collections::HashMap::with_capacity(result.winners.len());
@@ -1449,9 +1675,16 @@ impl<D: Dialect> Store for SqlStore<D> {
                 holders.insert(r.get::<u32>("rank")?, r.get::<Uuid>("participant_id")?);
             }
         }
+        let kinds_of = |tier: &str| {
+            d.tier_kinds
+                .iter()
+                .find(|(t, _)| t == tier)
+                .map(|(_, k)| k.as_slice())
+                .unwrap_or(&[])
+        };
         let mut issued = Vec::new();
         for w in &result.winners {
-            for kind in plan.kinds_of(&w.tier) {
+            for kind in kinds_of(&w.tier) {
                 issued.push((Uuid::new_v4(), w.rank, kind.clone()));
             }
         }
@@ -1467,7 +1700,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 })?;
                 q = q
                     .bind(*id)
-                    .bind(new_voucher_code()?.as_str().to_owned())
+                    .bind(voucher_code()?)
                     .bind(d.campaign_id.as_str())
                     .bind(d.round)
                     .bind(*rank)
@@ -1689,11 +1922,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         .await?;
         let voucher = one_voucher::<D>(&mut tx, "v.id = $1", id.into(), false)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("voucher {id}")))?;
+            .ok_or(Refusal::VoucherNotFound)?;
         if done == 0 {
-            return Err(StoreError::Conflict(format!(
-                "voucher {id} is already void"
-            )));
+            return Err(Refusal::AlreadyVoid.into());
         }
         append::<D>(&mut tx, void_event(id, reason, actor), at).await?;
         D::commit(tx).await?;
@@ -1709,19 +1940,14 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut tx = self.db.begin().await?;
         let old = one_voucher::<D>(&mut tx, "v.id = $1", id.into(), true)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("voucher {id}")))?;
-        check_reissue(&old)?;
-        let taken = sql("SELECT id FROM vouchers WHERE reissued_from = $1")
+            .ok_or(Refusal::VoucherNotFound)?;
+        let replaced_by = sql("SELECT id FROM vouchers WHERE reissued_from = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
             .map(|r| r.get::<Uuid>("id"))
             .transpose()?;
-        if let Some(new) = taken {
-            return Err(StoreError::Conflict(format!(
-                "voucher {id} was already reissued as {new}"
-            )));
-        }
+        crate::domain::redemption::may_reissue(old.void, replaced_by)?;
         let new_id = Uuid::new_v4();
         sql(
             "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind,
@@ -1729,7 +1955,7 @@ impl<D: Dialect> Store for SqlStore<D> {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(new_id)
-        .bind(new_voucher_code()?.as_str().to_owned())
+        .bind(voucher_code()?)
         .bind(&old.campaign_id)
         .bind(old.round)
         .bind(old.rank)

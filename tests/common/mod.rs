@@ -11,7 +11,7 @@ use campaign_lottery::config::{
     Settings,
 };
 use campaign_lottery::domain::token::Role;
-use campaign_lottery::startup::{new_token, Application};
+use campaign_lottery::startup::Application;
 use campaign_lottery::store::{NewToken, SharedStore};
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Connection;
@@ -26,7 +26,7 @@ pub enum Backend {
 }
 
 /// Runs each named async test once per backend: `sqlite::NAME` and `postgres::NAME`.
-#[macro_export]
+#[allow(unused_macros)]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -261,6 +261,8 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
                 body_limit_bytes: 64 * 1024,
                 shutdown_timeout_secs: 1,
                 workers: 2,
+                body_timeout_secs: 10,
+                https: false,
             },
             database: DatabaseSettings {
                 url: url.into(),
@@ -341,6 +343,15 @@ impl TestApp {
     }
 }
 
+/// A new staff token and its stored hash, as the service makes them.
+pub fn new_token() -> (String, String) {
+    let token = campaign_lottery::domain::token::token_from_bytes(
+        campaign_lottery::csprng::bytes().unwrap(),
+    );
+    let hash = campaign_lottery::domain::token::token_hash(&token);
+    (token, hash)
+}
+
 /// Creates a token the way the CLI does, returning the secret.
 pub async fn create_token(
     store: &SharedStore,
@@ -351,7 +362,7 @@ pub async fn create_token(
     {
         let venue_id = venue_id.map(str::to_owned);
         let store = store.clone();
-        let (token, token_hash) = new_token().unwrap();
+        let (token, token_hash) = new_token();
         store
             .create_token(
                 NewToken {
@@ -506,7 +517,8 @@ pub async fn draw_round(
             .await
             .unwrap();
     }
-    campaign_lottery::draws::freeze(store.as_ref(), campaign, at, round, "", "operator:test")
+    store
+        .freeze_round(freeze_request(campaign, round, ""), "operator:test", at)
         .await
         .unwrap();
     for w in witnesses {
@@ -522,9 +534,52 @@ pub async fn draw_round(
             .await
             .unwrap();
     }
-    campaign_lottery::draws::draw(store.as_ref(), campaign, at, round, "", "operator:test")
+    store
+        .draw_round(draw_request(campaign, round, ""), "operator:test", at)
         .await
         .unwrap();
+}
+
+/// What the freeze use case asks the store, for round `round` of `campaign`.
+pub fn freeze_request(
+    campaign: &campaign_lottery::domain::campaign::Campaign,
+    round: u32,
+    beacon_source: &str,
+) -> campaign_lottery::store::FreezeRound {
+    let w = campaign.round(round).expect("the campaign has the round");
+    campaign_lottery::store::FreezeRound {
+        campaign_id: campaign.id.clone(),
+        round,
+        closes_at: w.closes_at,
+        closes_at_local: campaign.local_rfc3339(w.closes_at),
+        min_witnesses: campaign.min_witnesses,
+        beacon_source: beacon_source.into(),
+        base_prizes: campaign
+            .tiers
+            .iter()
+            .map(|t| (t.name.clone(), t.count))
+            .collect(),
+        win_limit: campaign.win_limit,
+    }
+}
+
+/// What the draw use case asks the store.
+pub fn draw_request(
+    campaign: &campaign_lottery::domain::campaign::Campaign,
+    round: u32,
+    beacon: &str,
+) -> campaign_lottery::store::DrawRound {
+    campaign_lottery::store::DrawRound {
+        campaign_id: campaign.id.clone(),
+        round,
+        beacon: beacon.into(),
+        tier_kinds: campaign
+            .tiers
+            .iter()
+            .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
+            .collect(),
+        win_limit: campaign.win_limit,
+    }
 }
 
 /// A `campaign-lottery serve` process of its own, stopped when dropped.

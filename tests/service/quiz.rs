@@ -1,6 +1,6 @@
 //! Participants and the law quiz through the HTTP API, once per backend.
 
-mod common;
+use crate::common;
 
 use campaign_lottery::domain::quiz::QuestionBank;
 use chrono::{Duration, TimeZone, Utc};

@@ -2,7 +2,7 @@
 //! view, check and redeem with every refusal, idempotency, reversal, exactly-once under
 //! concurrency, throttling, void and reissue, the CSV exports and the audit log.
 
-mod common;
+use crate::common;
 
 use campaign_lottery::clock::Clock;
 use campaign_lottery::domain::token::Role;
@@ -153,7 +153,7 @@ async fn a_winner_sees_their_vouchers_with_qr_codes_and_where_to_use_them(db: Te
 
     // The QR code is an SVG made by the service; another participant's is not found.
     let qr = app
-        .get(h["qr_svg"].as_str().unwrap(), Some(&session(&hotel)))
+        .get(h["qr_url"].as_str().unwrap(), Some(&session(&hotel)))
         .await;
     assert_eq!(qr.status(), 200);
     assert_eq!(qr.headers()["content-type"], "image/svg+xml");
@@ -161,10 +161,10 @@ async fn a_winner_sees_their_vouchers_with_qr_codes_and_where_to_use_them(db: Te
     assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
     let other = voucher_of(&app, "hotel_night", 1).await;
     let res = app
-        .get(h["qr_svg"].as_str().unwrap(), Some(&session(&other)))
+        .get(h["qr_url"].as_str().unwrap(), Some(&session(&other)))
         .await;
-    assert_eq!(error_code(res).await, (404, "not_found".into()));
-    let res = app.get(h["qr_svg"].as_str().unwrap(), None).await;
+    assert_eq!(error_code(res).await, (404, "voucher_not_found".into()));
+    let res = app.get(h["qr_url"].as_str().unwrap(), None).await;
     assert_eq!(res.status(), 401);
 
     // After a visit the tourism card lists the scenic spot.
@@ -445,7 +445,7 @@ async fn a_venue_reverses_its_own_redemption_within_the_window(db: TestDb) {
     // Not another venue's to reverse.
     assert_eq!(
         error_code(app.post_json(&path, Some(&other_desk), &json!({})).await).await,
-        (404, "not_found".into())
+        (404, "redemption_not_found".into())
     );
     app.clock.advance(Duration::minutes(29));
     let res = app.post_json(&path, Some(&desk), &json!({})).await;
@@ -682,8 +682,17 @@ async fn operators_void_and_reissue_a_lost_code(db: TestDb) {
                 .await
         )
         .await,
-        (409, "conflict".into())
+        (409, "voucher_not_void".into())
     );
+    // A reason that would break the CSV export or the log is refused.
+    for reason in ["丢\u{0}失", "丢\n失", "\u{202e}失丢"] {
+        let res = app
+            .post_json(&void_path, Some(&operator), &json!({"reason": reason}))
+            .await;
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_field", "{reason:?}");
+        assert_eq!(body["error"]["details"]["field"], "reason");
+    }
     let res = app
         .post_json(
             &void_path,
@@ -699,7 +708,7 @@ async fn operators_void_and_reissue_a_lost_code(db: TestDb) {
                 .await
         )
         .await,
-        (409, "conflict".into())
+        (409, "already_void".into())
     );
     let res = app
         .post_json(&reissue_path, Some(&operator), &json!({}))
@@ -716,7 +725,7 @@ async fn operators_void_and_reissue_a_lost_code(db: TestDb) {
                 .await
         )
         .await,
-        (409, "conflict".into())
+        (409, "already_reissued".into())
     );
     let new_code = new["code"].as_str().unwrap();
     let d = digits(&card);
@@ -756,7 +765,7 @@ async fn operators_void_and_reissue_a_lost_code(db: TestDb) {
             &json!({"reason": "x"}),
         )
         .await;
-    assert_eq!(error_code(res).await, (404, "not_found".into()));
+    assert_eq!(error_code(res).await, (404, "voucher_not_found".into()));
 }
 
 fn urlencode(s: &str) -> String {
@@ -857,7 +866,7 @@ async fn exports_and_settlement_as_csv(db: TestDb) {
                 .await
         )
         .await,
-        (403, "forbidden".into())
+        (403, "own_venue_only".into())
     );
     // Operators and auditors get every venue, with the dining coupon's face value.
     for token in [&operator, &auditor] {
@@ -896,7 +905,7 @@ async fn exports_and_settlement_as_csv(db: TestDb) {
             .await
         )
         .await,
-        (422, "invalid_field".into())
+        (400, "invalid_query".into())
     );
     assert_eq!(
         error_code(
@@ -1016,7 +1025,7 @@ async fn bad_requests_write_nothing(db: TestDb) {
             Some("k1"),
             body.to_string(),
             401,
-            "invalid_token",
+            "unknown_token",
         ),
         (
             Some(operator.clone()),
@@ -1030,7 +1039,7 @@ async fn bad_requests_write_nothing(db: TestDb) {
             Some("k1"),
             body.to_string(),
             401,
-            "invalid_token",
+            "unknown_token",
         ),
         (
             Some(desk.clone()),
@@ -1066,6 +1075,13 @@ async fn bad_requests_write_nothing(db: TestDb) {
             json!({"code": shown(&v), "extra": 1}).to_string(),
             422,
             "invalid_field",
+        ),
+        (
+            Some(desk.clone()),
+            Some("k1"),
+            format!("{{\"code\": \"{0}\", \"code\": \"{0}\"}}", shown(&v)),
+            400,
+            "duplicate_key",
         ),
         (
             Some(desk.clone()),
@@ -1110,11 +1126,11 @@ async fn bad_requests_write_nothing(db: TestDb) {
             .await
         )
         .await,
-        (404, "not_found".into())
+        (404, "redemption_not_found".into())
     );
     assert_eq!(
         error_code(app.get("/api/venue/redemptions?limit=0", Some(&desk)).await).await,
-        (422, "invalid_field".into())
+        (400, "invalid_query".into())
     );
     assert_eq!(
         error_code(
@@ -1122,7 +1138,7 @@ async fn bad_requests_write_nothing(db: TestDb) {
                 .await
         )
         .await,
-        (422, "invalid_field".into())
+        (400, "invalid_query".into())
     );
     assert_eq!(
         error_code(

@@ -1,7 +1,7 @@
 //! The weekly draw through the API, once per backend: commitments, freeze, reveals, draw, and the
 //! published documents checked by the verifier.
 
-mod common;
+use crate::common;
 
 use campaign_lottery::clock::Clock;
 use campaign_lottery::domain::draw::merkle::{leaf_hash, verify_path};
@@ -123,7 +123,7 @@ async fn a_round_goes_from_commitments_to_a_verifiable_draw(db: TestDb) {
     );
     assert_eq!(
         error_code(app.get("/api/rounds/1/entries", None).await).await,
-        (409, "conflict".into()),
+        (409, "round_not_frozen".into()),
         "entries are published at the freeze"
     );
     run_round(&app, &s, 1).await;
@@ -268,28 +268,43 @@ async fn the_lifecycle_refuses_steps_out_of_order(db: TestDb) {
         .await;
     assert_eq!(error_code(res).await, (422, "invalid_commitment".into()));
     assert_eq!(
-        error_code(commit(&app, &s.notary, "衡阳公证处", 13).await)
-            .await
-            .0,
-        404
+        error_code(commit(&app, &s.notary, "衡阳公证处", 13).await).await,
+        (404, "round_not_found".into())
     );
+    // A round that is not frozen is not drawn, beacon or not.
+    let res = app
+        .post_json(
+            "/api/rounds/1/draw",
+            Some(&s.operator),
+            &json!({"beacon": "12345"}),
+        )
+        .await;
+    assert_eq!(error_code(res).await, (409, "round_not_frozen".into()));
     // Too early, too few witnesses.
     assert_eq!(commit(&app, &s.notary, "衡阳公证处", 1).await.status(), 200);
     assert_eq!(
         error_code(commit(&app, &s.notary, "衡阳公证处", 1).await).await,
-        (409, "conflict".into())
+        (409, "already_committed".into())
     );
     assert_eq!(
         error_code(freeze(s.operator.clone()).await).await,
-        (409, "conflict".into())
+        (409, "round_not_closed".into())
     );
     app.clock.advance(Duration::days(7));
     let res = freeze(s.operator.clone()).await;
-    let text = res.text().await.unwrap();
-    assert!(text.contains("needs 2 witness commitments"), "{text}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_enough_commitments");
+    assert_eq!(body["error"]["details"], json!({"needed": 2, "has": 1}));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("需要 2 位见证人"),
+        "{body}"
+    );
     assert_eq!(
-        reveal(&app, &s.notary, "衡阳公证处", 1).await.status(),
-        409,
+        error_code(reveal(&app, &s.notary, "衡阳公证处", 1).await).await,
+        (409, "round_not_frozen".into()),
         "no reveal before the freeze"
     );
     assert_eq!(commit(&app, &s.lawyer, "律师见证人", 1).await.status(), 200);
@@ -300,17 +315,37 @@ async fn the_lifecycle_refuses_steps_out_of_order(db: TestDb) {
     let res = app
         .post_json("/api/rounds/2/freeze", Some(&s.operator), &json!({}))
         .await;
-    assert!(res.text().await.unwrap().contains("round 1 must be drawn"));
+    assert_eq!(
+        error_code(res).await,
+        (409, "previous_round_not_drawn".into())
+    );
+    // Text that would corrupt the record or mislead its readers is refused.
+    for source in ["彩票\u{0}开奖", "a\nb", "福彩\u{202e}3D", "\u{200b}"] {
+        let res = app
+            .post_json(
+                "/api/rounds/1/freeze",
+                Some(&s.operator),
+                &json!({"beacon_source": source}),
+            )
+            .await;
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_field", "{source:?}");
+        assert_eq!(body["error"]["details"]["field"], "beacon_source");
+    }
     // Freeze once; no commitments after it.
     assert_eq!(freeze(s.operator.clone()).await.status(), 200);
     assert_eq!(
         error_code(freeze(s.operator.clone()).await).await,
-        (409, "conflict".into())
+        (409, "already_frozen".into())
     );
     let late = app.token(Role::Witness, "迟到的见证人").await;
     assert_eq!(
         error_code(commit(&app, &late, "迟到的见证人", 1).await).await,
-        (409, "conflict".into())
+        (409, "already_frozen".into())
+    );
+    assert_eq!(
+        error_code(reveal(&app, &late, "迟到的见证人", 1).await).await,
+        (409, "not_committed".into())
     );
     // A wrong secret is refused and logged; the draw waits for every secret.
     let wrong = hex::encode([7u8; 32]);
@@ -331,16 +366,14 @@ async fn the_lifecycle_refuses_steps_out_of_order(db: TestDb) {
     assert_eq!(reveal(&app, &s.notary, "衡阳公证处", 1).await.status(), 200);
     assert_eq!(
         error_code(reveal(&app, &s.notary, "衡阳公证处", 1).await).await,
-        (409, "conflict".into())
+        (409, "already_revealed".into())
     );
     let res = app
         .post_json("/api/rounds/1/draw", Some(&s.operator), &json!({}))
         .await;
-    assert!(res
-        .text()
-        .await
-        .unwrap()
-        .contains("waits for the secrets of: 律师见证人"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "reveals_missing");
+    assert_eq!(body["error"]["details"]["witnesses"], json!(["律师见证人"]));
     assert_eq!(reveal(&app, &s.lawyer, "律师见证人", 1).await.status(), 200);
     // No beacon was declared: none may be given now.
     let res = app
@@ -362,9 +395,8 @@ async fn the_lifecycle_refuses_steps_out_of_order(db: TestDb) {
             app.post_json("/api/rounds/1/draw", Some(&s.operator), &json!({}))
                 .await
         )
-        .await
-        .0,
-        409
+        .await,
+        (409, "already_drawn".into())
     );
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM round_winners").await, 5);
 }
@@ -533,7 +565,7 @@ async fn two_service_processes_on_one_postgresql_freeze_and_draw_once() {
         (Role::Witness, "衡阳公证处"),
         (Role::Witness, "律师见证人"),
     ] {
-        let (token, hash) = campaign_lottery::startup::new_token().unwrap();
+        let (token, hash) = common::new_token();
         store
             .create_token(
                 campaign_lottery::store::NewToken {
@@ -707,7 +739,7 @@ async fn the_cli_freezes_and_draws_a_round() {
     let out = cli(&["round", "freeze", "1"]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("needs 2 witness commitments"),
+        text(&out.stderr).contains("not_enough_commitments"),
         "{}",
         text(&out.stderr)
     );
@@ -754,7 +786,8 @@ async fn the_cli_freezes_and_draws_a_round() {
     }
     let out = cli(&["round", "draw", "1"]);
     assert!(
-        text(&out.stderr).contains("give its value"),
+        text(&out.stderr).contains("beacon_required")
+            && text(&out.stderr).contains("福彩3D 2024-07-22"),
         "{}",
         text(&out.stderr)
     );
@@ -767,7 +800,7 @@ async fn the_cli_freezes_and_draws_a_round() {
     let out = cli(&["round", "draw", "1", "--beacon", "5 2 8"]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("already drawn"),
+        text(&out.stderr).contains("第 1 期已经开奖（already_drawn）"),
         "{}",
         text(&out.stderr)
     );
@@ -794,7 +827,7 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
             .await
             .unwrap();
     }
-    let (operator, hash) = campaign_lottery::startup::new_token().unwrap();
+    let (operator, hash) = common::new_token();
     store
         .create_token(
             campaign_lottery::store::NewToken {
@@ -810,7 +843,8 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
         .unwrap();
     let after = in_round_1 + Duration::days(30);
     let c = store.recorded_campaign().await.unwrap().unwrap();
-    campaign_lottery::draws::freeze(store.as_ref(), &c, after, 1, "", "cli")
+    store
+        .freeze_round(common::freeze_request(&c, 1, ""), "cli", after)
         .await
         .unwrap();
     for name in ["衡阳公证处", "律师见证人"] {

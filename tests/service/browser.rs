@@ -4,7 +4,7 @@
 //! passes, unless `REQUIRE_BROWSER=1` (set by `.ci/run`) makes that a failure. With
 //! `SCREENSHOT_DIR=path` it also saves a screenshot of every page at 360 and 1280 px.
 
-mod common;
+use crate::common;
 
 use campaign_lottery::domain::quiz::QuestionBank;
 use common::{repo_config_dir, TestApp, TestDb};
@@ -524,7 +524,7 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
     c.goto(&app.url("/desk")).await.unwrap();
     type_into(&c, "#token", "clv_wrong").await;
     click(&c, "#login button[type=submit]").await;
-    wait_text(&c, "#login-error", "not known").await;
+    wait_text(&c, "#login-error", "这个令牌无效").await;
     c.find(Locator::Css("#token"))
         .await
         .unwrap()

@@ -1,6 +1,7 @@
 //! The participant pages: plain HTML, CSS and small ES modules compiled into the binary, so the
 //! service needs no files beside it and no build step.
 
+use crate::domain::refusal::Refusal;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 
@@ -9,60 +10,60 @@ const ASSETS: &[(&str, &str, &str)] = &[
     (
         "app.css",
         "text/css; charset=utf-8",
-        include_str!("../static/app.css"),
+        include_str!("../../static/app.css"),
     ),
     (
         "common.js",
         "text/javascript; charset=utf-8",
-        include_str!("../static/common.js"),
+        include_str!("../../static/common.js"),
     ),
     (
         "index.js",
         "text/javascript; charset=utf-8",
-        include_str!("../static/index.js"),
+        include_str!("../../static/index.js"),
     ),
     (
         "join.js",
         "text/javascript; charset=utf-8",
-        include_str!("../static/join.js"),
+        include_str!("../../static/join.js"),
     ),
     (
         "quiz.js",
         "text/javascript; charset=utf-8",
-        include_str!("../static/quiz.js"),
+        include_str!("../../static/quiz.js"),
     ),
     (
         "me.js",
         "text/javascript; charset=utf-8",
-        include_str!("../static/me.js"),
+        include_str!("../../static/me.js"),
     ),
     (
         "draws.js",
         "text/javascript; charset=utf-8",
-        include_str!("../static/draws.js"),
+        include_str!("../../static/draws.js"),
     ),
     (
         "console.js",
         "text/javascript; charset=utf-8",
-        include_str!("../static/console.js"),
+        include_str!("../../static/console.js"),
     ),
     (
         "desk.js",
         "text/javascript; charset=utf-8",
-        include_str!("../static/desk.js"),
+        include_str!("../../static/desk.js"),
     ),
 ];
 
 /// (route, body)
 const PAGES: &[(&str, &str)] = &[
-    ("/", include_str!("../static/index.html")),
-    ("/join", include_str!("../static/join.html")),
-    ("/quiz", include_str!("../static/quiz.html")),
-    ("/me", include_str!("../static/me.html")),
-    ("/privacy", include_str!("../static/privacy.html")),
-    ("/draws", include_str!("../static/draws.html")),
-    ("/console", include_str!("../static/console.html")),
-    ("/desk", include_str!("../static/desk.html")),
+    ("/", include_str!("../../static/index.html")),
+    ("/join", include_str!("../../static/join.html")),
+    ("/quiz", include_str!("../../static/quiz.html")),
+    ("/me", include_str!("../../static/me.html")),
+    ("/privacy", include_str!("../../static/privacy.html")),
+    ("/draws", include_str!("../../static/draws.html")),
+    ("/console", include_str!("../../static/console.html")),
+    ("/desk", include_str!("../../static/desk.html")),
 ];
 
 /// Pages load only what this service serves.
@@ -89,10 +90,10 @@ async fn asset(name: web::Path<String>) -> HttpResponse {
         Some((_, content_type, body)) => respond(content_type, body),
         None => HttpResponse::NotFound()
             .content_type("application/json")
-            .body(crate::http::error::ApiError::body(
-                "not_found",
-                &format!("no such file: /static/{name}"),
-            )),
+            .body(super::error::body(&Refusal::NoSuchRoute {
+                method: "GET".into(),
+                path: format!("/static/{name}"),
+            })),
     }
 }
 

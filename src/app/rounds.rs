@@ -1,0 +1,242 @@
+//! The weekly draws: witnesses commit and reveal, operators freeze and draw, anyone reads a
+//! round's state, its entries file and a ticket's inclusion proof. Whether a step may happen is
+//! [`crate::domain::lifecycle`]'s to decide, inside the store's transaction for the step.
+
+use super::auth::{Operator, Witness};
+use super::{internal, App, Result};
+use crate::domain::audit::AuditEvent;
+use crate::domain::campaign::RoundWindow;
+use crate::domain::draw::merkle::{Hash, Tree};
+use crate::domain::draw::{leaf_hashes, seed::commitment};
+use crate::domain::refusal::Refusal;
+use crate::domain::text;
+use crate::store::{DrawRound, FreezeRound, RoundDrawState};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A round of the campaign, as configured and as recorded.
+pub struct Round {
+    pub window: RoundWindow,
+    pub state: RoundDrawState,
+}
+
+fn window(app: &App, round: u32) -> Result<RoundWindow> {
+    Ok(app
+        .campaign
+        .round(round)
+        .cloned()
+        .ok_or(Refusal::RoundNotFound { round })?)
+}
+
+/// What the database records of a round of this campaign.
+pub async fn round(app: &App, round: u32) -> Result<Round> {
+    let window = window(app, round)?;
+    let state = app
+        .store
+        .round_draw_state(&app.campaign.id, round)
+        .await?
+        .ok_or(Refusal::RoundNotFound { round })?;
+    Ok(Round { window, state })
+}
+
+fn hex32(input: &str, refusal: Refusal) -> std::result::Result<Hash, Refusal> {
+    hex::decode(input.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(refusal)
+}
+
+/// A witness commits to a secret for the round, before the freeze, once.
+pub async fn commit(app: &App, witness: &Witness, round: u32, commitment: &str) -> Result<Round> {
+    window(app, round)?;
+    let c = hex32(commitment, Refusal::InvalidCommitment)?;
+    app.store
+        .commit_witness(
+            &app.campaign.id,
+            round,
+            witness.name(),
+            &hex::encode(c),
+            witness.actor(),
+            app.clock.now(),
+        )
+        .await?;
+    self::round(app, round).await
+}
+
+/// A witness reveals its secret after the freeze; one that does not match the commitment is
+/// refused, and the refusal is on the record.
+pub async fn reveal(app: &App, witness: &Witness, round: u32, secret: &str) -> Result<Round> {
+    let secret = hex32(secret, Refusal::InvalidSecret)?;
+    let current = self::round(app, round).await?;
+    let name = witness.name();
+    // The commitment never changes once made, so it is safe to check it before the write (which
+    // checks the round's state again in its own transaction).
+    if let Some(mine) = current.state.witnesses.iter().find(|w| w.name == name) {
+        if hex::encode(commitment(&app.campaign.id, round, name, &secret)) != mine.commitment {
+            app.store
+                .append_audit(
+                    AuditEvent::new(
+                        witness.actor(),
+                        "round.reveal_refused",
+                        format!("round:{round}"),
+                        serde_json::json!({"witness": name, "reason": "secret does not match the commitment"}),
+                    ),
+                    app.clock.now(),
+                )
+                .await?;
+            return Err(Refusal::WrongSecret.into());
+        }
+    }
+    app.store
+        .reveal_secret(
+            &app.campaign.id,
+            round,
+            name,
+            &hex::encode(secret),
+            witness.actor(),
+            app.clock.now(),
+        )
+        .await?;
+    self::round(app, round).await
+}
+
+/// Freezes a round's entries: after its window, once the previous round is drawn and enough
+/// witnesses have committed. `beacon_source` says exactly which public value will be the beacon
+/// (empty: none).
+pub async fn freeze(app: &App, who: &Operator, round: u32, beacon_source: &str) -> Result<Round> {
+    let c = &app.campaign;
+    let w = window(app, round)?;
+    let beacon_source = text::checked("beacon_source", beacon_source, 500, true)?;
+    app.store
+        .freeze_round(
+            FreezeRound {
+                campaign_id: c.id.clone(),
+                round,
+                closes_at: w.closes_at,
+                closes_at_local: w
+                    .closes_at
+                    .with_timezone(&c.tz())
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+                min_witnesses: c.min_witnesses,
+                beacon_source,
+                base_prizes: c.tiers.iter().map(|t| (t.name.clone(), t.count)).collect(),
+                win_limit: c.win_limit,
+            },
+            who.actor(),
+            app.clock.now(),
+        )
+        .await?;
+    self::round(app, round).await
+}
+
+/// Draws a frozen round: winners and their vouchers in one transaction, once. `beacon` is the
+/// value of the source declared at the freeze (empty if none was).
+pub async fn draw(app: &App, who: &Operator, round: u32, beacon: &str) -> Result<Round> {
+    let c = &app.campaign;
+    window(app, round)?;
+    let beacon = text::checked("beacon", beacon, 500, true)?;
+    app.store
+        .draw_round(
+            DrawRound {
+                campaign_id: c.id.clone(),
+                round,
+                beacon,
+                tier_kinds: c
+                    .tiers
+                    .iter()
+                    .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
+                    .collect(),
+                win_limit: c.win_limit,
+            },
+            who.actor(),
+            app.clock.now(),
+        )
+        .await?;
+    self::round(app, round).await
+}
+
+/// A frozen round's entries and Merkle tree. They never change after the freeze, and rebuilding
+/// them for every proof would cost about a second of CPU at a million tickets, so a few are
+/// kept in memory.
+pub struct Frozen {
+    pub root: String,
+    pub tickets: Vec<Uuid>,
+    tree: Tree,
+}
+
+/// The frozen rounds this process has served lately (a few; each is about 100 MB at 1 M tickets).
+#[derive(Default)]
+pub(super) struct FrozenCache(std::sync::Mutex<std::collections::HashMap<u32, Arc<Frozen>>>);
+
+impl FrozenCache {
+    const KEEP: usize = 3;
+
+    fn get(&self, round: u32, root: &str) -> Option<Arc<Frozen>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&round).filter(|f| f.root == root).cloned()
+    }
+
+    fn put(&self, round: u32, frozen: Arc<Frozen>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::KEEP && !map.contains_key(&round) {
+            map.clear();
+        }
+        map.insert(round, frozen);
+    }
+}
+
+/// The entries of a frozen round, in canonical order, with their tree.
+pub async fn entries(app: &App, round: u32) -> Result<Arc<Frozen>> {
+    let r = self::round(app, round).await?;
+    let Some(root) = r.state.entries_root.filter(|_| r.state.frozen_at.is_some()) else {
+        return Err(Refusal::RoundNotFrozen { round }.into());
+    };
+    if let Some(hit) = app.frozen.get(round, &root) {
+        return Ok(hit);
+    }
+    let tickets = app
+        .store
+        .round_entries(&app.campaign.id, round, app.campaign.win_limit)
+        .await?;
+    let tree = Tree::new(leaf_hashes(&tickets));
+    if hex::encode(tree.root()) != root {
+        return Err(internal(format!(
+            "the entries of round {round} no longer match its frozen root"
+        )));
+    }
+    let frozen = Arc::new(Frozen {
+        root,
+        tickets,
+        tree,
+    });
+    app.frozen.put(round, frozen.clone());
+    Ok(frozen)
+}
+
+/// The RFC 6962 audit path that proves a ticket is among a frozen round's entries.
+pub struct Proof {
+    pub ticket: Uuid,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub root: String,
+    /// Nearest sibling first.
+    pub path: Vec<Hash>,
+}
+
+pub async fn proof(app: &App, round: u32, ticket: &str) -> Result<Proof> {
+    let not_in = || Refusal::NotAnEntry {
+        round,
+        ticket: ticket.to_owned(),
+    };
+    let id = Uuid::parse_str(ticket).map_err(|_| not_in())?;
+    let frozen = entries(app, round).await?;
+    let index = frozen.tickets.binary_search(&id).map_err(|_| not_in())?;
+    Ok(Proof {
+        ticket: id,
+        leaf_index: index as u64,
+        tree_size: frozen.tickets.len() as u64,
+        root: frozen.root.clone(),
+        path: frozen.tree.audit_path(index),
+    })
+}
