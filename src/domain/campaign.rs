@@ -524,8 +524,42 @@ impl Campaign {
             quiz: q,
         };
         check_totals(&campaign, &file.totals)?;
+        check_published_names(&campaign)?;
         Ok(campaign)
     }
+}
+
+/// Names shown on the pages and in published records carry nothing invisible or misleading
+/// (see [`super::text`]).
+fn check_published_names(c: &Campaign) -> Result<(), CampaignError> {
+    let mut names: Vec<(String, &str)> = vec![("campaign.name".into(), c.name.as_str())];
+    names.extend(
+        c.venues
+            .iter()
+            .map(|v| (format!("venues.{}.name", v.id), v.name.as_str())),
+    );
+    names.extend(
+        c.tiers
+            .iter()
+            .map(|t| (format!("tiers.{}.label", t.name), t.label.as_str())),
+    );
+    names.extend(
+        c.voucher_kinds
+            .iter()
+            .map(|k| (format!("voucher_kinds.{}.name", k.code), k.name.as_str())),
+    );
+    for (field, name) in names {
+        if let Some(ch) = name.chars().find(|ch| super::text::is_forbidden(*ch)) {
+            return Err(err(
+                field,
+                format!(
+                    "contains the control or invisible character U+{:04X}",
+                    ch as u32
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_totals(campaign: &Campaign, declared: &TotalsSection) -> Result<(), CampaignError> {
@@ -924,6 +958,14 @@ mod tests {
             }
             assert_eq!(c.venues.iter().filter(|v| v.example).count(), 5);
         }
+    }
+
+    #[test]
+    fn published_names_carry_nothing_invisible() {
+        let text = REAL.replacen("神龙大酒店", "神龙\u{202e}大酒店", 1);
+        assert_eq!(field_of(&text), "venues.shenlong-hotel.name");
+        let text = REAL.replacen("神龙大酒店", "神龙\u{200b}大酒店", 1);
+        assert_eq!(field_of(&text), "venues.shenlong-hotel.name");
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn attempt_view<'a>(app: &'a App, shown: Shown<'a>) -> AttemptView<'a> {
 
 /// Starts an attempt: questions drawn at random, options shuffled, nothing revealing the answers.
 #[utoipa::path(post, path = "/api/quiz/attempts", tag = "quiz", security(("session" = [])),
-    responses((status = 201, body = AttemptView), SessionRefusals,
+    responses((status = 201, body = AttemptView<'static>), SessionRefusals,
     (status = 429, body = ErrorBody, description = "`daily_limit`")))]
 pub async fn start(app: web::Data<App>, session: Session) -> Result<HttpResponse, ApiError> {
     let shown = quiz::start(&app, &session).await?;
@@ -115,7 +115,7 @@ pub async fn start(app: web::Data<App>, session: Session) -> Result<HttpResponse
 /// An attempt: its questions, and once submitted, its result.
 #[utoipa::path(get, path = "/api/quiz/attempts/{id}", tag = "quiz", security(("session" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = AttemptView), SessionRefusals,
+    responses((status = 200, body = AttemptView<'static>), SessionRefusals,
     (status = 404, body = ErrorBody, description = "`attempt_not_found`"),
     (status = 409, body = ErrorBody, description = "`question_gone`")))]
 pub async fn show_attempt(
@@ -138,7 +138,7 @@ pub struct Answers {
 /// one ticket.
 #[utoipa::path(post, path = "/api/quiz/attempts/{id}/submit", tag = "quiz", security(("session" = [])),
     params(("id" = Uuid, Path)), request_body = Answers,
-    responses((status = 200, body = ResultView), BodyRefusals, SessionRefusals,
+    responses((status = 200, body = ResultView<'static>), BodyRefusals, SessionRefusals,
     (status = 404, body = ErrorBody, description = "`attempt_not_found`"),
     (status = 409, body = ErrorBody, description = "`already_submitted`"),
     (status = 410, body = ErrorBody, description = "`attempt_expired`"),
@@ -149,7 +149,7 @@ pub async fn submit(
     id: web::Path<String>,
     Body(body): Body<Answers>,
 ) -> Result<HttpResponse, ApiError> {
-    let done: Submitted = quiz::submit(&app, &key, &id, &body.answers).await?;
+    let done: Submitted<'_> = quiz::submit(&app, &key, &id, &body.answers).await?;
     let score = done.scored.score;
     Ok(ok_json(&ResultView {
         ticket: ticket_news(&app, done.passed, done.round, done.ticket, done.at),

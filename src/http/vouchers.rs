@@ -211,7 +211,7 @@ fn qr_code_svg(text: &str) -> Result<String, ApiError> {
     let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M)
         .map_err(|e| ApiError::from(anyhow::anyhow!("QR code: {e}")))?;
     Ok(code
-        .render::<qrcode::render::svg::Color>()
+        .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
         .quiet_zone(true)
         .build())
@@ -700,7 +700,7 @@ pub async fn settlement_csv(
         query.venue.as_deref(),
     )
     .await?;
-    let redemptions: Vec<crate::domain::settlement::Redemption> = s
+    let redemptions: Vec<crate::domain::settlement::Redemption<'_>> = s
         .redemptions
         .iter()
         .map(|r| crate::domain::settlement::Redemption {

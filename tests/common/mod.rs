@@ -429,6 +429,67 @@ pub async fn error_code(res: reqwest::Response) -> (u16, String) {
     (status, code.to_owned())
 }
 
+/// `n` participants with a passed attempt and a random ticket each in `round` of `campaign`,
+/// inserted by one statement per table (phones 1NNNNNNNNNN, participants and attempts with
+/// made-up sequential ids) — for tests and benchmarks that need many.
+pub async fn bulk_tickets(db: &TestDb, campaign: &str, round: u32, n: u64, at: DateTime<Utc>) {
+    let at = at.to_rfc3339();
+    match db.backend {
+        Backend::Sqlite => {
+            let each = |sql: &str| {
+                format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) {sql}"
+                )
+            };
+            db.execute(&each(&format!(
+                "INSERT INTO participants (id, phone, display_name, consented_at, created_at)
+                 SELECT printf('00000000-0000-4000-8000-%012x', i), printf('1%010d', i), NULL,
+                        '{at}', '{at}' FROM n"
+            )))
+            .await;
+            db.execute(&each(&format!(
+                "INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
+                 SELECT printf('00000000-0000-4000-9000-%012x', i),
+                        printf('00000000-0000-4000-8000-%012x', i), '[]', '{at}', '{at}', '2024-07-16'
+                 FROM n"
+            )))
+            .await;
+            db.execute(&each(&format!(
+                "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
+                 SELECT lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'
+                        || substr(lower(hex(randomblob(2))), 2) || '-8'
+                        || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))),
+                        '{campaign}', {round}, printf('00000000-0000-4000-8000-%012x', i),
+                        printf('00000000-0000-4000-9000-%012x', i), '{at}' FROM n"
+            )))
+            .await;
+        }
+        Backend::Postgres => {
+            let at = format!("'{at}'::timestamptz");
+            let p = "('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid";
+            let a = "('00000000-0000-4000-9000-' || lpad(to_hex(i), 12, '0'))::uuid";
+            db.execute(&format!(
+                "INSERT INTO participants (id, phone, display_name, consented_at, created_at)
+                 SELECT {p}, '1' || lpad(i::text, 10, '0'), NULL, {at}, {at}
+                 FROM generate_series(1, {n}) i"
+            ))
+            .await;
+            db.execute(&format!(
+                "INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
+                 SELECT {a}, {p}, '[]', {at}, {at}, '2024-07-16' FROM generate_series(1, {n}) i"
+            ))
+            .await;
+            db.execute(&format!(
+                "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
+                 SELECT gen_random_uuid(), '{campaign}', {round}, {p}, {a}, {at}
+                 FROM generate_series(1, {n}) i"
+            ))
+            .await;
+            db.execute("ANALYZE").await;
+        }
+    }
+}
+
 /// Participants (phones 1380000NNNN) who each passed round `round`'s quiz at `now`, as the quiz
 /// records them: one ticket each.
 pub async fn tickets_in(

@@ -21,6 +21,8 @@ backend_tests!(
     audit_log_records_actions_and_verifies,
     metrics_count_requests_by_route_and_status,
     openapi_document_and_api_page_are_served,
+    answers_are_not_sniffed_nor_framed,
+    a_body_that_trickles_in_is_cut_off,
     restarting_twice_duplicates_nothing,
     a_config_contradicting_a_drawn_round_is_refused,
     concurrent_token_creation_keeps_the_audit_chain_whole,
@@ -644,6 +646,134 @@ async fn openapi_document_and_api_page_are_served(db: TestDb) {
         js.status(),
         200,
         "Swagger UI's script is served by the service itself"
+    );
+
+    // Every operation says what it can answer, and the error codes are the catalogue's.
+    let responses = |method: &str, path: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let has = |method: &str, path: &str, statuses: &[&str]| {
+        let got = responses(method, path);
+        for s in statuses {
+            assert!(
+                got.iter().any(|g| g == s),
+                "{method} {path} lists {s}: {got:?}"
+            );
+        }
+    };
+    has(
+        "post",
+        "/api/rounds/{round}/freeze",
+        &[
+            "200", "400", "401", "403", "404", "409", "413", "415", "422",
+        ],
+    );
+    has(
+        "post",
+        "/api/venue/redeem",
+        &[
+            "200", "400", "401", "403", "404", "409", "410", "422", "429",
+        ],
+    );
+    has(
+        "post",
+        "/api/login/code",
+        &["202", "400", "404", "422", "429"],
+    );
+    has(
+        "post",
+        "/api/quiz/attempts/{id}/submit",
+        &["200", "401", "404", "409", "410", "422"],
+    );
+    has("get", "/api/audit", &["200", "400", "401", "403"]);
+    let codes = doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"]
+        .as_array()
+        .expect("the error codes are listed");
+    for code in [
+        "round_not_frozen",
+        "reveals_missing",
+        "unknown_token",
+        "invalid_field",
+        "already_used",
+    ] {
+        assert!(codes.iter().any(|c| c == code), "{code}");
+    }
+    assert!(!codes.iter().any(|c| c == "conflict"));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session"]["in"], "cookie",
+        "the participants' session is a documented scheme"
+    );
+    assert!(doc["paths"]["/api/me"]["get"]["security"][0]
+        .get("session")
+        .is_some());
+}
+
+/// JSON answers and the API page may not be framed nor sniffed as anything else.
+async fn answers_are_not_sniffed_nor_framed(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    for (path, strict) in [
+        ("/api/campaign", true),
+        ("/api/nothing-here", true),
+        ("/api/openapi.json", true),
+        ("/api/docs/", false),
+        ("/", false),
+    ] {
+        let res = app.get(path, None).await;
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        if strict {
+            assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        }
+    }
+}
+
+/// A body that trickles in a byte at a time is cut off after the configured time, so that slow
+/// clients cannot hold connections open indefinitely.
+async fn a_body_that_trickles_in_is_cut_off(db: TestDb) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut loaded = settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
+    loaded.settings.server.body_timeout_secs = 1;
+    let app = TestApp::spawn_with(db, &loaded, demo_now()).await;
+    let stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write
+        .write_all(
+            b"POST /api/login/code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 400\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    // A byte every quarter second: the body would take 100 s to arrive.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..400 {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            if write.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), read.read(&mut answer))
+        .await
+        .expect("the service answers long before the body would have arrived")
+        .unwrap();
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM login_codes").await,
+        0,
+        "nothing written"
     );
 }
 

@@ -37,6 +37,11 @@ backend_tests!(
     a_reissued_code_keeps_the_uses_of_the_voided_one,
     failed_lookups_are_counted_per_token_and_address,
     short_lived_rows_are_forgotten_and_live_ones_kept,
+    a_round_goes_through_its_lifecycle_once_and_in_order,
+    winners_are_not_entered_again_and_unawarded_prizes_roll_over,
+    two_store_instances_freeze_and_draw_a_round_once,
+    a_draw_of_thousands_writes_every_winner_and_voucher,
+    sessions_find_their_own_attempts_only,
 );
 
 const REAL: &str = include_str!("../../config/campaign.toml");
@@ -1115,4 +1120,405 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         0,
         "nothing left to forget"
     );
+}
+
+// ---- draws ------------------------------------------------------------------------------------
+
+const WITNESSES: [&str; 2] = ["衡阳公证处", "律师见证人"];
+
+fn witness_secret(name: &str, round: u32) -> [u8; 32] {
+    let mut s = [3u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        s[i % 32] ^= b;
+    }
+    s[31] = round as u8;
+    s
+}
+
+async fn commit(s: &SharedStore, c: &Campaign, round: u32, name: &str) -> store::StoreResult<()> {
+    let commitment = campaign_lottery::domain::draw::seed::commitment(
+        &c.id,
+        round,
+        name,
+        &witness_secret(name, round),
+    );
+    s.commit_witness(
+        &c.id,
+        round,
+        name,
+        &hex::encode(commitment),
+        &format!("witness:{name}"),
+        at(16),
+    )
+    .await
+}
+
+async fn reveal(s: &SharedStore, c: &Campaign, round: u32, name: &str) -> store::StoreResult<()> {
+    let when = c.round(round).unwrap().closes_at + Duration::hours(2);
+    s.reveal_secret(
+        &c.id,
+        round,
+        name,
+        &hex::encode(witness_secret(name, round)),
+        &format!("witness:{name}"),
+        when,
+    )
+    .await
+}
+
+fn refusal<T: std::fmt::Debug>(r: store::StoreResult<T>) -> Refusal {
+    match r {
+        Err(StoreError::Refused(refusal)) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn a_round_goes_through_its_lifecycle_once_and_in_order(db: TestDb) {
+    let s = synced(&db).await;
+    let c = campaign(REAL);
+    common::tickets_in(&s, &c.id, 1, at(16), 0..12).await;
+    assert_eq!(s.tickets_per_round(&c.id).await.unwrap(), vec![(1, 12)]);
+    let closes = c.round(1).unwrap().closes_at;
+    let (before, after) = (closes - Duration::seconds(1), closes + Duration::hours(1));
+    let freeze = |round: u32, when| {
+        let s = s.clone();
+        let f = common::freeze_request(&c, round, "");
+        async move { s.freeze_round(f, "operator:test", when).await }
+    };
+    let draw = |beacon: &str| {
+        let s = s.clone();
+        let d = common::draw_request(&c, 1, beacon);
+        async move { s.draw_round(d, "operator:test", after).await }
+    };
+
+    // Pending: commitments, once per witness; nothing for a round the campaign lacks.
+    commit(&s, &c, 1, WITNESSES[0]).await.unwrap();
+    assert_eq!(
+        refusal(commit(&s, &c, 1, WITNESSES[0]).await),
+        Refusal::AlreadyCommitted {
+            round: 1,
+            witness: WITNESSES[0].into()
+        }
+    );
+    assert_eq!(
+        refusal(commit(&s, &c, 13, WITNESSES[0]).await),
+        Refusal::RoundNotFound { round: 13 }
+    );
+    assert_eq!(
+        refusal(reveal(&s, &c, 1, WITNESSES[0]).await),
+        Refusal::RoundNotFrozen { round: 1 }
+    );
+    assert_eq!(
+        refusal(draw("").await),
+        Refusal::RoundNotFrozen { round: 1 }
+    );
+    // The freeze waits for the window, the witnesses and the round before.
+    assert!(matches!(
+        refusal(freeze(1, before).await),
+        Refusal::RoundNotClosed { round: 1, .. }
+    ));
+    assert_eq!(
+        refusal(freeze(1, after).await),
+        Refusal::NotEnoughCommitments {
+            round: 1,
+            needed: 2,
+            has: 1
+        }
+    );
+    let in_round_2 = c.round(2).unwrap().closes_at + Duration::hours(1);
+    assert_eq!(
+        refusal(freeze(2, in_round_2).await),
+        Refusal::PreviousRoundNotDrawn { round: 2 }
+    );
+    commit(&s, &c, 1, WITNESSES[1]).await.unwrap();
+    let state = s.round_draw_state(&c.id, 1).await.unwrap().unwrap();
+    assert_eq!(state.progress, RoundProgress::Pending);
+    assert_eq!(state.witnesses.len(), 2);
+    assert!(state.witnesses.iter().all(|w| w.secret.is_none()));
+    assert_eq!(state.frozen_at, None);
+
+    // Frozen: the eligible tickets, their root and the prizes are fixed.
+    freeze(1, after).await.unwrap();
+    let entries = s.round_entries(&c.id, 1, c.win_limit).await.unwrap();
+    assert_eq!(entries.len(), 12);
+    assert!(entries.windows(2).all(|w| w[0] < w[1]), "canonical order");
+    let state = s.round_draw_state(&c.id, 1).await.unwrap().unwrap();
+    assert_eq!(state.progress, RoundProgress::Frozen);
+    assert_eq!(state.frozen_at, Some(after));
+    assert_eq!(state.entry_count, Some(12));
+    assert_eq!(
+        state.entries_root,
+        Some(hex::encode(campaign_lottery::domain::draw::entries_root(
+            &entries
+        )))
+    );
+    assert_eq!(
+        state.prizes,
+        vec![("grand".to_owned(), 30), ("standard".to_owned(), 235)]
+    );
+    assert_eq!(
+        refusal(freeze(1, after).await),
+        Refusal::AlreadyFrozen { round: 1 }
+    );
+    assert_eq!(
+        refusal(commit(&s, &c, 1, "迟到的见证人").await),
+        Refusal::AlreadyFrozen { round: 1 }
+    );
+    // Tickets are no longer taken for a frozen round.
+    common::tickets_in(&s, &c.id, 1, at(16), 100..101).await;
+    assert_eq!(s.round_entries(&c.id, 1, 1).await.unwrap(), entries);
+
+    // Reveals, then the draw.
+    assert_eq!(
+        refusal(reveal(&s, &c, 1, "迟到的见证人").await),
+        Refusal::NotCommitted {
+            round: 1,
+            witness: "迟到的见证人".into()
+        }
+    );
+    reveal(&s, &c, 1, WITNESSES[0]).await.unwrap();
+    assert_eq!(
+        refusal(reveal(&s, &c, 1, WITNESSES[0]).await),
+        Refusal::AlreadyRevealed {
+            round: 1,
+            witness: WITNESSES[0].into()
+        }
+    );
+    assert_eq!(
+        refusal(draw("").await),
+        Refusal::RevealsMissing {
+            round: 1,
+            witnesses: vec![WITNESSES[1].into()]
+        }
+    );
+    reveal(&s, &c, 1, WITNESSES[1]).await.unwrap();
+    assert_eq!(
+        refusal(draw("07 12").await),
+        Refusal::UnexpectedBeacon { round: 1 }
+    );
+    draw("").await.unwrap();
+    let state = s.round_draw_state(&c.id, 1).await.unwrap().unwrap();
+    assert_eq!(state.progress, RoundProgress::Drawn);
+    assert_eq!(state.drawn_at, Some(after));
+    assert_eq!(state.beacon.as_deref(), Some(""));
+    // The recorded winners are exactly the contract's draw over the frozen entries.
+    let secrets: Vec<(String, Vec<u8>)> = WITNESSES
+        .iter()
+        .map(|w| (w.to_string(), witness_secret(w, 1).to_vec()))
+        .collect();
+    let expected =
+        campaign_lottery::domain::draw::draw(&c.id, 1, &entries, &secrets, "", &state.prizes);
+    assert_eq!(state.seed, Some(hex::encode(expected.seed)));
+    let winners: Vec<(u32, uuid::Uuid, String)> = state
+        .winners
+        .iter()
+        .map(|w| (w.rank, w.ticket, w.tier.clone()))
+        .collect();
+    let want: Vec<(u32, uuid::Uuid, String)> = expected
+        .winners
+        .iter()
+        .map(|w| (w.rank, w.ticket, w.tier.clone()))
+        .collect();
+    assert_eq!(winners, want);
+    assert!(state.winners.iter().all(|w| w.phone.starts_with("1380000")));
+    // Every winner got the vouchers of the tier: 12 grand prizes, three each.
+    assert_eq!(s.all_vouchers(&c.id).await.unwrap().len(), 36);
+    assert_eq!(refusal(draw("").await), Refusal::AlreadyDrawn { round: 1 });
+    assert_eq!(
+        refusal(commit(&s, &c, 1, "迟到的见证人").await),
+        Refusal::AlreadyDrawn { round: 1 }
+    );
+    let actions: Vec<String> = s
+        .audit_page(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in [
+        "round.commit",
+        "round.freeze",
+        "round.reveal",
+        "round.draw",
+        "voucher.issue",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+    assert_eq!(
+        actions.iter().filter(|a| *a == "round.freeze").count(),
+        1,
+        "refusals write nothing"
+    );
+    assert!(verify_audit_log(s.as_ref()).await.unwrap().is_ok());
+}
+
+async fn winners_are_not_entered_again_and_unawarded_prizes_roll_over(db: TestDb) {
+    let s = synced(&db).await;
+    let c = campaign(REAL);
+    // Round 1: 10 tickets for 265 prizes; all ten win a grand prize.
+    common::tickets_in(&s, &c.id, 1, at(16), 0..10).await;
+    common::draw_round(&s, &c, 1, at(22)).await;
+    // Round 2: the ten winners and five newcomers hold tickets; only the newcomers are entries.
+    let in_round_2 = c.round(2).unwrap().opens_at + Duration::hours(1);
+    common::tickets_in(&s, &c.id, 2, in_round_2, 5..15).await;
+    assert_eq!(
+        s.tickets_per_round(&c.id).await.unwrap(),
+        vec![(1, 10), (2, 10)]
+    );
+    let entries = s.round_entries(&c.id, 2, c.win_limit).await.unwrap();
+    assert_eq!(entries.len(), 5);
+    // A win limit of two would let them in again.
+    assert_eq!(s.round_entries(&c.id, 2, 2).await.unwrap().len(), 10);
+    let after = c.round(2).unwrap().closes_at + Duration::hours(1);
+    common::draw_round(&s, &c, 2, after).await;
+    let state = s.round_draw_state(&c.id, 2).await.unwrap().unwrap();
+    assert_eq!(
+        state.prizes,
+        vec![("grand".to_owned(), 50), ("standard".to_owned(), 470)],
+        "20 grand and 235 standard prizes of round 1 roll over"
+    );
+    assert_eq!(state.winners.len(), 5);
+    let round_1: std::collections::HashSet<String> = s
+        .round_draw_state(&c.id, 1)
+        .await
+        .unwrap()
+        .unwrap()
+        .winners
+        .into_iter()
+        .map(|w| w.phone)
+        .collect();
+    assert!(state.winners.iter().all(|w| !round_1.contains(&w.phone)));
+}
+
+async fn two_store_instances_freeze_and_draw_a_round_once(db: TestDb) {
+    let a = synced(&db).await;
+    let b = open(&db).await;
+    let c = campaign(REAL);
+    common::tickets_in(&a, &c.id, 1, at(16), 0..20).await;
+    for w in WITNESSES {
+        commit(&a, &c, 1, w).await.unwrap();
+    }
+    let after = c.round(1).unwrap().closes_at + Duration::hours(1);
+    let (x, y) = tokio::join!(
+        a.freeze_round(common::freeze_request(&c, 1, ""), "a", after),
+        b.freeze_round(common::freeze_request(&c, 1, ""), "b", after)
+    );
+    let frozen = [&x, &y].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(frozen, 1, "{x:?} {y:?}");
+    assert!(matches!(
+        [x, y].into_iter().find(|r| r.is_err()).unwrap(),
+        Err(StoreError::Refused(Refusal::AlreadyFrozen { round: 1 }))
+    ));
+    for w in WITNESSES {
+        reveal(&a, &c, 1, w).await.unwrap();
+    }
+    let (x, y) = tokio::join!(
+        a.draw_round(common::draw_request(&c, 1, ""), "a", after),
+        b.draw_round(common::draw_request(&c, 1, ""), "b", after)
+    );
+    assert_eq!([&x, &y].iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(matches!(
+        [x, y].into_iter().find(|r| r.is_err()).unwrap(),
+        Err(StoreError::Refused(Refusal::AlreadyDrawn { round: 1 }))
+    ));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM round_winners").await, 20);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM vouchers").await, 20 * 3);
+    assert!(verify_audit_log(a.as_ref()).await.unwrap().is_ok());
+}
+
+/// Winners and vouchers are written a thousand rows a statement: a draw of 2 100 winners and
+/// 3 500 vouchers crosses those boundaries, and each voucher still goes to its winner.
+async fn a_draw_of_thousands_writes_every_winner_and_voucher(db: TestDb) {
+    let s = open(&db).await;
+    let text = REAL
+        .replace("rounds = 12", "rounds = 1")
+        .replace("winners = 3180", "winners = 2100")
+        .replace(
+            "vouchers = { tourism_card = 3180, hotel_night = 360, dining_coupon = 360 }",
+            "vouchers = { tourism_card = 2100, hotel_night = 700, dining_coupon = 700 }",
+        )
+        .replace("count = 30\n", "count = 700\n")
+        .replace("count = 235\n", "count = 1400\n");
+    let c = campaign(&text);
+    assert_eq!(c.winners_per_round(), 2100);
+    s.sync_campaign(&c, at(1)).await.unwrap();
+    common::bulk_tickets(&db, &c.id, 1, 2100, at(16)).await;
+    common::draw_round(&s, &c, 1, at(22)).await;
+    let state = s.round_draw_state(&c.id, 1).await.unwrap().unwrap();
+    assert_eq!(state.winners.len(), 2100);
+    let ranks: Vec<u32> = state.winners.iter().map(|w| w.rank).collect();
+    assert_eq!(ranks, (1..=2100).collect::<Vec<_>>());
+    assert_eq!(
+        state.winners.iter().filter(|w| w.tier == "grand").count(),
+        700
+    );
+    let vouchers = s.all_vouchers(&c.id).await.unwrap();
+    assert_eq!(vouchers.len(), 700 * 3 + 1400);
+    let codes: std::collections::HashSet<&str> = vouchers.iter().map(|v| v.code.as_str()).collect();
+    assert_eq!(codes.len(), vouchers.len(), "every code its own");
+    // Each voucher belongs to the participant whose ticket won its rank.
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM vouchers v
+             JOIN round_winners w ON w.campaign_id = v.campaign_id AND w.round = v.round
+                                 AND w.rank = v.rank
+             JOIN tickets t ON t.id = w.ticket_id
+             WHERE t.participant_id = v.participant_id AND w.participant_id = v.participant_id"
+        )
+        .await,
+        3500
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM vouchers v JOIN round_winners w
+             ON w.campaign_id = v.campaign_id AND w.round = v.round AND w.rank = v.rank
+             WHERE w.tier = 'grand'"
+        )
+        .await,
+        2100
+    );
+}
+
+async fn sessions_find_their_own_attempts_only(db: TestDb) {
+    let s = synced(&db).await;
+    let me = participant(&s, "13800000001").await;
+    let other = participant(&s, "13800000002").await;
+    let attempt = |who: uuid::Uuid| NewAttempt {
+        id: uuid::Uuid::new_v4(),
+        participant_id: who,
+        questions: Vec::new(),
+        started_at: at(16),
+        deadline: at(16) + Duration::minutes(10),
+        local_day: NaiveDate::from_ymd_opt(2024, 7, 16).unwrap(),
+    };
+    let mine = attempt(me.id);
+    let theirs = attempt(other.id);
+    assert!(s.start_attempt(mine.clone(), 10).await.unwrap());
+    assert!(s.start_attempt(theirs.clone(), 10).await.unwrap());
+    let key = token_hash("clp_13800000001");
+    let (p, a) = s
+        .session_attempt(&key, mine.id, at(16))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.id, me.id);
+    assert_eq!(a.unwrap().id, mine.id);
+    let (_, a) = s
+        .session_attempt(&key, theirs.id, at(16))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(a.is_none(), "another's attempt is not found");
+    assert!(s
+        .session_attempt(&token_hash("clp_nobody"), mine.id, at(16))
+        .await
+        .unwrap()
+        .is_none());
+    // After the session expires, nothing.
+    assert!(s
+        .session_attempt(&key, mine.id, at(16) + Duration::days(365))
+        .await
+        .unwrap()
+        .is_none());
+    s.ping().await.unwrap();
 }

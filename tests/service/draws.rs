@@ -384,6 +384,14 @@ async fn the_lifecycle_refuses_steps_out_of_order(db: TestDb) {
         )
         .await;
     assert_eq!(error_code(res).await, (422, "unexpected_beacon".into()));
+    let res = app
+        .post_json(
+            "/api/rounds/1/draw",
+            Some(&s.operator),
+            &json!({"beacon": "12\u{0}345"}),
+        )
+        .await;
+    assert_eq!(error_code(res).await, (422, "invalid_field".into()));
     assert_eq!(
         app.post_json("/api/rounds/1/draw", Some(&s.operator), &json!({}))
             .await

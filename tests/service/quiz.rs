@@ -10,6 +10,8 @@ use std::collections::HashSet;
 
 backend_tests!(
     registration_normalises_the_phone_and_logs_in,
+    full_width_phone_numbers_are_normalised,
+    session_cookies_are_secure_behind_https,
     registration_mistakes_are_explained_and_write_nothing,
     a_phone_registers_once,
     logging_in_again_by_sms_code,
@@ -138,6 +140,10 @@ async fn registration_normalises_the_phone_and_logs_in(db: TestDb) {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP by default: {cookie}"
+    );
     let body = json_of(res).await;
     assert_eq!(body["participant"]["phone"], "138****8000");
     assert_eq!(body["participant"]["display_name"], "学法小明");
@@ -170,12 +176,80 @@ async fn registration_normalises_the_phone_and_logs_in(db: TestDb) {
         "no full phone number in the output"
     );
 
+    // A Bearer session wins over a cookie sent with it (an API client that sends one means it).
+    let other = json_of(
+        app.post_json(
+            "/api/participants",
+            None,
+            &json!({"phone": "13900139000", "consent": true}),
+        )
+        .await,
+    )
+    .await;
+    let res = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", cookie_value)
+        .bearer_auth(other["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(res).await["participant"]["phone"], "139****9000");
+
     let res = app.post_json("/api/logout", Some(token), &json!({})).await;
     assert_eq!(res.status(), 204);
     assert_eq!(
         error_code(app.get("/api/me", Some(token)).await).await,
         (401, "login_required".into())
     );
+}
+
+/// Numbers typed on a Chinese keyboard: full-width digits, plus sign, spaces and dashes.
+async fn full_width_phone_numbers_are_normalised(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let res = app
+        .post_json(
+            "/api/participants",
+            None,
+            &json!({"phone": "＋８６ １３８－００１３－８０００", "consent": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(app.db.text("SELECT phone FROM participants").await, PHONE);
+    // The same number in half-width digits is the same participant.
+    let res = app
+        .post_json("/api/login/code", None, &json!({"phone": "13800138000"}))
+        .await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(
+        error_code(
+            app.post_json(
+                "/api/participants",
+                None,
+                &json!({"phone": "１３８００１３８０００", "consent": true}),
+            )
+            .await
+        )
+        .await,
+        (409, "phone_taken".into())
+    );
+}
+
+/// Served over HTTPS (behind a TLS proxy), the session cookie is Secure.
+async fn session_cookies_are_secure_behind_https(db: TestDb) {
+    let mut loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign-demo.toml");
+    loaded.settings.server.https = true;
+    let app = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
+    let res = app
+        .post_json(
+            "/api/participants",
+            None,
+            &json!({"phone": PHONE, "consent": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
 }
 
 async fn registration_mistakes_are_explained_and_write_nothing(db: TestDb) {
@@ -220,6 +294,16 @@ async fn registration_mistakes_are_explained_and_write_nothing(db: TestDb) {
         ),
         (
             json!({"phone": PHONE, "consent": true, "display_name": "a\u{0}b"}),
+            422,
+            "invalid_display_name",
+        ),
+        (
+            json!({"phone": PHONE, "consent": true, "display_name": "小\u{202e}明"}),
+            422,
+            "invalid_display_name",
+        ),
+        (
+            json!({"phone": PHONE, "consent": true, "display_name": "小\u{200b}明"}),
             422,
             "invalid_display_name",
         ),

@@ -1018,7 +1018,7 @@ async fn bad_requests_write_nothing(db: TestDb) {
     };
     // (token, Idempotency-Key, body, status, error code)
     type Case<'a> = (Option<String>, Option<&'a str>, String, u16, &'a str);
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (None, Some("k1"), body.to_string(), 401, "missing_token"),
         (
             Some("clv_nonsense".into()),
