@@ -1,9 +1,12 @@
 //! Freeze and draw at 10 k, 100 k and 1 M tickets on SQLite and PostgreSQL, beside the time to
-//! merely read the ticket ids and hash them (the least any draw must do), with peak memory.
+//! merely read the ticket ids and hash them (the least any draw must do), with peak memory; then
+//! a draw of 10 000 winners (10 000 tickets, every one wins: 10 000 winner rows and 16 000
+//! vouchers written).
 //!
 //! `cargo bench --bench draw` (PostgreSQL at TEST_DATABASE_URL when it answers). Each size runs in
 //! a child process of its own, so that its peak memory (VmHWM) is its own.
-//! Options after `--`: `--sizes 10000,100000` to choose the sizes.
+//! Options after `--`: `--sizes 10000,100000` to choose the sizes, `--winners 10000` the large draw
+//! (0 to skip it).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -24,59 +27,6 @@ fn peak_memory_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// n participants, each with a passed attempt and a random ticket in round 1.
-async fn bulk_tickets(db: &TestDb, n: u64) {
-    match db.backend {
-        Backend::Sqlite => {
-            let at = "'2024-07-16T02:00:00+00:00'";
-            db.execute(&format!(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
-                 INSERT INTO participants (id, phone, display_name, consented_at, created_at)
-                 SELECT printf('00000000-0000-4000-8000-%012x', i), printf('1%010d', i), NULL, {at}, {at} FROM n"
-            ))
-            .await;
-            db.execute(&format!(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
-                 INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
-                 SELECT printf('00000000-0000-4000-9000-%012x', i), printf('00000000-0000-4000-8000-%012x', i),
-                        '[]', {at}, {at}, '2024-07-16' FROM n"
-            ))
-            .await;
-            db.execute(&format!(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
-                 INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
-                 SELECT lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'
-                        || substr(lower(hex(randomblob(2))), 2) || '-8' || substr(lower(hex(randomblob(2))), 2)
-                        || '-' || lower(hex(randomblob(6))),
-                        '{CAMPAIGN}', 1, printf('00000000-0000-4000-8000-%012x', i),
-                        printf('00000000-0000-4000-9000-%012x', i), {at} FROM n"
-            ))
-            .await;
-        }
-        Backend::Postgres => {
-            let at = "'2024-07-16T02:00:00+00:00'::timestamptz";
-            let p = "('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid";
-            let a = "('00000000-0000-4000-9000-' || lpad(to_hex(i), 12, '0'))::uuid";
-            db.execute(&format!(
-                "INSERT INTO participants (id, phone, display_name, consented_at, created_at)
-                 SELECT {p}, '1' || lpad(i::text, 10, '0'), NULL, {at}, {at} FROM generate_series(1, {n}) i"
-            ))
-            .await;
-            db.execute(&format!(
-                "INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
-                 SELECT {a}, {p}, '[]', {at}, {at}, '2024-07-16' FROM generate_series(1, {n}) i"
-            ))
-            .await;
-            db.execute(&format!(
-                "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
-                 SELECT gen_random_uuid(), '{CAMPAIGN}', 1, {p}, {a}, {at} FROM generate_series(1, {n}) i"
-            ))
-            .await;
-            db.execute("ANALYZE").await;
-        }
-    }
-}
-
 fn secret(name: &str) -> [u8; 32] {
     let mut s = [0u8; 32];
     for (i, b) in name.bytes().enumerate() {
@@ -85,12 +35,23 @@ fn secret(name: &str) -> [u8; 32] {
     s
 }
 
-async fn child(backend: Backend, n: u64) {
+/// Freezes and draws round 1 of the real campaign among `n` tickets; with `winners`, of a
+/// one-round campaign offering that many prizes.
+async fn child(backend: Backend, n: u64, winners: Option<u32>) {
     let Some(db) = TestDb::new(backend).await else {
         println!("RESULT skipped");
         return;
     };
-    let loaded = common::settings(&db.url, &repo_config_dir(), "campaign.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = match winners {
+        None => common::settings(&db.url, &repo_config_dir(), "campaign.toml"),
+        Some(w) => {
+            let real = std::fs::read_to_string(repo_config_dir().join("campaign.toml")).unwrap();
+            let text = common::one_round_campaign(&real, CAMPAIGN, w);
+            std::fs::write(dir.path().join("campaign.toml"), text).unwrap();
+            common::settings(&db.url, dir.path(), "campaign.toml")
+        }
+    };
     let in_round = Utc.with_ymd_and_hms(2024, 7, 16, 2, 0, 0).unwrap();
     let clock = std::sync::Arc::new(campaign_lottery::clock::ManualClock::new(in_round));
     let prepared = campaign_lottery::startup::prepare(&loaded, clock.as_ref())
@@ -99,7 +60,7 @@ async fn child(backend: Backend, n: u64) {
     let app = campaign_lottery::startup::application(prepared, &loaded, clock.clone());
     let (store, campaign) = (app.store.clone(), app.campaign.clone());
     let operator = campaign_lottery::app::auth::Operator::command_line("bench");
-    bulk_tickets(&db, n).await;
+    common::bulk_tickets(&db, CAMPAIGN, 1, n, in_round).await;
     for name in ["notary", "lawyer"] {
         let c = hex::encode(commitment(CAMPAIGN, 1, name, &secret(name)));
         store
@@ -146,7 +107,8 @@ async fn child(backend: Backend, n: u64) {
         state.entries_root.as_deref(),
         Some(hex::encode(root).as_str())
     );
-    assert_eq!(state.winners.len() as u64, n.min(265));
+    let prizes = u64::from(winners.unwrap_or(265));
+    assert_eq!(state.winners.len() as u64, n.min(prizes));
     println!(
         "RESULT bare={bare:.3} freeze={freeze:.3} draw={draw:.3} peak_mb={:.0}",
         peak_memory_mb()
@@ -169,12 +131,13 @@ fn main() {
             Backend::Postgres
         };
         let n: u64 = args[i + 2].parse().unwrap();
+        let winners = args.get(i + 3).map(|w| w.parse().unwrap());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(child(backend, n));
+        rt.block_on(child(backend, n, winners));
         return;
     }
     let sizes: Vec<u64> = args
@@ -183,26 +146,37 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|s| s.split(',').map(|x| x.parse().unwrap()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
+    let winners: u32 = args
+        .iter()
+        .position(|a| a == "--winners")
+        .and_then(|i| args.get(i + 1))
+        .map_or(10_000, |s| s.parse().unwrap());
+    let run = |backend: &str, n: u64, winners: Option<u32>| -> Option<String> {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--child", backend, &n.to_string()]);
+        if let Some(w) = winners {
+            cmd.arg(w.to_string());
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = stdout.lines().find(|l| l.starts_with("RESULT")) else {
+            panic!(
+                "{backend} {n}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        (!line.contains("skipped")).then(|| line.to_owned())
+    };
     println!(
         "backend      tickets   read+hash    freeze      draw   freeze+draw  ×read+hash   peak MB"
     );
     for backend in ["sqlite", "postgres"] {
         for &n in &sizes {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--child", backend, &n.to_string()])
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let Some(line) = stdout.lines().find(|l| l.starts_with("RESULT")) else {
-                panic!(
-                    "{backend} {n}: {stdout}{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            if line.contains("skipped") {
+            let Some(line) = run(backend, n, None) else {
                 println!("{backend:<10} skipped (no PostgreSQL)");
                 break;
-            }
+            };
+            let line = line.as_str();
             let (bare, freeze, draw) = (
                 field(line, "bare"),
                 field(line, "freeze"),
@@ -213,6 +187,24 @@ fn main() {
                 freeze + draw,
                 (freeze + draw) / bare,
                 field(line, "peak_mb")
+            );
+        }
+    }
+    if winners > 0 {
+        println!();
+        println!("backend      winners   vouchers     freeze      draw   peak MB");
+        for backend in ["sqlite", "postgres"] {
+            let Some(line) = run(backend, u64::from(winners), Some(winners)) else {
+                println!("{backend:<10} skipped (no PostgreSQL)");
+                continue;
+            };
+            let grand = winners * 3 / 10;
+            println!(
+                "{backend:<10} {winners:>9} {:>10} {:>8.3} s {:>7.3} s {:>8.0}",
+                grand * 3 + (winners - grand),
+                field(&line, "freeze"),
+                field(&line, "draw"),
+                field(&line, "peak_mb")
             );
         }
     }

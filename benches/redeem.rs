@@ -26,78 +26,20 @@ use support::{percentile, Figures};
 
 const CAMPAIGN: &str = "bench";
 
-/// The demo campaign with one round of `winners` prizes, 30 % of them grand (a tourism card, a
-/// hotel night and a dining coupon), the rest a tourism card.
+/// The demo campaign with one round of `winners` prizes, 30 % of them grand.
 fn campaign_file(dir: &std::path::Path, winners: u32) -> String {
-    let grand = winners * 3 / 10;
-    let standard = winners - grand;
-    let text = std::fs::read_to_string(repo_config_dir().join("campaign-demo.toml"))
-        .unwrap()
-        .replace("id = \"demo\"", &format!("id = \"{CAMPAIGN}\""))
-        .replace("rounds = 12", "rounds = 1")
-        .replace("winners = 3180", &format!("winners = {winners}"))
-        .replace(
-            "vouchers = { tourism_card = 3180, hotel_night = 360, dining_coupon = 360 }",
-            &format!(
-                "vouchers = {{ tourism_card = {winners}, hotel_night = {grand}, dining_coupon = {grand} }}"
-            ),
-        )
-        .replace("count = 30\n", &format!("count = {grand}\n"))
-        .replace("count = 235\n", &format!("count = {standard}\n"));
+    let base = std::fs::read_to_string(repo_config_dir().join("campaign-demo.toml")).unwrap();
+    let text = common::one_round_campaign(&base, CAMPAIGN, winners);
     std::fs::write(dir.join("campaign-bench.toml"), text).unwrap();
     "campaign-bench.toml".into()
-}
-
-/// n participants with a ticket each in round 1, inserted in bulk.
-async fn bulk_tickets(db: &TestDb, n: u32) {
-    let at = demo_now().to_rfc3339();
-    match db.backend {
-        Backend::Sqlite => {
-            for sql in [
-                "INSERT INTO participants (id, phone, display_name, consented_at, created_at)
-                 SELECT printf('00000000-0000-4000-8000-%012x', i), printf('1%010d', i), NULL, '{at}', '{at}' FROM n",
-                "INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
-                 SELECT printf('00000000-0000-4000-9000-%012x', i), printf('00000000-0000-4000-8000-%012x', i),
-                        '[]', '{at}', '{at}', '2026-11-26' FROM n",
-                "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
-                 SELECT printf('00000000-0000-4000-a000-%012x', i), '{CAMPAIGN}', 1,
-                        printf('00000000-0000-4000-8000-%012x', i), printf('00000000-0000-4000-9000-%012x', i), '{at}' FROM n",
-            ] {
-                db.execute(&format!(
-                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) {}",
-                    sql.replace("{at}", &at).replace("{CAMPAIGN}", CAMPAIGN)
-                ))
-                .await;
-            }
-        }
-        Backend::Postgres => {
-            let p = "('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid";
-            let a = "('00000000-0000-4000-9000-' || lpad(to_hex(i), 12, '0'))::uuid";
-            let at = format!("'{at}'::timestamptz");
-            db.execute(&format!(
-                "INSERT INTO participants (id, phone, display_name, consented_at, created_at)
-                 SELECT {p}, '1' || lpad(i::text, 10, '0'), NULL, {at}, {at} FROM generate_series(1, {n}) i"
-            ))
-            .await;
-            db.execute(&format!(
-                "INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
-                 SELECT {a}, {p}, '[]', {at}, {at}, '2026-11-26' FROM generate_series(1, {n}) i"
-            ))
-            .await;
-            db.execute(&format!(
-                "INSERT INTO tickets (id, campaign_id, round, participant_id, attempt_id, created_at)
-                 SELECT gen_random_uuid(), '{CAMPAIGN}', 1, {p}, {a}, {at} FROM generate_series(1, {n}) i"
-            ))
-            .await;
-            db.execute("ANALYZE").await;
-        }
-    }
 }
 
 struct Line {
     token: String,
     key: String,
     body: String,
+    /// The same redemption as the store is asked it.
+    redeem: campaign_lottery::store::Redeem,
 }
 
 async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, rates: &[f64]) {
@@ -110,7 +52,7 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     loaded.settings.server.workers = 2;
     loaded.settings.database.max_connections = 16; // as in config/default.toml
     let app = TestApp::spawn_with(db, &loaded, demo_now()).await;
-    bulk_tickets(&app.db, winners).await;
+    common::bulk_tickets(&app.db, CAMPAIGN, 1, u64::from(winners), demo_now()).await;
     let after = demo_now() + Duration::days(7) + Duration::minutes(1);
     app.clock.set(after);
     let t = Instant::now();
@@ -124,11 +66,19 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     );
 
     // 64 venue clients: eight desks (tokens) at each of the eight venues.
-    let mut desks: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut desks: std::collections::HashMap<String, Vec<(String, uuid::Uuid)>> =
+        Default::default();
     for venue in app.campaign.venues.clone() {
         for _ in 0..(clients / app.campaign.venues.len()).max(1) {
             let token = app.venue_token(&venue.id).await;
-            desks.entry(venue.id.clone()).or_default().push(token);
+            let id = app
+                .store
+                .token_by_hash(&campaign_lottery::domain::token::token_hash(&token))
+                .await
+                .unwrap()
+                .unwrap()
+                .id;
+            desks.entry(venue.id.clone()).or_default().push((token, id));
         }
     }
     let of_category = |c: campaign_lottery::domain::campaign::Category| -> Vec<String> {
@@ -145,14 +95,25 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     let mut lines: Vec<Line> = Vec::new();
     let mut push = |v: &campaign_lottery::store::VoucherRecord, venue: &str, n: usize| {
         let tokens = &desks[venue];
+        let (token, token_id) = tokens[n % tokens.len()].clone();
+        let key = format!("bench-{}", lines.len());
         lines.push(Line {
-            token: tokens[n % tokens.len()].clone(),
-            key: format!("bench-{}", lines.len()),
+            token,
+            key: key.clone(),
             body: serde_json::json!({
                 "code": VoucherCode::parse(&v.code).unwrap().to_string(),
                 "holder_digits": &v.holder_phone[7..],
             })
             .to_string(),
+            redeem: campaign_lottery::store::Redeem {
+                code: v.code.clone(),
+                venue: app.campaign.venue(venue).unwrap().clone(),
+                token_id,
+                idempotency_key: key,
+                holder_digits: Some(v.holder_phone[7..].to_owned()),
+                actor: format!("venue:{venue}"),
+                at: after,
+            },
         });
     };
     for pass in 0..scenic.len() {
@@ -166,9 +127,10 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
             }
         }
     }
-    // The paced run takes its redemptions from the end of the list, the saturating one from the
-    // start; they never meet.
-    let paced_lines = lines.split_off(lines.len() / 2);
+    // The saturating run takes its redemptions from the start of the list, the raw one from the
+    // middle, the paced one from the end; they never meet.
+    let paced_lines = lines.split_off(lines.len() * 2 / 3);
+    let raw_lines = lines.split_off(lines.len() / 2);
     let requests: Vec<support::Request> = lines
         .iter()
         .map(|l| support::Request {
@@ -188,6 +150,14 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     // Let the requests still in flight when wrk stopped finish before counting.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let saturated = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
+    // The same write straight to the store: 64 tasks, no HTTP, no token or throttle look-ups.
+    let raw = run_raw(&app, raw_lines, clients, seconds).await;
+    let after_raw = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
+    assert_eq!(
+        after_raw - saturated,
+        raw.requests,
+        "every raw redemption recorded"
+    );
     let mut paced = Vec::new();
     let mut rest: &[Line] = &paced_lines;
     for &rate in rates {
@@ -226,6 +196,14 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
         figures.p50_ms,
         figures.p99_ms,
     );
+    println!(
+        "{:<9} raw store:  {:>6.0} redemptions/s  p50 {:>6.2} ms  p99 {:>6.2} ms  HTTP/raw {:.0} %",
+        format!("{backend:?}"),
+        raw.rate,
+        raw.p50_ms,
+        raw.p99_ms,
+        100.0 * figures.rate / raw.rate
+    );
     for (rate, f) in &paced {
         println!(
             "{:<9} paced at {:>4.0}/s: {:>6.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
@@ -237,6 +215,55 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
         );
     }
     println!("{backend:?}: {redeemed} redeemed, {doubled} redeemed twice");
+}
+
+/// `clients` tasks redeem through the store directly, each its next line as soon as the last is
+/// done, for at most `seconds` (or until the lines run out).
+async fn run_raw(app: &TestApp, lines: Vec<Line>, clients: usize, seconds: usize) -> Figures {
+    let lines: Arc<Vec<campaign_lottery::store::Redeem>> =
+        Arc::new(lines.into_iter().map(|l| l.redeem).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let until = started + std::time::Duration::from_secs(seconds as u64);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (lines, next, store, campaign) = (
+            lines.clone(),
+            next.clone(),
+            app.store.clone(),
+            app.campaign.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < until {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(r) = lines.get(i) else { break };
+                let t = Instant::now();
+                let outcome = store.redeem(&campaign, r.clone()).await.unwrap();
+                assert!(
+                    matches!(
+                        outcome,
+                        campaign_lottery::store::RedeemOutcome::Redeemed { .. }
+                    ),
+                    "{outcome:?}"
+                );
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    Figures {
+        requests: all.len(),
+        rate: all.len() as f64 / elapsed,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+    }
 }
 
 async fn run_reqwest(app: &TestApp, lines: &[Line], clients: usize) -> Figures {

@@ -247,6 +247,32 @@ impl Drop for TestDb {
     }
 }
 
+/// A campaign file like `base` (the demo's or the real one's text) with one round of `winners`
+/// prizes under the id `id`: 30 % grand (a tourism card, a hotel night and a dining coupon), the
+/// rest a tourism card.
+pub fn one_round_campaign(base: &str, id: &str, winners: u32) -> String {
+    let grand = winners * 3 / 10;
+    let standard = winners - grand;
+    let text = base
+        .replace("id = \"demo\"", &format!("id = \"{id}\""))
+        .replace("id = \"hengyang-2024\"", &format!("id = \"{id}\""))
+        .replace("rounds = 12", "rounds = 1")
+        .replace("winners = 3180", &format!("winners = {winners}"))
+        .replace(
+            "vouchers = { tourism_card = 3180, hotel_night = 360, dining_coupon = 360 }",
+            &format!(
+                "vouchers = {{ tourism_card = {winners}, hotel_night = {grand}, dining_coupon = {grand} }}"
+            ),
+        )
+        .replace("count = 30\n", &format!("count = {grand}\n"))
+        .replace("count = 235\n", &format!("count = {standard}\n"));
+    assert!(
+        text.contains(&format!("winners = {winners}")),
+        "the base campaign's totals moved"
+    );
+    text
+}
+
 pub fn repo_config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
 }
