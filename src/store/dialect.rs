@@ -320,6 +320,14 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// already holds the whole database.
     const ROW_LOCKS: bool;
 
+    /// The `n`th placeholder of a statement whose placeholders appear in order, for statements of
+    /// thousands of values. `$n` by default; SQLite binds a numbered one in time linear in the
+    /// statement's number of placeholders (so a statement of n of them in n²), an anonymous `?`
+    /// at once.
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
+
     fn reader(&self) -> impl Future<Output = StoreResult<Self::Reader>> + Send;
     fn begin(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
     fn commit(tx: Self::Tx) -> impl Future<Output = StoreResult<()>> + Send;

@@ -7,9 +7,9 @@
 
 mod dialect;
 mod events;
-mod postgres;
+pub(crate) mod postgres;
 mod sql;
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub use sql::SqlStore;
 

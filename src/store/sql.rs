@@ -738,8 +738,9 @@ fn voucher_code() -> StoreResult<String> {
 const ROWS_PER_INSERT: usize = 1000;
 
 /// `VALUES ($first, …), (…)`: `rows` rows of `width` placeholders each, numbered on from
-/// `$first`. The columns of such a list are `column1`, `column2`, … on both databases.
-fn values(rows: usize, width: usize, first: usize) -> String {
+/// `$first` in the order they appear (see [`Dialect::placeholder`]). The columns of such a list
+/// are `column1`, `column2`, … on both databases.
+fn values<D: Dialect>(rows: usize, width: usize, first: usize) -> String {
     let mut text = String::with_capacity(8 + rows * width * 7);
     text.push_str("VALUES ");
     for r in 0..rows {
@@ -751,8 +752,7 @@ fn values(rows: usize, width: usize, first: usize) -> String {
             if c > 0 {
                 text.push_str(", ");
             }
-            text.push('$');
-            text.push_str(&(first + r * width + c).to_string());
+            text.push_str(&D::placeholder(first + r * width + c));
         }
         text.push(')');
     }
@@ -1652,10 +1652,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         for chunk in result.winners.chunks(ROWS_PER_INSERT) {
             let mut q = sql(format!(
                 "INSERT INTO round_winners (campaign_id, round, rank, ticket_id, participant_id, tier)
-                 SELECT $1, $2, w.column1, t.id, t.participant_id, w.column3
+                 SELECT {}, {}, w.column1, t.id, t.participant_id, w.column3
                  FROM ({}) w JOIN tickets t ON t.id = w.column2
                  RETURNING rank, participant_id",
-                values(chunk.len(), 3, 3)
+                D::placeholder(1),
+                D::placeholder(2),
+                values::<D>(chunk.len(), 3, 3)
             ))
             .bind(d.campaign_id.as_str())
             .bind(d.round);
@@ -1692,7 +1694,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             let mut q = sql(format!(
                 "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind,
                      issued_at) {}",
-                values(chunk.len(), 8, 1)
+                values::<D>(chunk.len(), 8, 1)
             ));
             for (id, rank, kind) in chunk {
                 let holder = holders.get(rank).copied().ok_or_else(|| {
@@ -2042,10 +2044,13 @@ impl<D: Dialect> Store for SqlStore<D> {
 #[cfg(test)]
 mod tests {
     use super::values;
+    use crate::store::postgres::Pg;
+    use crate::store::sqlite::Lite;
 
     #[test]
     fn values_lists_number_their_placeholders_row_by_row() {
-        assert_eq!(values(2, 2, 1), "VALUES ($1, $2), ($3, $4)");
-        assert_eq!(values(1, 3, 3), "VALUES ($3, $4, $5)");
+        assert_eq!(values::<Pg>(2, 2, 1), "VALUES ($1, $2), ($3, $4)");
+        assert_eq!(values::<Pg>(1, 3, 3), "VALUES ($3, $4, $5)");
+        assert_eq!(values::<Lite>(2, 2, 1), "VALUES (?, ?), (?, ?)");
     }
 }

@@ -134,6 +134,11 @@ impl Dialect for Lite {
     const NAME: &'static str = "sqlite";
     const ROW_LOCKS: bool = false;
 
+    fn placeholder(_: usize) -> String {
+        // Anonymous: SQLite finds a numbered one by a linear scan, and sqlx asks for each.
+        "?".into()
+    }
+
     async fn reader(&self) -> StoreResult<Self::Reader> {
         Ok(self.reader.acquire().await?)
     }
