@@ -7,6 +7,7 @@ use super::campaign::RoundProgress;
 use super::refusal::Refusal;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use uuid::Uuid;
 
 /// A witness commits only while the round takes entries or waits for its freeze.
 pub fn may_commit(round: u32, progress: RoundProgress) -> Result<(), Refusal> {
@@ -122,6 +123,20 @@ pub fn may_draw(
         }),
         _ => Ok(()),
     }
+}
+
+/// The entries of a round (DESIGN §4): of the tickets held for it — each with how many times its
+/// holder won in earlier rounds — those whose holder has won fewer than `win_limit` times, in
+/// canonical order (ascending 16 bytes, which is ascending lowercase hyphenated text). One ticket
+/// per participant and round is the database's to keep (a unique constraint).
+pub fn entries(tickets: impl IntoIterator<Item = (Uuid, u32)>, win_limit: u32) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = tickets
+        .into_iter()
+        .filter(|&(_, wins)| wins < win_limit)
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// The prizes a round offers, `(tier, count)` in draw order: its own, plus what the previous
@@ -301,6 +316,20 @@ mod tests {
                 source: "lottery 3".into()
             })
         );
+    }
+
+    #[test]
+    fn earlier_winners_are_entered_only_below_the_win_limit_in_canonical_order() {
+        let t = |n: u128| Uuid::from_u128(n);
+        let held = vec![(t(9), 0), (t(3), 1), (t(5), 0), (t(1), 2)];
+        assert_eq!(entries(held.clone(), 1), vec![t(5), t(9)]);
+        assert_eq!(entries(held.clone(), 2), vec![t(3), t(5), t(9)]);
+        assert_eq!(entries(held, 3), vec![t(1), t(3), t(5), t(9)]);
+        assert!(entries(Vec::new(), 1).is_empty());
+        // Canonical order is the bytes' order, as the lowercase text sorts.
+        let a = Uuid::parse_str("0fffffff-ffff-4fff-bfff-ffffffffffff").unwrap();
+        let b = Uuid::parse_str("f0000000-0000-4000-8000-000000000000").unwrap();
+        assert_eq!(entries(vec![(b, 0), (a, 0)], 1), vec![a, b]);
     }
 
     #[test]

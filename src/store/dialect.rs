@@ -340,14 +340,13 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         key: &'e str,
     ) -> impl Future<Output = StoreResult<()>> + Send + 'e;
 
-    /// The ids [`super::sql::ELIGIBLE_TICKETS`] selects, in canonical order: possibly a million,
-    /// so each backend reads them its fastest way.
-    fn eligible_tickets<'e>(
+    /// What [`super::sql::ROUND_TICKETS`] selects, as `(ticket, wins)`, in any order: possibly
+    /// a million rows, so each backend reads them its fastest way.
+    fn round_tickets<'e>(
         conn: &'e mut Self::Conn,
         campaign_id: &'e str,
         round: u32,
-        win_limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<Uuid>>> + Send + 'e;
+    ) -> impl Future<Output = StoreResult<Vec<(Uuid, u32)>>> + Send + 'e;
 
     /// Writes a quiz submission if the attempt can still take it; `None` when it cannot (the
     /// store then says why). The portable way is [`super::sql::write_submission`].

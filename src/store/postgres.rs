@@ -4,7 +4,7 @@
 //! one phone's code requests, and unique constraints back every "once".
 
 use super::dialect::{sql, Dialect, ReadRow};
-use super::sql::{bind_submission, RedemptionWrite, ELIGIBLE_TICKETS};
+use super::sql::{bind_submission, RedemptionWrite, ROUND_TICKETS};
 use super::{redact_url, StoreError, StoreResult, Submission, TicketOutcome};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
@@ -109,23 +109,21 @@ impl Dialect for Pg {
         Ok(())
     }
 
-    async fn eligible_tickets<'e>(
+    async fn round_tickets<'e>(
         conn: &'e mut PgConnection,
         campaign_id: &'e str,
         round: u32,
-        win_limit: u32,
-    ) -> StoreResult<Vec<Uuid>> {
-        // Streamed: a million rows are never all in memory at once, only their ids.
-        let mut rows = sqlx::query_scalar::<_, Uuid>(ELIGIBLE_TICKETS)
+    ) -> StoreResult<Vec<(Uuid, u32)>> {
+        // Streamed: a million rows are never all in memory at once, only their values.
+        let mut rows = sqlx::query_as::<_, (Uuid, i64)>(ROUND_TICKETS)
             .bind(campaign_id)
             .bind(round as i32)
-            .bind(win_limit as i32)
             .fetch(conn);
-        let mut ids = Vec::new();
-        while let Some(id) = rows.try_next().await? {
-            ids.push(id);
+        let mut tickets = Vec::new();
+        while let Some((id, wins)) = rows.try_next().await? {
+            tickets.push((id, u32::try_from(wins).unwrap_or(u32::MAX)));
         }
-        Ok(ids)
+        Ok(tickets)
     }
 
     async fn write_submission<'e>(

@@ -18,15 +18,24 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
-/// The eligible tickets of a round in canonical order (SQLite's text ids and PostgreSQL's UUIDs
-/// both sort as their 16 bytes): $1 campaign, $2 round, $3 win limit.
-pub(super) const ELIGIBLE_TICKETS: &str = "SELECT t.id FROM tickets t
-     WHERE t.campaign_id = $1 AND t.round = $2
-       AND t.participant_id NOT IN (
-           SELECT w.participant_id FROM round_winners w
-           WHERE w.campaign_id = $1 AND w.round < $2
-           GROUP BY w.participant_id HAVING COUNT(*) >= $3)
-     ORDER BY t.id";
+/// The tickets held for a round, each with its holder's wins in earlier rounds (`id`, `wins`):
+/// $1 campaign, $2 round. Which of them are entries is [`lifecycle::entries`]'s to say.
+pub(super) const ROUND_TICKETS: &str = "SELECT t.id, COALESCE(w.wins, 0) AS wins FROM tickets t
+     LEFT JOIN (SELECT participant_id, COUNT(*) AS wins FROM round_winners
+                WHERE campaign_id = $1 AND round < $2 GROUP BY participant_id) w
+       ON w.participant_id = t.participant_id
+     WHERE t.campaign_id = $1 AND t.round = $2";
+
+/// A round's entries, as [`lifecycle::entries`] chooses them from its tickets.
+async fn entries_of<D: Dialect>(
+    conn: &mut D::Conn,
+    campaign_id: &str,
+    round: u32,
+    win_limit: u32,
+) -> StoreResult<Vec<Uuid>> {
+    let tickets = D::round_tickets(conn, campaign_id, round).await?;
+    Ok(lifecycle::entries(tickets, win_limit))
+}
 
 // ---- rows -------------------------------------------------------------------------------------
 
@@ -1533,7 +1542,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         } else {
             (Vec::new(), std::collections::HashMap::new())
         };
-        let entries = D::eligible_tickets(&mut tx, &f.campaign_id, f.round, f.win_limit).await?;
+        let entries = entries_of::<D>(&mut tx, &f.campaign_id, f.round, f.win_limit).await?;
         let root = hex::encode(crate::domain::draw::entries_root(&entries));
         let prizes =
             lifecycle::prizes_with_rollover(&f.base_prizes, &previous_offered, &previous_awarded);
@@ -1627,7 +1636,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 Ok((w.name.clone(), secret))
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let entries = D::eligible_tickets(&mut tx, &d.campaign_id, d.round, d.win_limit).await?;
+        let entries = entries_of::<D>(&mut tx, &d.campaign_id, d.round, d.win_limit).await?;
         let root = hex::encode(crate::domain::draw::entries_root(&entries));
         if state.entry_count != Some(entries.len() as u64)
             || state.entries_root.as_deref() != Some(root.as_str())
@@ -1735,7 +1744,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         win_limit: u32,
     ) -> StoreResult<Vec<Uuid>> {
         let mut conn = self.db.reader().await?;
-        D::eligible_tickets(&mut conn, campaign_id, round, win_limit).await
+        entries_of::<D>(&mut conn, campaign_id, round, win_limit).await
     }
 
     // ---- vouchers -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 //! instants RFC 3339 text.
 
 use super::dialect::{Dialect, ReadRow};
-use super::sql::{write_redemption, write_submission, RedemptionWrite, ELIGIBLE_TICKETS};
+use super::sql::{write_redemption, write_submission, RedemptionWrite, ROUND_TICKETS};
 use super::{StoreError, StoreResult, Submission, TicketOutcome};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::{
@@ -160,31 +160,34 @@ impl Dialect for Lite {
         Ok(())
     }
 
-    async fn eligible_tickets<'e>(
+    async fn round_tickets<'e>(
         conn: &'e mut SqliteConnection,
         campaign_id: &'e str,
         round: u32,
-        win_limit: u32,
-    ) -> StoreResult<Vec<Uuid>> {
-        // One row instead of a million: SQLite hands rows over one at a time, which
-        // dominates the time of a large freeze. The order is restored (and checked) here.
+    ) -> StoreResult<Vec<(Uuid, u32)>> {
+        // One row instead of a million: SQLite hands rows over one at a time, which dominates
+        // the time of a large freeze. Each ticket is `id:wins`.
         let joined: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT group_concat(id, ',') FROM ({ELIGIBLE_TICKETS})"
+            "SELECT group_concat(id || ':' || wins, ',') FROM ({ROUND_TICKETS})"
         ))
         .bind(campaign_id)
         .bind(i64::from(round))
-        .bind(i64::from(win_limit))
         .fetch_one(conn)
         .await?;
         let Some(joined) = joined else {
             return Ok(Vec::new());
         };
-        let mut ids = Vec::with_capacity(joined.len() / 37 + 1);
-        for id in joined.split(',') {
-            ids.push(parse_uuid(id)?);
+        let mut tickets = Vec::with_capacity(joined.len() / 39 + 1);
+        for ticket in joined.split(',') {
+            let (id, wins) = ticket
+                .split_once(':')
+                .ok_or_else(|| StoreError::Database(format!("bad ticket row {ticket:?}")))?;
+            let wins = wins
+                .parse()
+                .map_err(|_| StoreError::Database(format!("bad win count in {ticket:?}")))?;
+            tickets.push((parse_uuid(id)?, wins));
         }
-        ids.sort_unstable();
-        Ok(ids)
+        Ok(tickets)
     }
 
     async fn write_submission<'e>(
