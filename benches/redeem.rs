@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench redeem` (PostgreSQL at TEST_DATABASE_URL when it answers). Options after
 //! `--`: `--clients N` (default 64), `--seconds N` (default 6), `--winners N` (default 10000),
-//! `--rates 64,256` (the paced runs' redemptions per second, all desks together).
+//! `--rates 64,256` (the paced runs' redemptions per second, all desks together),
+//! `--raw-clients N` (tasks redeeming straight through the store; default: as many as clients).
 //!
 //! Two runs per backend: **saturating** (each client sends its next request as soon as the last
 //! is answered, as fast as the service can go) and **paced** (each desk redeems at a fixed rate,
@@ -151,7 +152,7 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let saturated = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
     // The same write straight to the store: 64 tasks, no HTTP, no token or throttle look-ups.
-    let raw = run_raw(&app, raw_lines, clients, seconds).await;
+    let raw = run_raw(&app, raw_lines, arg("--raw-clients", clients), seconds).await;
     let after_raw = app.db.scalar("SELECT COUNT(*) FROM redemptions").await as usize;
     assert_eq!(
         after_raw - saturated,
@@ -218,43 +219,69 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
 }
 
 /// `clients` tasks redeem through the store directly, each its next line as soon as the last is
-/// done, for at most `seconds` (or until the lines run out).
+/// done, for at most `seconds` (or until the lines run out). They run on two single-threaded
+/// runtimes of their own, as the service's two HTTP workers do, so that the figure compares the
+/// same scheduling with and without HTTP.
 async fn run_raw(app: &TestApp, lines: Vec<Line>, clients: usize, seconds: usize) -> Figures {
     let lines: Arc<Vec<campaign_lottery::store::Redeem>> =
         Arc::new(lines.into_iter().map(|l| l.redeem).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let until = started + std::time::Duration::from_secs(seconds as u64);
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (lines, next, store, campaign) = (
-            lines.clone(),
-            next.clone(),
-            app.store.clone(),
-            app.campaign.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < until {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(r) = lines.get(i) else { break };
-                let t = Instant::now();
-                let outcome = store.redeem(&campaign, r.clone()).await.unwrap();
-                assert!(
-                    matches!(
-                        outcome,
-                        campaign_lottery::store::RedeemOutcome::Redeemed { .. }
-                    ),
-                    "{outcome:?}"
-                );
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            latencies
-        }));
-    }
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            let (lines, next, store, campaign) = (
+                lines.clone(),
+                next.clone(),
+                app.store.clone(),
+                app.campaign.clone(),
+            );
+            let tasks = clients / 2 + usize::from(w < clients % 2);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let mut running = Vec::new();
+                    for _ in 0..tasks {
+                        let (lines, next, store, campaign) =
+                            (lines.clone(), next.clone(), store.clone(), campaign.clone());
+                        running.push(tokio::spawn(async move {
+                            let mut latencies = Vec::new();
+                            while Instant::now() < until {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                let Some(r) = lines.get(i) else { break };
+                                let t = Instant::now();
+                                let outcome = store.redeem(&campaign, r.clone()).await.unwrap();
+                                assert!(
+                                    matches!(
+                                        outcome,
+                                        campaign_lottery::store::RedeemOutcome::Redeemed { .. }
+                                    ),
+                                    "{outcome:?}"
+                                );
+                                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            latencies
+                        }));
+                    }
+                    let mut all = Vec::new();
+                    for t in running {
+                        all.extend(t.await.unwrap());
+                    }
+                    all
+                })
+            })
+        })
+        .collect();
     let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
+    for w in workers {
+        all.extend(
+            tokio::task::spawn_blocking(move || w.join().unwrap())
+                .await
+                .unwrap(),
+        );
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
@@ -402,7 +429,7 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() {
     let clients = arg("--clients", 64);
     let seconds = arg("--seconds", 6);
-    let winners = arg("--winners", 10_000) as u32;
+    let winners = arg("--winners", 40_000) as u32;
     let rates: Vec<f64> = std::env::args()
         .skip_while(|a| a != "--rates")
         .nth(1)
