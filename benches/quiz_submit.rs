@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use support::{percentile, Figures};
+use support::Figures;
 
 struct Prepared {
     token: String,
@@ -174,13 +174,7 @@ where
         all.extend(t.await.unwrap());
     }
     let elapsed = started.elapsed().as_secs_f64();
-    all.sort_by(|a, b| a.total_cmp(b));
-    Figures {
-        requests: n,
-        rate: n as f64 / elapsed,
-        p50_ms: percentile(&all, 0.5),
-        p99_ms: percentile(&all, 0.99),
-    }
+    support::figures(n, all, elapsed)
 }
 
 async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {

@@ -23,7 +23,7 @@ use common::{demo_now, repo_config_dir, Backend, TestApp, TestDb};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use support::{percentile, Figures};
+use support::Figures;
 
 const CAMPAIGN: &str = "bench";
 
@@ -284,13 +284,7 @@ async fn run_raw(app: &TestApp, lines: Vec<Line>, clients: usize, seconds: usize
         );
     }
     let elapsed = started.elapsed().as_secs_f64();
-    all.sort_by(|a, b| a.total_cmp(b));
-    Figures {
-        requests: all.len(),
-        rate: all.len() as f64 / elapsed,
-        p50_ms: percentile(&all, 0.5),
-        p99_ms: percentile(&all, 0.99),
-    }
+    support::figures(all.len(), all, elapsed)
 }
 
 async fn run_reqwest(app: &TestApp, lines: &[Line], clients: usize) -> Figures {
@@ -341,13 +335,7 @@ async fn run_reqwest(app: &TestApp, lines: &[Line], clients: usize) -> Figures {
         all.extend(t.await.unwrap());
     }
     let elapsed = started.elapsed().as_secs_f64();
-    all.sort_by(|a, b| a.total_cmp(b));
-    Figures {
-        requests: n,
-        rate: n as f64 / elapsed,
-        p50_ms: percentile(&all, 0.5),
-        p99_ms: percentile(&all, 0.99),
-    }
+    support::figures(n, all, elapsed)
 }
 
 /// Open loop: `clients` desks each send one redemption every `clients / rate` seconds, whatever
@@ -408,13 +396,7 @@ async fn run_paced(
         all.extend(t.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
-    all.sort_by(|a, b| a.total_cmp(b));
-    Figures {
-        requests: all.len(),
-        rate: all.len() as f64 / elapsed,
-        p50_ms: percentile(&all, 0.5),
-        p99_ms: percentile(&all, 0.99),
-    }
+    support::figures(all.len(), all, elapsed)
 }
 
 fn arg(name: &str, default: usize) -> usize {

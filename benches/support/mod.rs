@@ -25,6 +25,17 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The figures of `requests` answered in `elapsed` seconds with these latencies (ms).
+pub fn figures(requests: usize, mut latencies: Vec<f64>, elapsed: f64) -> Figures {
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Figures {
+        requests,
+        rate: requests as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
 /// Runs `wrk` (its own process: 2 threads, `clients` connections, `seconds`) with
 /// `benches/replay.lua`, each prepared request sent once; every answer must be `200`. None when
 /// wrk is not installed.
