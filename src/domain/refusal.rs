@@ -791,6 +791,27 @@ mod tests {
     }
 
     #[test]
+    fn the_published_list_holds_every_code_once() {
+        // Read off `code()` itself, so that a code added there and not to the list fails here.
+        let source = include_str!("refusal.rs");
+        let start = source.find("pub fn code(&self)").unwrap();
+        let end = source[start..].find("pub fn kind(&self)").unwrap() + start;
+        let mut in_code: Vec<&str> = source[start..end]
+            .split("=> \"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        in_code.sort_unstable();
+        in_code.dedup();
+        let mut listed = ALL_CODES.to_vec();
+        listed.sort_unstable();
+        let before = listed.len();
+        listed.dedup();
+        assert_eq!(listed.len(), before, "no code listed twice");
+        assert_eq!(listed, in_code);
+    }
+
+    #[test]
     fn field_errors_name_the_field_in_details() {
         let r = Refusal::field("reason", "请填写作废原因");
         assert_eq!(r.code(), "invalid_field");
