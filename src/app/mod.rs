@@ -8,6 +8,7 @@
 //! CLI, for an operator at the server): a caller cannot reach it without its check.
 
 pub mod auth;
+pub mod health;
 pub mod participants;
 pub mod quiz;
 pub mod reports;
@@ -37,6 +38,8 @@ pub struct App {
     frozen: rounds::FrozenCache,
     /// Attempts this process started, for one-write submissions.
     attempts: quiz::AttemptCache,
+    /// What this process saw of its database's health, for readiness.
+    pub health: health::Health,
 }
 
 impl App {
@@ -59,6 +62,7 @@ impl App {
             sms,
             frozen: Default::default(),
             attempts: Default::default(),
+            health: Default::default(),
         }
     }
 }
@@ -69,6 +73,12 @@ pub enum Error {
     /// The caller's to know or fix.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The database cannot be reached now (the cause, for the log).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database has no room to write (the cause, for the log).
+    #[error("the database is full: {0}")]
+    StorageFull(String),
     /// Ours: logged, never shown in detail.
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
@@ -78,6 +88,8 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Refused(r) => Error::Refused(r),
+            StoreError::Unavailable(cause) => Error::Unavailable(cause),
+            StoreError::Full(cause) => Error::StorageFull(cause),
             other => Error::Internal(anyhow::Error::new(other)),
         }
     }

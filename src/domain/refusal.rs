@@ -40,6 +40,10 @@ pub enum Kind {
     Invalid,
     /// Too many, too soon: try again after `retry_after` seconds (429).
     TooMany,
+    /// The service cannot do it now, for a passing reason: try again (503).
+    Unavailable,
+    /// No room to record it (507).
+    InsufficientStorage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +249,12 @@ pub enum Refusal {
     AlreadyReissued {
         replacement: Uuid,
     },
+
+    // ---- the service itself ---------------------------------------------------------------
+    /// The database cannot be reached now (down, restarting): try again shortly.
+    Unavailable,
+    /// The database has no room to write.
+    StorageFull,
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -342,6 +352,8 @@ pub const ALL_CODES: &[&str] = &[
     "already_void",
     "voucher_not_void",
     "already_reissued",
+    "not_ready",
+    "storage_full",
 ];
 
 impl Refusal {
@@ -452,6 +464,8 @@ impl Refusal {
             AlreadyVoid => "already_void",
             NotVoid => "voucher_not_void",
             AlreadyReissued { .. } => "already_reissued",
+            Unavailable => "not_ready",
+            StorageFull => "storage_full",
         }
     }
 
@@ -535,6 +549,8 @@ impl Refusal {
             TooManyCodeRequests { .. } | DailyLimit { .. } | TooManyFailedLookups { .. } => {
                 Kind::TooMany
             }
+            Unavailable => Kind::Unavailable,
+            StorageFull => Kind::InsufficientStorage,
         }
     }
 
@@ -543,6 +559,9 @@ impl Refusal {
         match self {
             Refusal::TooManyCodeRequests { retry_after }
             | Refusal::TooManyFailedLookups { retry_after } => Some((*retry_after).max(1)),
+            // A restart takes seconds; freeing disk space takes someone.
+            Refusal::Unavailable => Some(2),
+            Refusal::StorageFull => Some(60),
             _ => None,
         }
     }
@@ -680,6 +699,8 @@ impl Refusal {
             AlreadyVoid => "这张券已经作废了".into(),
             NotVoid => "这张券还没有作废：请先作废再补发".into(),
             AlreadyReissued { .. } => "这张券已经补发过新码了".into(),
+            Unavailable => "服务暂时无法连接数据库，请稍后重试".into(),
+            StorageFull => "服务器存储空间已满，暂时无法保存，请稍后重试；运营人员已收到提醒".into(),
         }
     }
 

@@ -11,8 +11,18 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug)]
 pub struct ApiError(Error);
+
+/// One line, whatever `RUST_BACKTRACE` says: the request logger prints errors with `{:?}`, and a
+/// backtrace through actix's types made each failure a line of most of a megabyte.
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Error::Refused(r) => write!(f, "{}", r.code()),
+            other => write!(f, "{:#}", other),
+        }
+    }
+}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -47,6 +57,8 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         Kind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
     }
 }
 
@@ -63,11 +75,37 @@ pub fn body(r: &Refusal) -> String {
 }
 
 impl ApiError {
-    pub fn refusal(&self) -> Option<&Refusal> {
+    /// What the caller is told: a refusal, or `None` for a failure of ours (500).
+    pub fn refusal(&self) -> Option<Refusal> {
         match &self.0 {
-            Error::Refused(r) => Some(r),
+            Error::Refused(r) => Some(r.clone()),
+            Error::Unavailable(_) => Some(Refusal::Unavailable),
+            Error::StorageFull(_) => Some(Refusal::StorageFull),
             Error::Internal(_) => None,
         }
+    }
+}
+
+/// Logs a storage failure at most once a minute per kind, with how many were left unlogged, so
+/// that a burst of them (a full disk, a restarting database) does not fill the log (and the disk)
+/// in turn; each one is counted in `storage_failures_total`.
+fn note_storage_failure(kind: &'static str, cause: &str) {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    static LAST: [AtomicI64; 2] = [AtomicI64::new(i64::MIN / 2), AtomicI64::new(i64::MIN / 2)];
+    static UNLOGGED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    metrics::counter!("storage_failures_total", "kind" => kind).increment(1);
+    let i = usize::from(kind == "full");
+    let now = chrono::Utc::now().timestamp();
+    let last = LAST[i].load(Ordering::Relaxed);
+    if now - last >= 60
+        && LAST[i]
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let unlogged = UNLOGGED[i].swap(0, Ordering::Relaxed);
+        tracing::error!(kind, cause, unlogged, "the database cannot take requests");
+    } else {
+        UNLOGGED[i].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -85,28 +123,33 @@ impl fmt::Display for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match &self.0 {
-            Error::Refused(r) => status_of(r.kind()),
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        match self.refusal() {
+            Some(r) => status_of(r.kind()),
+            None => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
         let mut res = HttpResponse::build(self.status_code());
-        let text = match &self.0 {
-            Error::Refused(r) => {
+        match &self.0 {
+            Error::Unavailable(cause) => note_storage_failure("unavailable", cause),
+            Error::StorageFull(cause) => note_storage_failure("full", cause),
+            Error::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed unexpectedly");
+            }
+            Error::Refused(_) => {}
+        }
+        let text = match self.refusal() {
+            Some(r) => {
                 if r.kind() == Kind::Unauthenticated {
                     res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
                 }
                 if let Some(seconds) = r.retry_after() {
                     res.insert_header((header::RETRY_AFTER, seconds.to_string()));
                 }
-                body(r)
+                body(&r)
             }
-            Error::Internal(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "request failed unexpectedly");
-                internal_body()
-            }
+            None => internal_body(),
         };
         res.content_type("application/json").body(text)
     }

@@ -142,7 +142,8 @@ where
     }
 }
 
-/// Counts requests and their latency by route pattern (not raw path, to keep labels few).
+/// Counts requests and their latency by route pattern (not raw path, to keep labels few), and
+/// tells readiness about writes refused for want of space.
 pub fn record_metrics<S, B>(
     req: actix_web::dev::ServiceRequest,
     srv: &S,
@@ -163,6 +164,11 @@ where
             .request()
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
+        if res.status() == actix_web::http::StatusCode::INSUFFICIENT_STORAGE {
+            if let Some(app) = res.request().app_data::<web::Data<crate::app::App>>() {
+                app.health.note_full();
+            }
+        }
         let status = res.status().as_u16().to_string();
         let labels = [("method", method), ("route", route), ("status", status)];
         metrics::counter!("http_requests_total", &labels).increment(1);

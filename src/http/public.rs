@@ -2,11 +2,13 @@
 
 use super::error::ApiError;
 use super::ok_json;
-use crate::app::App;
+use crate::app::{health, App};
 use crate::domain::campaign::{
     round_state, Campaign, CampaignTotals, Category, QuizRules, RedemptionPolicy, RoundProgress,
     RoundState,
 };
+use crate::domain::refusal::Refusal;
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
@@ -31,19 +33,34 @@ pub async fn healthz() -> HttpResponse {
     ok_json(&Health { status: "ok" })
 }
 
-/// The process can reach its database.
+/// The process can read from and write to its database: with the database unreachable, or its
+/// disk full, the instance is taken out of the load balancer's rotation (503 `not_ready` or
+/// `storage_full`, with `Retry-After`). A change either way is logged once.
 #[utoipa::path(get, path = "/readyz", tag = "public", responses(
     (status = 200, body = Health),
-    (status = 503, body = super::error::ErrorBody),
+    (status = 503, body = super::error::ErrorBody, description = "`not_ready` or `storage_full`"),
 ))]
 pub async fn readyz(app: web::Data<App>) -> HttpResponse {
-    match app.store.ping().await {
-        Ok(()) => ok_json(&Health { status: "ready" }),
+    match health::ready(&app).await {
+        Ok(()) => {
+            if app.health.note_ready(true) {
+                tracing::info!("ready again: the database answers and takes writes");
+            }
+            ok_json(&Health { status: "ready" })
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({
-                "error": {"code": "not_ready", "message": "暂时无法连接数据库"}
-            }))
+            let cause = e.to_string();
+            let refusal = ApiError::from(e).refusal();
+            let refusal = refusal.unwrap_or(Refusal::Unavailable);
+            if app.health.note_ready(false) {
+                tracing::warn!(error = cause, code = refusal.code(), "not ready");
+            }
+            let mut res = HttpResponse::ServiceUnavailable();
+            if let Some(seconds) = refusal.retry_after() {
+                res.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
+            res.content_type("application/json")
+                .body(super::error::body(&refusal))
         }
     }
 }

@@ -12,6 +12,7 @@ mod sql;
 pub(crate) mod sqlite;
 
 pub use sql::SqlStore;
+pub use sqlite::WAL_LIMIT as SQLITE_WAL_LIMIT;
 
 /// The store on PostgreSQL.
 pub type PostgresStore = SqlStore<postgres::Pg>;
@@ -39,14 +40,44 @@ pub enum StoreError {
     /// The configuration contradicts what the database already records.
     #[error("the configuration contradicts the recorded campaign: {0}")]
     Incompatible(#[from] CampaignError),
-    /// Anything the database itself reported; details are for the log, not for clients.
+    /// The database cannot be reached now, or not in time (down, restarting, refusing
+    /// connections, a lock held too long): a passing outage, worth retrying.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database has no room to write (its disk, or its configured size, is full).
+    #[error("the database is full: {0}")]
+    Full(String),
+    /// Anything else the database reported; details are for the log, not for clients.
     #[error("database error: {0}")]
     Database(String),
 }
 
+/// What a database failure means for the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    Unavailable,
+    Full,
+    Other,
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e.to_string())
+        let failure = match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Failure::Unavailable,
+            sqlx::Error::Database(db) => {
+                sqlite::failure(db.as_ref()).unwrap_or_else(|| postgres::failure(db.as_ref()))
+            }
+            _ => Failure::Other,
+        };
+        match failure {
+            Failure::Unavailable => StoreError::Unavailable(e.to_string()),
+            Failure::Full => StoreError::Full(e.to_string()),
+            Failure::Other => StoreError::Database(e.to_string()),
+        }
     }
 }
 
@@ -403,6 +434,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// A tiny write, committed: whether the database takes writes now (it may answer reads and
+    /// still refuse writes, with its disk full).
+    async fn probe_write(&self, at: DateTime<Utc>) -> StoreResult<()>;
 
     /// The configuration as last synced, if any.
     async fn recorded_campaign(&self) -> StoreResult<Option<Campaign>>;

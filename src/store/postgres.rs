@@ -40,6 +40,22 @@ impl Pg {
 
 super::dialect::sqlx_exec!(Postgres, PgConnection, PgRow, |id| *id);
 
+/// What a PostgreSQL error means, by its SQLSTATE: no room (`53100` disk full, `53200` out of
+/// memory), or a passing outage (connection exceptions `08…`, the server shutting down or
+/// starting `57P01`–`57P03`, too many connections `53300`, a database not accepting connections
+/// `55000`, a lock or statement time-out `55P03`, `57014`).
+pub(super) fn failure(e: &dyn sqlx::error::DatabaseError) -> super::Failure {
+    let code = e.code().unwrap_or_default();
+    match code.as_ref() {
+        "53100" | "53200" => super::Failure::Full,
+        c if c.starts_with("08") => super::Failure::Unavailable,
+        "57P01" | "57P02" | "57P03" | "53300" | "55000" | "55P03" | "57014" => {
+            super::Failure::Unavailable
+        }
+        _ => super::Failure::Other,
+    }
+}
+
 impl ReadRow for PgRow {
     fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
         Ok(self.try_get(column)?)

@@ -789,6 +789,15 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(())
     }
 
+    async fn probe_write(&self, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        sql("UPDATE service_probe SET at = $1 WHERE id = 1")
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        D::commit(tx).await
+    }
+
     async fn recorded_campaign(&self) -> StoreResult<Option<Campaign>> {
         let mut conn = self.db.reader().await?;
         recorded(&mut *conn).await

@@ -28,6 +28,16 @@ pub struct Lite {
 /// How often the background task copies the write-ahead log back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// The size the write-ahead log is kept under: past it the checkpointer empties the log
+/// (`TRUNCATE`), and a log that restarts is cut back to it (`journal_size_limit`). Without them a
+/// burst (or readers overlapping so that the log can never restart) leaves a log of its largest
+/// size for good.
+pub const WAL_LIMIT: u64 = 4 << 20;
+
+/// How long the checkpointer waits for readers and the writer before it tries again next time:
+/// an emptying checkpoint holds the writer off while it waits, so not long.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
+
 impl Lite {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
@@ -36,7 +46,8 @@ impl Lite {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("journal_size_limit", WAL_LIMIT.to_string());
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -55,32 +66,37 @@ impl Lite {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            // A connection whose COMMIT failed (a full disk, say) is left inside its transaction by
+            // sqlx when the rollback that follows fails too ("no transaction is active"), and then
+            // refuses every BEGIN. Such a connection is closed and a fresh one opened.
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::TransactionManager;
+                    Ok(sqlx::sqlite::SqliteTransactionManager::get_transaction_depth(conn) == 0)
+                })
+            })
             .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let wal = {
+            let mut name = options.get_filename().as_os_str().to_owned();
+            name.push("-wal");
+            std::path::PathBuf::from(name)
+        };
+        let checkpointer = {
+            use sqlx::ConnectOptions;
+            options.busy_timeout(CHECKPOINT_WAIT).connect().await?
+        };
         let alive = std::sync::Arc::new(());
-        let weak = std::sync::Arc::downgrade(&alive);
-        let pool = reader.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if weak.upgrade().is_none() || pool.is_closed() {
-                    break;
-                }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-            }
-        });
+        tokio::spawn(checkpoint_until_gone(
+            checkpointer,
+            wal,
+            std::sync::Arc::downgrade(&alive),
+        ));
         Ok(Self {
             writer,
             reader,
@@ -89,8 +105,58 @@ impl Lite {
     }
 }
 
+/// Copies the write-ahead log into the database every [`CHECKPOINT_EVERY`], and empties it when
+/// it has grown past [`WAL_LIMIT`], until the store is gone. A failure (a full disk) is logged
+/// when it starts and when it ends, not at every try.
+async fn checkpoint_until_gone(
+    mut conn: SqliteConnection,
+    wal: std::path::PathBuf,
+    alive: std::sync::Weak<()>,
+) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        if alive.upgrade().is_none() {
+            break;
+        }
+        let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT);
+        let mode = if large { "TRUNCATE" } else { "PASSIVE" };
+        // Busy (readers or the writer in the way) is a row, not an error: tried again next tick.
+        match sqlx::query(&format!("PRAGMA wal_checkpoint({mode})"))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("WAL checkpoints work again");
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "WAL checkpoint failed; trying again every half second");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 super::dialect::sqlx_exec!(Sqlite, SqliteConnection, SqliteRow, |id| id
     .map(|id| id.hyphenated().to_string()));
+
+/// What an SQLite error means: a full database (`SQLITE_FULL`, also past `max_page_count`), a
+/// database locked by another process for longer than the busy timeout; `None` for another
+/// database's error.
+pub(super) fn failure(e: &dyn sqlx::error::DatabaseError) -> Option<super::Failure> {
+    let e = e.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    let primary = sqlx::error::DatabaseError::code(e)?.parse::<i32>().ok()? & 0xff;
+    Some(match primary {
+        13 => super::Failure::Full,
+        5 | 6 => super::Failure::Unavailable,
+        _ => super::Failure::Other,
+    })
+}
 
 fn parse_uuid(s: &str) -> StoreResult<Uuid> {
     Uuid::parse_str(s).map_err(|e| StoreError::Database(format!("bad id {s:?}: {e}")))

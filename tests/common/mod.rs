@@ -57,10 +57,12 @@ pub struct TestDb {
     pub url: String,
     admin_url: Option<String>,
     db_name: Option<String>,
+    /// A tablespace made for this database, dropped after it.
+    tablespace: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
-fn say(msg: &str) {
+pub fn say(msg: &str) {
     // Straight to stderr: the test harness captures print macros, and a skip must be seen.
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
@@ -97,6 +99,7 @@ impl TestDb {
                     url,
                     admin_url: None,
                     db_name: None,
+                    tablespace: None,
                     _dir: Some(dir),
                 })
             }
@@ -134,10 +137,46 @@ impl TestDb {
                     url: with_database(&admin, &name),
                     admin_url: Some(admin),
                     db_name: Some(name),
+                    tablespace: None,
                     _dir: None,
                 })
             }
         }
+    }
+
+    /// An SQLite test database in `dir` (which the caller keeps).
+    pub fn sqlite_in(dir: &Path) -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            url: format!("sqlite://{}", dir.join("test.db").display()),
+            admin_url: None,
+            db_name: None,
+            tablespace: None,
+            _dir: None,
+        }
+    }
+
+    /// A PostgreSQL test database whose tables live in a tablespace at `location` (an empty
+    /// folder the server's user owns), made for it and dropped with it.
+    pub async fn postgres_in(location: &Path) -> Option<Self> {
+        let mut db = Self::new(Backend::Postgres).await?;
+        let admin = db.admin_url.clone().unwrap();
+        let name = db.db_name.clone().unwrap();
+        let space = format!("{name}_space");
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!(
+            "CREATE TABLESPACE {space} LOCATION '{}'",
+            location.display()
+        ))
+        .execute(&mut c)
+        .await
+        .expect("create the tablespace");
+        db.tablespace = Some(space.clone());
+        sqlx::query(&format!("ALTER DATABASE {name} SET TABLESPACE {space}"))
+            .execute(&mut c)
+            .await
+            .expect("move the test database into the tablespace");
+        Some(db)
     }
 
     /// Runs raw SQL against the test database (for tampering and for setting up states).
@@ -229,6 +268,7 @@ impl Drop for TestDb {
         let (Some(admin), Some(name)) = (self.admin_url.clone(), self.db_name.clone()) else {
             return;
         };
+        let space = self.tablespace.clone();
         // Drop needs its own runtime: the test's may be shutting down.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -240,6 +280,11 @@ impl Drop for TestDb {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&mut c)
                         .await;
+                    if let Some(space) = space {
+                        let _ = sqlx::query(&format!("DROP TABLESPACE IF EXISTS {space}"))
+                            .execute(&mut c)
+                            .await;
+                    }
                 }
             });
         })
@@ -673,6 +718,7 @@ pub fn draw_request(
 pub struct ServiceProcess {
     pub child: std::process::Child,
     pub base: String,
+    log: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for ServiceProcess {
@@ -682,11 +728,41 @@ impl Drop for ServiceProcess {
     }
 }
 
+impl ServiceProcess {
+    /// The lines it logged (to stderr) since the last call.
+    pub fn logged(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
 /// Starts the service binary on `db_url` with the campaign file `campaign_file` (in `config/`)
 /// and waits for it to log its port.
 pub fn serve_process(db_url: &str, campaign_file: &str) -> ServiceProcess {
+    serve_process_with(db_url, campaign_file, &[])
+}
+
+/// [`serve_process`] with more environment variables.
+pub fn serve_process_with(
+    db_url: &str,
+    campaign_file: &str,
+    env: &[(&str, &str)],
+) -> ServiceProcess {
+    match start_process(db_url, campaign_file, env) {
+        Ok(process) => process,
+        Err(log) => panic!("the service process did not start:\n{}", log.join("\n")),
+    }
+}
+
+/// Starts the service binary and waits for it to log its port; or, if it exits first, what it
+/// logged.
+pub fn start_process(
+    db_url: &str,
+    campaign_file: &str,
+    env: &[(&str, &str)],
+) -> Result<ServiceProcess, Vec<String>> {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"));
+    command
         .args(["--config-dir", repo_config_dir().to_str().unwrap(), "serve"])
         .env("APP_DATABASE__URL", db_url)
         .env("APP_CAMPAIGN__FILE", campaign_file)
@@ -694,9 +770,11 @@ pub fn serve_process(db_url: &str, campaign_file: &str) -> ServiceProcess {
         .env("APP_LOG__FORMAT", "json")
         .env_remove("RUST_LOG")
         .env_remove("APP_ENVIRONMENT")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -707,17 +785,121 @@ pub fn serve_process(db_url: &str, campaign_file: &str) -> ServiceProcess {
     let mut process = ServiceProcess {
         child,
         base: String::new(),
+        log: rx,
     };
+    let mut seen = Vec::new();
     loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the service process starts and logs its port");
+        let line = match process.log.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => line,
+            // The pipe closed: the process ended without serving.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(seen),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the service process did not log its port within a minute: {seen:?}")
+            }
+        };
         if let Some(port) = serde_json::from_str::<serde_json::Value>(&line)
             .ok()
             .and_then(|v| v["port"].as_u64())
         {
             process.base = format!("http://127.0.0.1:{port}");
-            return process;
+            return Ok(process);
         }
+        seen.push(line);
+    }
+}
+
+/// A small file system of its own (tmpfs, so the tests must run as root), for running out of
+/// space; unmounted when dropped. `None`, said on stderr, where it cannot be mounted.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `bytes` large, its root owned by `owner` (a user name) when given.
+    pub fn mount(bytes: u64, owner: Option<&str>) -> Option<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("cl-small-disk-")
+            .tempdir()
+            .unwrap();
+        let mut options = format!("size={bytes},mode=0755");
+        if let Some(user) = owner {
+            let id = |flag: &str| {
+                let out = std::process::Command::new("id")
+                    .args([flag, user])
+                    .output()
+                    .unwrap();
+                String::from_utf8(out.stdout).unwrap().trim().to_owned()
+            };
+            options = format!("{options},uid={},gid={}", id("-u"), id("-g"));
+        }
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Self { dir }),
+            other => {
+                let why = match other {
+                    Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                say(&format!(
+                    "SKIPPED (cannot mount a small file system, which needs root: {why})"
+                ));
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Bytes free on it.
+    pub fn available(&self) -> u64 {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(self.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+
+    /// Fills it with a ballast file until `leave` bytes are free.
+    pub fn fill_leaving(&self, leave: u64) {
+        let size = self.available().saturating_sub(leave);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("ballast"))
+            .unwrap();
+        let chunk = vec![0xa5u8; 64 << 10];
+        let mut file = std::io::BufWriter::new(file);
+        let mut written = 0;
+        while written < size {
+            let n = (size - written).min(chunk.len() as u64) as usize;
+            if file.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            written += n as u64;
+        }
+        let _ = file.flush();
+    }
+
+    /// Removes the ballast: space again.
+    pub fn free_ballast(&self) {
+        std::fs::remove_file(self.path().join("ballast")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a process still holding a file there must not keep the mount (and the test
+        // failing meanwhile) around.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.path())
+            .status();
     }
 }

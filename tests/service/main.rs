@@ -10,5 +10,6 @@ mod api;
 mod browser;
 mod conformance;
 mod draws;
+mod faults;
 mod quiz;
 mod vouchers;

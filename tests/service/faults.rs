@@ -1,0 +1,298 @@
+//! What a real deployment meets: a full disk, a database that goes away, a held lock, a second
+//! process on one SQLite file, a retried body, a backup, a proxy. Tests that need a small file
+//! system of their own mount a tmpfs, which needs root (CI runs as root).
+
+use crate::common::{self, error_code, SmallDisk, TestApp, TestDb};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Registers `phone` on the service at `base`: the status, and the error code when refused.
+async fn register(client: &reqwest::Client, base: &str, phone: &str) -> (u16, Option<String>) {
+    let res = client
+        .post(format!("{base}/api/participants"))
+        .json(&json!({"phone": phone, "consent": true}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    if status == 201 {
+        return (status, None);
+    }
+    let retry_after = res.headers().get("retry-after").cloned();
+    let (status, code) = error_code(res).await;
+    if status == 507 {
+        assert!(retry_after.is_some(), "507 without Retry-After");
+    }
+    (status, Some(code))
+}
+
+/// `GET /readyz`: the status and, when not ready, the code.
+async fn readiness(client: &reqwest::Client, base: &str) -> (u16, Option<String>) {
+    let res = client.get(format!("{base}/readyz")).send().await.unwrap();
+    match res.status().as_u16() {
+        200 => (200, None),
+        _ => {
+            let (status, code) = error_code(res).await;
+            (status, Some(code))
+        }
+    }
+}
+
+/// Polls readiness until it is `want`, for at most `limit`; how long it took.
+async fn until_ready_is(
+    client: &reqwest::Client,
+    base: &str,
+    want: u16,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, code) = readiness(client, base).await;
+        if status == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "readiness still {status} {code:?} after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn phone(i: usize) -> String {
+    format!("139{:08}", i)
+}
+
+/// SQLite on a full disk: writes are refused with 507 `storage_full` (never a 500), readiness
+/// says not ready, the failure is logged once for the burst and counted; once space is freed,
+/// writes succeed and the instance is ready again, without a restart; nothing half-done is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_on_a_full_disk_refuses_writes_cleanly_and_recovers_when_space_returns() {
+    let Some(disk) = SmallDisk::mount(16 << 20, None) else {
+        return;
+    };
+    let db = TestDb::sqlite_in(disk.path());
+    let service = common::serve_process(&db.url, "campaign-demo.toml");
+    let client = reqwest::Client::new();
+    let base = service.base.clone();
+    assert_eq!(readiness(&client, &base).await.0, 200);
+    let mut accepted = 0;
+    for i in 0..20 {
+        assert_eq!(register(&client, &base, &phone(i)).await.0, 201);
+        accepted += 1;
+    }
+
+    disk.fill_leaving(64 << 10);
+    let mut refused = 0;
+    for i in 20..5000 {
+        match register(&client, &base, &phone(i)).await {
+            (201, _) => accepted += 1,
+            (507, Some(code)) => {
+                assert_eq!(code, "storage_full");
+                refused += 1;
+                if refused == 50 {
+                    break;
+                }
+            }
+            other => panic!("registration {i} on a full disk answered {other:?}"),
+        }
+    }
+    assert_eq!(refused, 50, "the disk filled up and writes were refused");
+    let (status, code) = readiness(&client, &base).await;
+    assert_eq!(status, 503, "not ready while writes fail ({code:?})");
+    assert!(
+        matches!(code.as_deref(), Some("storage_full" | "not_ready")),
+        "{code:?}"
+    );
+    // Reads still work.
+    let campaign = client
+        .get(format!("{base}/api/campaign"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(campaign.status(), 200);
+
+    disk.free_ballast();
+    // The first write after space returns succeeds: the writer connection was not left inside
+    // a failed transaction.
+    for i in 10_000..10_020 {
+        assert_eq!(register(&client, &base, &phone(i)).await, (201, None));
+        accepted += 1;
+    }
+    until_ready_is(
+        &client,
+        &base,
+        200,
+        campaign_lottery::app::health::NOT_READY_AFTER_FULL + Duration::from_secs(10),
+    )
+    .await;
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("storage_failures_total{kind=\"full\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no storage_failures_total for full in\n{metrics}"));
+    assert!(counted >= 50.0, "{counted} failures counted");
+    drop(client);
+    let log = service.logged();
+    let reported: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("the database cannot take requests"))
+        .collect();
+    assert_eq!(reported.len(), 1, "one report for the burst: {reported:?}");
+    assert!(
+        log.iter().all(|l| l.len() < 4096),
+        "every log line is short: {:?}",
+        log.iter().map(String::len).max()
+    );
+    drop(service);
+
+    // Every registration answered 201 is there, and nothing else; the file is sound.
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM participants").await,
+        accepted as i64
+    );
+    assert_eq!(db.text("PRAGMA integrity_check").await, "ok");
+}
+
+/// PostgreSQL with its tables on a full disk (a tablespace on a small file system): the same
+/// promises as on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_on_a_full_disk_refuses_writes_cleanly_and_recovers_when_space_returns() {
+    let Some(disk) = SmallDisk::mount(64 << 20, Some("postgres")) else {
+        return;
+    };
+    let Some(db) = TestDb::postgres_in(disk.path()).await else {
+        return;
+    };
+    let app = TestApp::spawn(db).await;
+    let client = reqwest::Client::new();
+    let base = app.address.clone();
+    assert_eq!(readiness(&client, &base).await.0, 200);
+    let mut accepted = 0;
+    for i in 0..20 {
+        assert_eq!(register(&client, &base, &phone(i)).await.0, 201);
+        accepted += 1;
+    }
+
+    disk.fill_leaving(64 << 10);
+    let mut refused = 0;
+    for i in 20..20_000 {
+        match register(&client, &base, &phone(i)).await {
+            (201, _) => accepted += 1,
+            (507, Some(code)) => {
+                assert_eq!(code, "storage_full");
+                refused += 1;
+                if refused == 50 {
+                    break;
+                }
+            }
+            other => panic!("registration {i} on a full disk answered {other:?}"),
+        }
+    }
+    assert_eq!(refused, 50, "the disk filled up and writes were refused");
+    assert_eq!(
+        readiness(&client, &base).await,
+        (503, Some("storage_full".into()))
+    );
+
+    disk.free_ballast();
+    for i in 0..20 {
+        assert_eq!(
+            register(&client, &base, &phone(30_000 + i)).await,
+            (201, None),
+            "a write after space returned"
+        );
+        accepted += 1;
+    }
+    until_ready_is(
+        &client,
+        &base,
+        200,
+        campaign_lottery::app::health::NOT_READY_AFTER_FULL + Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM participants").await,
+        accepted as i64
+    );
+}
+
+/// The size of the SQLite write-ahead log beside `db`, 0 when there is none.
+fn wal_size(db: &TestDb) -> u64 {
+    let file = db.url.trim_start_matches("sqlite://");
+    std::fs::metadata(format!("{file}-wal")).map_or(0, |m| m.len())
+}
+
+/// A burst of writes while a long read holds its snapshot (so the log cannot restart) grows the
+/// write-ahead log; once the read ends, the log is emptied again rather than left at its
+/// largest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_write_ahead_log_shrinks_after_a_burst() {
+    use sqlx::Connection;
+    let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn(db).await;
+    let mut reader = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM participants")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    let base = app.address.clone();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                for i in (w..1500).step_by(8) {
+                    assert_eq!(register(&client, &base, &phone(i)).await.0, 201);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let largest = wal_size(&app.db);
+    let limit = campaign_lottery::store::SQLITE_WAL_LIMIT;
+    assert!(
+        largest > limit,
+        "the burst grew the log past the limit ({largest} bytes in {:?})",
+        started.elapsed()
+    );
+
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    drop(reader);
+    let released = Instant::now();
+    while wal_size(&app.db) > limit {
+        assert!(
+            released.elapsed() < Duration::from_secs(5),
+            "the log is still {} bytes (it grew to {largest})",
+            wal_size(&app.db)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    common::say(&format!(
+        "write-ahead log: {largest} bytes after 1500 registrations in {:?} under a held read, {} bytes {:?} after the read ended",
+        started.elapsed() - released.elapsed(),
+        wal_size(&app.db),
+        released.elapsed()
+    ));
+    // And it keeps taking writes.
+    assert_eq!(register(&client, &base, &phone(9999)).await.0, 201);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM participants").await,
+        1501
+    );
+}
