@@ -130,6 +130,28 @@ pub struct DatabaseSettings {
     pub url: String,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// How long to wait for a connection, at start-up and for each request.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// How long any statement waits for a lock another session holds (at start-up: a migration
+    /// elsewhere, a long transaction) before it gives up.
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout_secs: u64,
+    /// How long one statement may run (PostgreSQL only).
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_secs: u64,
+}
+
+impl DatabaseSettings {
+    pub fn limits(&self) -> crate::store::ConnectLimits {
+        let secs = |n: u64| std::time::Duration::from_secs(n.max(1));
+        crate::store::ConnectLimits {
+            max_connections: self.max_connections,
+            connect_timeout: secs(self.connect_timeout_secs),
+            lock_timeout: secs(self.lock_timeout_secs),
+            statement_timeout: secs(self.statement_timeout_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,7 +196,22 @@ fn default_body_timeout() -> u64 {
     10
 }
 fn default_max_connections() -> u32 {
-    16
+    crate::store::ConnectLimits::default().max_connections
+}
+fn default_connect_timeout() -> u64 {
+    crate::store::ConnectLimits::default()
+        .connect_timeout
+        .as_secs()
+}
+fn default_lock_timeout() -> u64 {
+    crate::store::ConnectLimits::default()
+        .lock_timeout
+        .as_secs()
+}
+fn default_statement_timeout() -> u64 {
+    crate::store::ConnectLimits::default()
+        .statement_timeout
+        .as_secs()
 }
 fn default_log_format() -> String {
     "pretty".into()
@@ -189,6 +226,9 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &crate::store::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("lock_timeout_secs", &self.lock_timeout_secs)
+            .field("statement_timeout_secs", &self.statement_timeout_secs)
             .finish()
     }
 }

@@ -40,17 +40,13 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
         );
     }
     let db = &loaded.settings.database;
-    let store = store::connect(&db.url, db.max_connections)
-        .await
-        .with_context(|| format!("connecting to {}", store::redact_url(&db.url)))?;
-    store
-        .migrate()
-        .await
-        .context("applying database migrations")?;
-    let recorded = store
-        .recorded_campaign()
-        .await
-        .context("reading the recorded campaign")?;
+    let store = step(
+        &format!("connecting to {}", store::redact_url(&db.url)),
+        store::connect(&db.url, db.limits()),
+    )
+    .await?;
+    step("applying database migrations", store.migrate()).await?;
+    let recorded = step("reading the recorded campaign", store.recorded_campaign()).await?;
     // A demo campaign that starts "today" keeps the day it first ran.
     let today = match &recorded {
         Some(r) if file.starts_today() && r.id == file.campaign.id => r.first_round_start,
@@ -60,7 +56,12 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
         }
     };
     let campaign = validate_campaign(&path, file, today)?;
-    let sync = match store.sync_campaign(&campaign, clock.now()).await {
+    let sync = match waiting(
+        "recording the campaign configuration",
+        store.sync_campaign(&campaign, clock.now()),
+    )
+    .await
+    {
         Ok(outcome) => outcome,
         Err(StoreError::Incompatible(e)) => return Err(campaign_error(&path, e)),
         Err(e) => return Err(anyhow::Error::new(e).context("recording the campaign configuration")),
@@ -71,6 +72,43 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
         questions,
         sync,
     })
+}
+
+/// How often a start-up step that waits says so.
+const STILL_WAITING_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs one start-up step, naming it in the error if it fails.
+async fn step<T>(
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> anyhow::Result<T> {
+    waiting(what, work)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context(what.to_owned()))
+}
+
+/// Runs one start-up step, saying what it does and, while it waits (for a server, a lock held
+/// elsewhere), that it still does: the database's time-outs end the wait.
+async fn waiting<T, E>(
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tracing::info!("start-up: {what}");
+    let started = std::time::Instant::now();
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + STILL_WAITING_EVERY,
+        STILL_WAITING_EVERY,
+    );
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tick.tick() => tracing::warn!(
+                waited_secs = started.elapsed().as_secs(),
+                "start-up still waiting: {what} (a lock another session holds, or a server that does not answer; the database's time-outs end it)"
+            ),
+        }
+    }
 }
 
 /// The application over a prepared store, with the service's settings.
@@ -93,6 +131,40 @@ pub struct Application {
     pub store: SharedStore,
     pub campaign: Arc<Campaign>,
     clock: Arc<dyn Clock>,
+    /// On SQLite, the lock that keeps a second server off the same file, held while serving.
+    _sole_server: Option<std::fs::File>,
+}
+
+/// Takes the lock `FILE.lock` beside an SQLite database, for as long as the returned file is
+/// open: SQLite takes one server (one writer, caches of its own), and a second one on the same
+/// file is refused at start-up rather than found out later. The operator commands need no lock.
+fn serve_alone(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database folder {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another campaign-lottery process is already serving the SQLite database {} (it holds {}). \
+             SQLite takes one service process; to run several instances, use PostgreSQL \
+             (database.url = \"postgres://…\")",
+            database.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::new(e).context(format!("locking {}", path.display())))
+        }
+    }
 }
 
 /// Login codes, failed look-ups, expired sessions and sent SMS are kept this long, then deleted:
@@ -117,6 +189,10 @@ async fn forget_expired_hourly(store: SharedStore, clock: Arc<dyn Clock>) {
 impl Application {
     /// Prepares the store and binds the listener (port 0 picks a free port).
     pub async fn build(loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let sole_server = match store::sqlite_file(&loaded.settings.database.url) {
+            Some(file) => Some(serve_alone(&file)?),
+            None => None,
+        };
         let prepared = prepare(loaded, clock.as_ref()).await?;
         let server_settings = &loaded.settings.server;
         let address = format!("{}:{}", server_settings.host, server_settings.port);
@@ -154,6 +230,7 @@ impl Application {
             store,
             campaign,
             clock,
+            _sole_server: sole_server,
         })
     }
 
@@ -164,6 +241,7 @@ impl Application {
     /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
     /// Deletes expired short-lived rows meanwhile (see [`KEEP_SHORT_LIVED`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _held_until_stopped = self._sole_server;
         tokio::select! {
             stopped = self.server => stopped,
             () = forget_expired_hourly(self.store, self.clock) => Ok(()),

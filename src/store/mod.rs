@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -691,15 +692,50 @@ pub trait Store: Send + Sync + 'static {
 
 pub type SharedStore = Arc<dyn Store>;
 
+/// How the store connects, and how long what it runs may wait.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectLimits {
+    pub max_connections: u32,
+    /// For a connection: the first (a server that does not answer is named), and each later one
+    /// a request waits for.
+    pub connect_timeout: Duration,
+    /// For a lock another session holds (PostgreSQL's `lock_timeout`; SQLite's busy timeout):
+    /// past it the statement fails as unavailable instead of hanging, at start-up and in requests.
+    pub lock_timeout: Duration,
+    /// For one statement (PostgreSQL's `statement_timeout`; SQLite has none).
+    pub statement_timeout: Duration,
+}
+
+impl Default for ConnectLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+            lock_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ConnectLimits {
+    /// The defaults with `max_connections` connections.
+    pub fn with_connections(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            ..Self::default()
+        }
+    }
+}
+
 /// Opens the store a database URL names: `postgres://…` or `sqlite:…`.
-pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SharedStore> {
+pub async fn connect(url: &str, limits: ConnectLimits) -> StoreResult<SharedStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(SqlStore::new(
-            postgres::Pg::connect(url, max_connections).await?,
+            postgres::Pg::connect(url, limits).await?,
         )))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqlStore::new(
-            sqlite::Lite::connect(url, max_connections).await?,
+            sqlite::Lite::connect(url, limits).await?,
         )))
     } else {
         Err(StoreError::Database(format!(
@@ -707,6 +743,16 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SharedStore
             redact_url(url)
         )))
     }
+}
+
+/// The file an `sqlite:` URL names, `None` for another URL or an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url).ok()?;
+    let file = options.get_filename();
+    (!file.as_os_str().is_empty() && file.as_os_str() != ":memory:").then(|| file.to_path_buf())
 }
 
 /// A database URL with its password replaced, for messages and logs.

@@ -21,13 +21,22 @@ pub struct Pg {
 }
 
 impl Pg {
-    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
-            StoreError::Database(format!("bad PostgreSQL URL {:?}: {e}", redact_url(url)))
-        })?;
+    pub async fn connect(url: &str, limits: super::ConnectLimits) -> StoreResult<Self> {
+        let millis = |d: Duration| format!("{}ms", d.as_millis());
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| {
+                StoreError::Database(format!("bad PostgreSQL URL {:?}: {e}", redact_url(url)))
+            })?
+            // Every statement, migrations and requests alike, gives up on a lock or on itself
+            // instead of hanging: the caller is told the database is unavailable.
+            .options([
+                ("lock_timeout", millis(limits.lock_timeout)),
+                ("statement_timeout", millis(limits.statement_timeout)),
+            ]);
+        first_connection(&options, limits.connect_timeout).await?;
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(limits.max_connections.max(2))
+            .acquire_timeout(limits.connect_timeout)
             // sqlx pings every connection it hands out by default: a second round trip for each
             // statement. A connection that died is found by the statement itself instead (one
             // failed request per dead connection, e.g. after a database restart).
@@ -35,6 +44,38 @@ impl Pg {
             .connect_with(options)
             .await?;
         Ok(Self { pool })
+    }
+}
+
+/// One connection made at once, so that a server that refuses or does not answer is named as
+/// such (a pool only says, after its time-out, that it timed out).
+async fn first_connection(options: &PgConnectOptions, timeout: Duration) -> StoreResult<()> {
+    use sqlx::{ConnectOptions, Connection};
+    let server = format!(
+        "PostgreSQL at {}:{}",
+        options.get_host(),
+        options.get_port()
+    );
+    match tokio::time::timeout(timeout, options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(StoreError::Unavailable(format!(
+                "{server} refused the connection: is the server running and listening there?"
+            )))
+        }
+        Ok(Err(e)) => Err(match StoreError::from(e) {
+            StoreError::Unavailable(cause) => {
+                StoreError::Unavailable(format!("{server} cannot be reached: {cause}"))
+            }
+            other => other,
+        }),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "{server} did not answer within {} s (database.connect_timeout_secs)",
+            timeout.as_secs()
+        ))),
     }
 }
 

@@ -39,14 +39,14 @@ pub const WAL_LIMIT: u64 = 4 << 20;
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
 impl Lite {
-    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+    pub async fn connect(url: &str, limits: super::ConnectLimits) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("bad SQLite URL {url:?}: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(limits.lock_timeout)
             .pragma("journal_size_limit", WAL_LIMIT.to_string());
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
@@ -78,7 +78,7 @@ impl Lite {
             .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(limits.max_connections.max(1))
             .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;

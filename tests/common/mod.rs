@@ -234,6 +234,36 @@ impl TestDb {
             .unwrap();
     }
 
+    /// A PostgreSQL outage for this database: no new connections, and every open one (the
+    /// service's) terminated, as in a server restart.
+    pub async fn cut_off(&self) {
+        let (Some(admin), Some(name)) = (&self.admin_url, &self.db_name) else {
+            panic!("only a PostgreSQL test database can be cut off");
+        };
+        let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(name)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+
+    /// The end of [`TestDb::cut_off`]'s outage.
+    pub async fn reconnect(&self) {
+        let (Some(admin), Some(name)) = (&self.admin_url, &self.db_name) else {
+            panic!("only a PostgreSQL test database can be cut off");
+        };
+        let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+
     /// One integer from raw SQL (`SELECT COUNT(*) …`).
     pub async fn scalar(&self, sql: &str) -> i64 {
         match self.backend {
@@ -338,6 +368,9 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
             database: DatabaseSettings {
                 url: url.into(),
                 max_connections: 8,
+                connect_timeout_secs: 10,
+                lock_timeout_secs: 10,
+                statement_timeout_secs: 60,
             },
             campaign: CampaignSettings {
                 file: campaign_file.into(),
@@ -749,17 +782,20 @@ pub fn serve_process_with(
 ) -> ServiceProcess {
     match start_process(db_url, campaign_file, env) {
         Ok(process) => process,
-        Err(log) => panic!("the service process did not start:\n{}", log.join("\n")),
+        Err((status, log)) => panic!(
+            "the service process did not start ({status}):\n{}",
+            log.join("\n")
+        ),
     }
 }
 
-/// Starts the service binary and waits for it to log its port; or, if it exits first, what it
-/// logged.
+/// Starts the service binary and waits for it to log its port; or, if it exits first, how it
+/// exited and what it logged.
 pub fn start_process(
     db_url: &str,
     campaign_file: &str,
     env: &[(&str, &str)],
-) -> Result<ServiceProcess, Vec<String>> {
+) -> Result<ServiceProcess, (std::process::ExitStatus, Vec<String>)> {
     use std::io::{BufRead, BufReader};
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"));
     command
@@ -792,7 +828,9 @@ pub fn start_process(
         let line = match process.log.recv_timeout(std::time::Duration::from_secs(60)) {
             Ok(line) => line,
             // The pipe closed: the process ended without serving.
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(seen),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err((process.child.wait().unwrap(), seen));
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 panic!("the service process did not log its port within a minute: {seen:?}")
             }

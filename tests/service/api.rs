@@ -1375,7 +1375,12 @@ async fn every_page_and_everything_it_loads_is_served() {
 async fn the_service_forgets_day_old_login_codes_when_it_starts(db: TestDb) {
     use campaign_lottery::store::{LoginCode, LoginLimits};
     let now = demo_now();
-    let store = campaign_lottery::store::connect(&db.url, 2).await.unwrap();
+    let store = campaign_lottery::store::connect(
+        &db.url,
+        campaign_lottery::store::ConnectLimits::with_connections(2),
+    )
+    .await
+    .unwrap();
     store.migrate().await.unwrap();
     for (hash, age) in [
         ("old", chrono::Duration::days(2)),

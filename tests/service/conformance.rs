@@ -59,7 +59,9 @@ fn at(day: u32) -> chrono::DateTime<Utc> {
 }
 
 async fn open(db: &TestDb) -> SharedStore {
-    let s = store::connect(&db.url, 4).await.unwrap();
+    let s = store::connect(&db.url, store::ConnectLimits::with_connections(4))
+        .await
+        .unwrap();
     s.migrate().await.unwrap();
     s
 }

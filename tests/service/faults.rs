@@ -296,3 +296,230 @@ async fn the_sqlite_write_ahead_log_shrinks_after_a_burst() {
         1501
     );
 }
+
+/// PostgreSQL goes away under the service (connections terminated, new ones refused, as in a
+/// restart): every request meanwhile is answered 503 `not_ready` with `Retry-After`, never 500,
+/// readiness follows, and the service recovers by itself when the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_outage_is_503_with_retry_after_and_passes() {
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
+    let app = TestApp::spawn(db).await;
+    let client = reqwest::Client::new();
+    let base = app.address.clone();
+    for i in 0..10 {
+        assert_eq!(register(&client, &base, &phone(i)).await, (201, None));
+    }
+
+    app.db.cut_off().await;
+    for i in 10..40 {
+        let res = client
+            .post(format!("{base}/api/participants"))
+            .json(&json!({"phone": phone(i), "consent": true}))
+            .send()
+            .await
+            .unwrap();
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            error_code(res).await,
+            (503, "not_ready".into()),
+            "request {i}"
+        );
+        assert_eq!(retry_after.as_deref(), Some("2"));
+    }
+    assert_eq!(
+        readiness(&client, &base).await,
+        (503, Some("not_ready".into()))
+    );
+    let res = client
+        .get(format!("{base}/api/rounds/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res).await, (503, "not_ready".into()), "a read");
+
+    app.db.reconnect().await;
+    let back = Instant::now();
+    assert_eq!(
+        register(&client, &base, &phone(100)).await,
+        (201, None),
+        "the first request after the outage"
+    );
+    until_ready_is(&client, &base, 200, Duration::from_secs(5)).await;
+    common::say(&format!(
+        "PostgreSQL outage: serving again {:?} after the database was",
+        back.elapsed()
+    ));
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM participants").await, 11);
+}
+
+/// SQLite takes one server: a second `serve` on the same file is refused at start-up with a
+/// message that points to PostgreSQL, while operator commands still run beside the first; once
+/// the first has stopped, a server starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_service_process_on_one_sqlite_file_is_refused() {
+    let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
+    let first = common::serve_process(&db.url, "campaign-demo.toml");
+    let client = reqwest::Client::new();
+    assert_eq!(readiness(&client, &first.base).await.0, 200);
+
+    let Err((status, log)) = common::start_process(&db.url, "campaign-demo.toml", &[]) else {
+        panic!("a second server on one SQLite file started");
+    };
+    assert!(!status.success(), "{status}");
+    let said = log.join("\n");
+    assert!(
+        said.contains("already serving the SQLite database") && said.contains("PostgreSQL"),
+        "{said}"
+    );
+    assert_eq!(
+        readiness(&client, &first.base).await.0,
+        200,
+        "the first serves on"
+    );
+
+    let command = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args(["--config-dir", common::repo_config_dir().to_str().unwrap()])
+        .args(["sms", "pending"])
+        .env("APP_DATABASE__URL", &db.url)
+        .env("APP_CAMPAIGN__FILE", "campaign-demo.toml")
+        .output()
+        .unwrap();
+    assert!(
+        command.status.success(),
+        "an operator command beside the server"
+    );
+
+    drop(first);
+    let again = common::serve_process(&db.url, "campaign-demo.toml");
+    assert_eq!(readiness(&client, &again.base).await.0, 200);
+}
+
+/// Start-up against a table another session holds `ACCESS EXCLUSIVE`: it says what it waits
+/// for while it waits, and gives up after the lock time-out with a message and a non-zero exit,
+/// for the server and for `migrate` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_against_a_held_lock_ends_with_a_clear_error_within_the_timeout() {
+    use sqlx::Connection;
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
+    {
+        // Migrated and synced once, as a deployed database is.
+        let app = TestApp::spawn(db).await;
+        let mut holder = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("LOCK TABLE campaigns IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+
+        let started = Instant::now();
+        let Err((status, log)) = common::start_process(
+            &app.db.url,
+            "campaign-demo.toml",
+            &[("APP_DATABASE__LOCK_TIMEOUT_SECS", "3")],
+        ) else {
+            panic!("the server started past a held lock");
+        };
+        let took = started.elapsed();
+        assert!(!status.success(), "{status}");
+        let said = log.join("\n");
+        assert!(said.contains("start-up still waiting"), "{said}");
+        assert!(said.contains("lock timeout"), "{said}");
+        assert!(took < Duration::from_secs(30), "gave up after {took:?}");
+
+        let migrate = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+            .args(["--config-dir", common::repo_config_dir().to_str().unwrap()])
+            .arg("migrate")
+            .env("APP_DATABASE__URL", &app.db.url)
+            .env("APP_CAMPAIGN__FILE", "campaign-demo.toml")
+            .env("APP_DATABASE__LOCK_TIMEOUT_SECS", "3")
+            .output()
+            .unwrap();
+        assert!(!migrate.status.success());
+        let stderr = String::from_utf8_lossy(&migrate.stderr);
+        assert!(
+            stderr.contains("error:") && stderr.contains("lock timeout"),
+            "{stderr}"
+        );
+        common::say(&format!(
+            "start-up against a held lock: gave up after {took:?}"
+        ));
+
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        let service = common::serve_process(&app.db.url, "campaign-demo.toml");
+        let client = reqwest::Client::new();
+        assert_eq!(readiness(&client, &service.base).await.0, 200);
+    }
+}
+
+/// A PostgreSQL server that refuses the connection is named as refusing it, at once.
+#[test]
+fn start_up_against_a_refused_connection_says_so() {
+    // Port 1 on this machine: nothing listens there.
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args(["--config-dir", common::repo_config_dir().to_str().unwrap()])
+        .arg("serve")
+        .env("APP_DATABASE__URL", "postgres://postgres@127.0.0.1:1/test")
+        .env("APP_CAMPAIGN__FILE", "campaign-demo.toml")
+        .env("APP_SERVER__PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PostgreSQL at 127.0.0.1:1 refused the connection"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// With `RUST_BACKTRACE=1` in the environment, a failure of ours is still logged as one short
+/// line with its cause, not a backtrace through the web framework's types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_logs_are_one_line_with_the_cause_whatever_rust_backtrace_says() {
+    let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
+    let service =
+        common::serve_process_with(&db.url, "campaign-demo.toml", &[("RUST_BACKTRACE", "1")]);
+    // A round in a state no code writes: reading it is a failure of ours.
+    db.execute(
+        "PRAGMA ignore_check_constraints = ON; UPDATE rounds SET progress = 'bogus' WHERE number = 1",
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let res = client
+            .get(format!("{}/api/rounds/1", service.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(res).await, (500, "internal_error".into()));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = service.logged();
+    let failures: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("unknown round progress"))
+        .collect();
+    assert!(
+        failures.len() >= 20,
+        "each failure is logged with its cause: {log:?}"
+    );
+    let longest = log.iter().map(String::len).max().unwrap_or(0);
+    assert!(longest < 2048, "a log line of {longest} bytes");
+    let traced: Vec<&String> = log
+        .iter()
+        .filter(|l| l.to_lowercase().contains("backtrace") || l.contains("  at "))
+        .collect();
+    assert!(traced.is_empty(), "no backtrace in the log: {traced:?}");
+}

@@ -25,7 +25,6 @@ backend_tests!(
     passing_outside_every_window_says_when_the_next_opens,
     bad_submissions_are_refused_and_write_nothing,
     attempts_per_day_are_limited_even_concurrently,
-    an_attempt_started_on_one_instance_is_submitted_on_another,
 );
 
 const PHONE: &str = "13800138000";
@@ -950,8 +949,13 @@ async fn attempts_per_day_are_limited_even_concurrently(db: TestDb) {
 /// Two service instances on one database: an attempt started on one is submitted on the other
 /// (which reads it from the database), and a late copy of the submission to the first (which
 /// holds the attempt in memory) is refused as already submitted.
-async fn an_attempt_started_on_one_instance_is_submitted_on_another(db: TestDb) {
+/// PostgreSQL only: SQLite takes one server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_started_on_one_instance_is_submitted_on_another() {
     use campaign_lottery::clock::ManualClock;
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
     let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign-demo.toml");
     let a = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
     let b = campaign_lottery::startup::Application::build(
