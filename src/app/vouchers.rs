@@ -122,7 +122,8 @@ pub struct Redeemed {
     pub replayed: bool,
 }
 
-/// Redeems a code at this desk, exactly once; a retry with the same key gets the same answer.
+/// Redeems a code at this desk, exactly once. The first answer to a key, a refusal too, is the
+/// answer to every retry with it; the key with another code or other holder digits is refused.
 pub async fn redeem(app: &App, desk: &Desk, address: &str, r: &Redemption<'_>) -> Result<Redeemed> {
     let key = idempotency_key(r.idempotency_key)?;
     throttle(app, desk, address).await?;
@@ -162,14 +163,17 @@ pub async fn redeem(app: &App, desk: &Desk, address: &str, r: &Redemption<'_>) -
             voucher,
             replayed,
         }),
-        RedeemOutcome::Refused { reason, .. } => {
-            if reason == crate::domain::redemption::Reason::HolderMismatch {
+        // A replayed answer was counted when it was first given.
+        RedeemOutcome::Refused { reason, replayed } => {
+            if reason == crate::domain::redemption::Reason::HolderMismatch && !replayed {
                 failed_lookup(app, desk, address).await?;
             }
             Err(reason.refusal(&app.campaign).into())
         }
-        RedeemOutcome::Unknown => {
-            failed_lookup(app, desk, address).await?;
+        RedeemOutcome::Unknown { replayed } => {
+            if !replayed {
+                failed_lookup(app, desk, address).await?;
+            }
             Err(Refusal::UnknownCode.into())
         }
         RedeemOutcome::KeyReused => Err(Refusal::IdempotencyKeyReused.into()),

@@ -4,17 +4,20 @@
 use super::campaign::{Campaign, Category, RedemptionPolicy, Venue, VoucherKind};
 use super::refusal::Refusal;
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// An unreversed redemption of a winner's voucher of one kind (under any of its codes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Use {
     pub venue_id: String,
     pub at: DateTime<Utc>,
 }
 
-/// Why a voucher is refused at the front desk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a voucher is refused at the front desk. Serialised as recorded for an Idempotency-Key,
+/// so that a retry is told exactly what the first request was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Reason {
     /// The operators voided it (lost, or replaced by a reissued code).
     Void,
@@ -244,9 +247,78 @@ pub fn per_venue_per_day(
     (days, rows)
 }
 
+/// What a front desk asked, as recorded with its Idempotency-Key: a retry under the same key
+/// must ask the same (the code and the holder digits), or it is refused as a reused key. A
+/// digest, so that the holder digits are not stored.
+pub fn request_fingerprint(code: &str, holder_digits: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"redeem\n");
+    h.update(code.as_bytes());
+    h.update(b"\n");
+    h.update(holder_digits.unwrap_or("").as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Whether a request is the one recorded as `recorded` under its key. Keys recorded before
+/// fingerprints were (migration 0008) name the code only: `code:` and the code.
+pub fn same_request(recorded: &str, code: &str, holder_digits: Option<&str>) -> bool {
+    match recorded.strip_prefix("code:") {
+        Some(earlier) => earlier == code,
+        None => recorded == request_fingerprint(code, holder_digits),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_must_ask_the_same_as_the_first_request() {
+        let first = request_fingerprint("ABCDEFGHJKMN", Some("5678"));
+        assert_eq!(first.len(), 64);
+        assert!(!first.contains("5678"));
+        assert!(same_request(&first, "ABCDEFGHJKMN", Some("5678")));
+        assert!(!same_request(&first, "ABCDEFGHJKMN", Some("1234")));
+        assert!(!same_request(&first, "ABCDEFGHJKMN", None));
+        assert!(!same_request(&first, "ABCDEFGHJKMP", Some("5678")));
+        // No digits and empty digits are one request; a code and digits do not run together.
+        assert_eq!(
+            request_fingerprint("AB", None),
+            request_fingerprint("AB", Some(""))
+        );
+        assert_ne!(
+            request_fingerprint("AB", Some("12")),
+            request_fingerprint("AB1", Some("2"))
+        );
+        // Keys recorded before fingerprints: the code decides.
+        assert!(same_request(
+            "code:ABCDEFGHJKMN",
+            "ABCDEFGHJKMN",
+            Some("0000")
+        ));
+        assert!(!same_request("code:ABCDEFGHJKMN", "ABCDEFGHJKMP", None));
+    }
+
+    #[test]
+    fn a_refusal_is_recorded_and_read_back_as_it_was() {
+        let reasons = [
+            Reason::Void,
+            Reason::WrongCategory {
+                venue: Category::Dining,
+                voucher: Category::Hotel,
+            },
+            Reason::AlreadyUsed(Use {
+                venue_id: "shenlong-hotel".into(),
+                at: Utc::now(),
+            }),
+            Reason::HolderMismatch,
+        ];
+        for r in reasons {
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Reason>(&text).unwrap(), r, "{text}");
+        }
+    }
     use chrono::TimeZone;
 
     fn at(day: u32, hour: u32) -> DateTime<Utc> {

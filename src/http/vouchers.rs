@@ -359,8 +359,9 @@ pub struct Redeemed {
     replayed: bool,
 }
 
-/// Redeems a code at this venue, exactly once. Send an `Idempotency-Key`: a retry with the same
-/// key gets the same answer; the same key with another code is refused.
+/// Redeems a code at this venue, exactly once. Send an `Idempotency-Key`: the first answer to a
+/// key, a refusal too, is the answer to every retry with the same key and request; the same key
+/// with another code or other holder digits is refused (`idempotency_key_reused`).
 #[utoipa::path(post, path = "/api/venue/redeem", tag = "vouchers", security(("bearer" = [])),
     request_body = RedeemInput, params(("Idempotency-Key" = String, Header)),
     responses((status = 200, body = Redeemed), BodyRefusals, StaffRefusals,

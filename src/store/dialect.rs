@@ -364,6 +364,16 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         read: &'e mut Self::Conn,
         w: &'e super::sql::RedemptionWrite<'e>,
     ) -> impl Future<Output = StoreResult<bool>> + Send + 'e;
+
+    /// Runs one writing statement, committed, for a use case that holds `read`: on it where it
+    /// may write (PostgreSQL, where a second connection from the same pool could wait forever
+    /// under load), in a write transaction of its own where one writer takes every write
+    /// (SQLite). The rows it changed.
+    fn write_beside<'e>(
+        &'e self,
+        read: &'e mut Self::Conn,
+        q: Sql<'e>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send + 'e;
 }
 
 /// `… FOR UPDATE OF alias` where the database has row locks; nothing where it does not.

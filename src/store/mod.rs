@@ -399,20 +399,25 @@ impl Redeem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One per request, moved once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum RedeemOutcome {
-    /// `replayed`: the same Idempotency-Key redeemed this code before; nothing new was written.
+    /// `replayed`: the same Idempotency-Key and request redeemed this code before; nothing new
+    /// was written.
     Redeemed {
         redemption: RedemptionRecord,
         voucher: VoucherRecord,
         replayed: bool,
     },
+    /// `replayed`: the answer recorded for the same Idempotency-Key and request.
     Refused {
         reason: crate::domain::redemption::Reason,
-        voucher: VoucherRecord,
+        replayed: bool,
     },
     /// No voucher has this code.
-    Unknown,
-    /// The Idempotency-Key was used by this token for another code.
+    Unknown { replayed: bool },
+    /// The Idempotency-Key was used by this token for another request (another code, other
+    /// holder digits).
     KeyReused,
 }
 

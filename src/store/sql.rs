@@ -285,32 +285,118 @@ pub(super) fn attach_uses(vouchers: &mut [VoucherRecord], uses: Vec<(String, Use
     }
 }
 
-/// The answer to a request whose Idempotency-Key this token used before.
-pub(super) fn replay(
-    earlier: RedemptionRecord,
-    voucher: Option<VoucherRecord>,
+/// The answer recorded for a desk's Idempotency-Key.
+pub(super) struct RecordedAnswer {
+    request: String,
+    answer: String,
+    redemption_id: Option<Uuid>,
+    reason: Option<String>,
+}
+
+async fn recorded_answer(
+    conn: &mut impl Exec,
+    token_id: Uuid,
+    key: &str,
+) -> StoreResult<Option<RecordedAnswer>> {
+    sql(
+        "SELECT request, answer, redemption_id, reason FROM idempotent_answers
+         WHERE token_id = $1 AND idempotency_key = $2",
+    )
+    .bind(token_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?
+    .map(|row| {
+        Ok(RecordedAnswer {
+            request: row.get("request")?,
+            answer: row.get("answer")?,
+            redemption_id: row.get("redemption_id")?,
+            reason: row.get("reason")?,
+        })
+    })
+    .transpose()
+}
+
+/// The first answer again, for a retry under the same key; a reuse of the key for another
+/// request is refused.
+async fn replay<D: Dialect>(
+    conn: &mut D::Conn,
+    earlier: RecordedAnswer,
     r: &Redeem,
-) -> RedeemOutcome {
-    match voucher {
-        Some(voucher) if earlier.code == r.code => RedeemOutcome::Redeemed {
-            redemption: earlier,
-            voucher,
+) -> StoreResult<RedeemOutcome> {
+    if !crate::domain::redemption::same_request(
+        &earlier.request,
+        &r.code,
+        r.holder_digits.as_deref(),
+    ) {
+        return Ok(RedeemOutcome::KeyReused);
+    }
+    match (
+        earlier.answer.as_str(),
+        earlier.redemption_id,
+        earlier.reason,
+    ) {
+        ("redeemed", Some(id), _) => {
+            let redemption = sql(format!(
+                "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM} WHERE r.id = $1"
+            ))
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .and_then(|row| redemption_from_row(&row))?;
+            let voucher = one_voucher::<D>(conn, "v.id = $1", redemption.voucher_id.into(), false)
+                .await?
+                .ok_or_else(|| StoreError::Database(format!("redemption {id} has no voucher")))?;
+            Ok(RedeemOutcome::Redeemed {
+                redemption,
+                voucher,
+                replayed: true,
+            })
+        }
+        ("refused", _, Some(reason)) => Ok(RedeemOutcome::Refused {
+            reason: serde_json::from_str(&reason).map_err(|e| {
+                StoreError::Database(format!("unreadable recorded refusal {reason:?}: {e}"))
+            })?,
             replayed: true,
-        },
-        _ => RedeemOutcome::KeyReused,
+        }),
+        ("unknown_code", _, _) => Ok(RedeemOutcome::Unknown { replayed: true }),
+        (answer, ..) => Err(StoreError::Database(format!(
+            "recorded answer {answer:?} is incomplete"
+        ))),
     }
 }
 
-/// The answer to a request the rules refuse (or whose code is unknown), once no earlier request
-/// with its key explains it.
-pub(super) fn refused(
-    voucher: Option<VoucherRecord>,
-    verdict: Result<(), crate::domain::redemption::Reason>,
-) -> RedeemOutcome {
-    match (voucher, verdict) {
-        (Some(voucher), Err(reason)) => RedeemOutcome::Refused { reason, voucher },
-        _ => RedeemOutcome::Unknown,
-    }
+/// Records a refusal (or an unknown code) as the answer to its key, unless the key has an
+/// answer already (a concurrent request with it): whether it was recorded.
+async fn record_refusal<D: Dialect>(
+    db: &D,
+    read: &mut D::Conn,
+    r: &Redeem,
+    request: &str,
+    reason: Option<&crate::domain::redemption::Reason>,
+) -> StoreResult<bool> {
+    let reason = reason
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Database(format!("cannot record a refusal: {e}")))?;
+    let answer = if reason.is_some() {
+        "refused"
+    } else {
+        "unknown_code"
+    };
+    let statement = sql(
+        "INSERT INTO idempotent_answers (token_id, idempotency_key, request, answer, reason,
+             answered_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(r.token_id)
+    .bind(&r.idempotency_key)
+    .bind(request)
+    .bind(answer)
+    .bind(&reason)
+    .bind(r.at);
+    Ok(db.write_beside(read, statement).await? == 1)
 }
 
 pub(super) fn parse_progress(s: &str) -> StoreResult<RoundProgress> {
@@ -588,24 +674,6 @@ async fn one_voucher<D: Dialect>(
     Ok(Some(voucher))
 }
 
-async fn by_idempotency_key(
-    conn: &mut impl Exec,
-    token_id: Uuid,
-    key: &str,
-) -> StoreResult<Option<RedemptionRecord>> {
-    sql(format!(
-        "SELECT {REDEMPTION_COLUMNS} {REDEMPTION_FROM}
-         WHERE r.token_id = $1 AND r.idempotency_key = $2"
-    ))
-    .bind(token_id)
-    .bind(key)
-    .fetch_optional(conn)
-    .await?
-    .as_ref()
-    .map(redemption_from_row)
-    .transpose()
-}
-
 /// Binds `$1`…`$6` of a submission's write: time, score, passed, answers, attempt, participant.
 pub(super) fn bind_submission<'q>(q: dialect::Sql<'q>, s: &'q Submission) -> dialect::Sql<'q> {
     q.bind(s.at)
@@ -695,6 +763,8 @@ pub struct RedemptionWrite<'a> {
     pub redemption: &'a RedemptionRecord,
     pub entitlement: String,
     pub slot: &'a str,
+    /// The request's fingerprint, recorded as the answer to its key with the redemption.
+    pub request: &'a str,
     pub event: AuditEvent,
 }
 
@@ -715,7 +785,8 @@ impl<'a> RedemptionWrite<'a> {
 }
 
 /// [`Dialect::write_redemption`] the portable way: a guarded insert (the voucher still live;
-/// unique indexes on the slot and the key) and the audit entry, in one write transaction.
+/// unique indexes on the slot and the key), the key's answer and the audit entry, in one write
+/// transaction.
 pub(super) async fn write_redemption<D: Dialect>(
     db: &D,
     w: &RedemptionWrite<'_>,
@@ -731,6 +802,24 @@ pub(super) async fn write_redemption<D: Dialect>(
         .execute(&mut *tx)
         .await?;
     if inserted == 0 {
+        return Ok(false);
+    }
+    let r = w.redemption;
+    let answered = sql(
+        "INSERT INTO idempotent_answers (token_id, idempotency_key, request, answer,
+             redemption_id, answered_at)
+         VALUES ($1, $2, $3, 'redeemed', $4, $5)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(r.token_id)
+    .bind(&r.idempotency_key)
+    .bind(w.request)
+    .bind(r.id)
+    .bind(r.redeemed_at)
+    .execute(&mut *tx)
+    .await?;
+    if answered == 0 {
+        // The key has its answer already (a refusal made meanwhile): rolled back.
         return Ok(false);
     }
     append::<D>(&mut tx, w.event.clone(), w.redemption.redeemed_at).await?;
@@ -1782,34 +1871,47 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn redeem(&self, campaign: &Campaign, r: Redeem) -> StoreResult<RedeemOutcome> {
-        // Judged on a read, then written by a write whose guards keep the judgement true (the
-        // voucher still live, the slot free and the key unused, by unique indexes). When a
-        // guard fails, read again: the answer is then a refusal, a replay or a reuse.
+        // A key answered before is answered the same (or refused as reused). Otherwise judged on
+        // a read, then written by a write whose guards keep the judgement true (the voucher
+        // still live, the slot free, the key unanswered, by unique indexes); a refusal is
+        // recorded as the key's answer. When a guard fails, read again.
+        let request =
+            crate::domain::redemption::request_fingerprint(&r.code, r.holder_digits.as_deref());
         let mut conn = self.db.reader().await?;
         let redemption_id = Uuid::new_v4();
         for _ in 0..5 {
+            if let Some(earlier) =
+                recorded_answer(&mut *conn, r.token_id, &r.idempotency_key).await?
+            {
+                return replay::<D>(&mut conn, earlier, &r).await;
+            }
             let voucher =
                 one_voucher::<D>(&mut conn, "v.code = $1", r.code.as_str().into(), false).await?;
             let verdict = match &voucher {
                 Some(v) => judge_redeem(campaign, v, &r)?,
                 None => Ok(()),
             };
-            if voucher.is_none() || verdict.is_err() {
-                // A retry of a request that went through is refused by the rules now (its own
-                // use is there): the key says what the first answer was.
-                if let Some(earlier) =
-                    by_idempotency_key(&mut *conn, r.token_id, &r.idempotency_key).await?
-                {
-                    return Ok(replay(earlier, voucher, &r));
+            let Some(voucher) = voucher else {
+                if record_refusal(&self.db, &mut conn, &r, &request, None).await? {
+                    return Ok(RedeemOutcome::Unknown { replayed: false });
                 }
-                return Ok(refused(voucher, verdict));
+                continue;
+            };
+            if let Err(reason) = verdict {
+                if record_refusal(&self.db, &mut conn, &r, &request, Some(&reason)).await? {
+                    return Ok(RedeemOutcome::Refused {
+                        reason,
+                        replayed: false,
+                    });
+                }
+                continue;
             }
-            let voucher = voucher.expect("checked above");
             let redemption = r.record(redemption_id, &voucher);
             let write = RedemptionWrite {
                 redemption: &redemption,
                 entitlement: voucher.entitlement(),
                 slot: redemption_slot(campaign, &voucher, &r.venue.id)?,
+                request: &request,
                 event: redeem_event(&redemption, &r.actor),
             };
             if self.db.write_redemption(&mut conn, &write).await? {
@@ -1818,11 +1920,6 @@ impl<D: Dialect> Store for SqlStore<D> {
                     voucher,
                     replayed: false,
                 });
-            }
-            if let Some(earlier) =
-                by_idempotency_key(&mut *conn, r.token_id, &r.idempotency_key).await?
-            {
-                return Ok(replay(earlier, Some(voucher), &r));
             }
         }
         Err(StoreError::Database(format!(
@@ -2054,6 +2151,8 @@ impl<D: Dialect> Store for SqlStore<D> {
             "DELETE FROM lookup_failures WHERE at < $1",
             "DELETE FROM participant_sessions WHERE expires_at < $1",
             "DELETE FROM sms_outbox WHERE sent_at < $1",
+            // A desk retries within minutes; a redemption's answer stays with it.
+            "DELETE FROM idempotent_answers WHERE answer <> 'redeemed' AND answered_at < $1",
         ] {
             gone += sql(text).bind(before).execute(&mut *tx).await?;
         }

@@ -271,4 +271,16 @@ impl Dialect for Lite {
         // On the writer: the reader it was judged on stays free.
         write_redemption(self, w).await
     }
+
+    async fn write_beside<'e>(
+        &'e self,
+        _read: &'e mut SqliteConnection,
+        q: super::dialect::Sql<'e>,
+    ) -> StoreResult<u64> {
+        use super::dialect::Exec;
+        let mut tx = self.begin().await?;
+        let changed = tx.execute(q).await?;
+        Self::commit(tx).await?;
+        Ok(changed)
+    }
 }

@@ -34,6 +34,8 @@ backend_tests!(
     vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them,
     the_database_refuses_duplicate_codes_and_a_second_live_redemption,
     two_store_instances_redeeming_at_once_redeem_once,
+    one_key_sent_concurrently_with_two_requests_has_one_answer,
+    a_refusal_recorded_while_a_redemption_waits_to_write_is_the_keys_answer,
     a_reissued_code_keeps_the_uses_of_the_voided_one,
     failed_lookups_are_counted_per_token_and_address,
     short_lived_rows_are_forgotten_and_live_ones_kept,
@@ -785,6 +787,31 @@ async fn vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them(db: TestD
         panic!("{replay:?}")
     };
     assert_eq!(replayed, redemption);
+    // The same key with other holder digits is another request.
+    let mut other_digits = request(&c, &hotel, "shenlong-hotel", desk, "k1", at(27));
+    other_digits.holder_digits = Some("9999".into());
+    assert_eq!(
+        s.redeem(&c, other_digits).await.unwrap(),
+        store::RedeemOutcome::KeyReused
+    );
+    // A refusal is the answer to its key: replayed, the rules not asked again.
+    let refused_again = s
+        .redeem(
+            &c,
+            request(&c, &hotel, "hengshan-hotel", other, "k2", at(30)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            refused_again,
+            store::RedeemOutcome::Refused {
+                reason: campaign_lottery::domain::redemption::Reason::AlreadyUsed(_),
+                replayed: true
+            }
+        ),
+        "{refused_again:?}"
+    );
     let second = s
         .all_vouchers(&c.id)
         .await
@@ -833,6 +860,16 @@ async fn vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them(db: TestD
         store::ReverseOutcome::AlreadyReversed(_)
     ));
     assert!(s.voucher(hotel.id).await.unwrap().unwrap().uses.is_empty());
+    // Redeemable again now, but not under the key whose answer was a refusal.
+    assert!(matches!(
+        s.redeem(
+            &c,
+            request(&c, &hotel, "hengshan-hotel", other, "k2", at(28))
+        )
+        .await
+        .unwrap(),
+        store::RedeemOutcome::Refused { replayed: true, .. }
+    ));
     // Redeemable again, elsewhere.
     assert!(matches!(
         s.redeem(
@@ -872,8 +909,12 @@ async fn vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them(db: TestD
     let mut unknown = request(&c, &hotel, "shenlong-hotel", desk, "k9", at(28));
     unknown.code = "ABCDEFGHJKMY".into();
     assert_eq!(
+        s.redeem(&c, unknown.clone()).await.unwrap(),
+        store::RedeemOutcome::Unknown { replayed: false }
+    );
+    assert_eq!(
         s.redeem(&c, unknown).await.unwrap(),
-        store::RedeemOutcome::Unknown
+        store::RedeemOutcome::Unknown { replayed: true }
     );
     // Every change is in the audit chain, which still verifies.
     assert!(verify_audit_log(s.as_ref()).await.unwrap().is_ok());
@@ -945,6 +986,164 @@ async fn two_store_instances_redeeming_at_once_redeem_once(db: TestDb) {
     }
     assert_eq!(redeemed, 1);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM redemptions").await, 1);
+}
+
+/// One Idempotency-Key sent at once from two store instances with two different requests (the
+/// holder's digits, and wrong ones): whichever is judged first is the key's one answer; every
+/// request like it is told the same, every other one that the key is reused; a refusal that
+/// wins leaves no redemption behind.
+async fn one_key_sent_concurrently_with_two_requests_has_one_answer(db: TestDb) {
+    let (a, c) = drawn(&db).await;
+    let b = open(&db).await;
+    let cards: Vec<_> = a
+        .all_vouchers(&c.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.kind == "tourism_card")
+        .take(8)
+        .collect();
+    let desk = venue_token(&a, "huaguoshan-scenic").await;
+    let mut redemptions = 0;
+    for (n, card) in cards.iter().enumerate() {
+        let key = format!("one-key-{n}");
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let mut r = request(&c, card, "huaguoshan-scenic", desk, &key, at(25));
+            // Every other card, the wrong digits are sent first.
+            let right = (i % 4 < 2) == (n % 2 == 0);
+            if !right {
+                let digits = r.holder_digits.clone().unwrap();
+                r.holder_digits = Some(if digits == "1234" { "4321" } else { "1234" }.into());
+            }
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                (right, s.redeem(&c, r).await.unwrap())
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let fresh = |o: &store::RedeemOutcome| {
+            matches!(
+                o,
+                store::RedeemOutcome::Redeemed {
+                    replayed: false,
+                    ..
+                } | store::RedeemOutcome::Refused {
+                    replayed: false,
+                    ..
+                }
+            )
+        };
+        assert_eq!(
+            answers.iter().filter(|(_, o)| fresh(o)).count(),
+            1,
+            "{answers:?}"
+        );
+        let (winner_right, _) = answers.iter().find(|(_, o)| fresh(o)).unwrap();
+        for (right, outcome) in &answers {
+            if right != winner_right {
+                assert_eq!(outcome, &store::RedeemOutcome::KeyReused);
+            } else if *right {
+                assert!(
+                    matches!(outcome, store::RedeemOutcome::Redeemed { .. }),
+                    "{outcome:?}"
+                );
+            } else {
+                assert!(
+                    matches!(
+                        outcome,
+                        store::RedeemOutcome::Refused {
+                            reason: campaign_lottery::domain::redemption::Reason::HolderMismatch,
+                            ..
+                        }
+                    ),
+                    "{outcome:?}"
+                );
+            }
+        }
+        redemptions += i64::from(*winner_right);
+        // A refusal that won leaves no redemption of this card behind.
+        assert_eq!(
+            a.voucher(card.id).await.unwrap().unwrap().uses.len(),
+            usize::from(*winner_right)
+        );
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM redemptions").await,
+        redemptions
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM idempotent_answers").await,
+        8
+    );
+    assert!(verify_audit_log(a.as_ref()).await.unwrap().is_ok());
+}
+
+/// The narrow case of the test above, made certain: a redemption judged allowed waits to write
+/// (the test holds the voucher's row, or SQLite's write lock) while another request under the
+/// same key is refused and its refusal recorded; the redemption's write then finds the key
+/// answered and writes nothing, and its request is told the key is reused.
+async fn a_refusal_recorded_while_a_redemption_waits_to_write_is_the_keys_answer(db: TestDb) {
+    use campaign_lottery::domain::redemption::{request_fingerprint, Reason};
+    use sqlx::Connection;
+    let (s, c) = drawn(&db).await;
+    let card = first_of(&s, "tourism_card").await;
+    let desk = venue_token(&s, "huaguoshan-scenic").await;
+    let r = request(&c, &card, "huaguoshan-scenic", desk, "contested", at(25));
+    let wrong = if r.holder_digits.as_deref() == Some("1234") {
+        "4321"
+    } else {
+        "1234"
+    };
+    let refusal = format!(
+        "INSERT INTO idempotent_answers (token_id, idempotency_key, request, answer, reason, answered_at)
+         VALUES ('{desk}', 'contested', '{}', 'refused', '{}', '{}')",
+        request_fingerprint(&r.code, Some(wrong)),
+        serde_json::to_string(&Reason::HolderMismatch).unwrap(),
+        at(25).to_rfc3339()
+    );
+    let redeeming = {
+        let (s, c, r) = (s.clone(), c.clone(), r.clone());
+        async move { s.redeem(&c, r).await.unwrap() }
+    };
+    let outcome = match db.backend {
+        common::Backend::Postgres => {
+            let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+            sqlx::query(&format!(
+                "SELECT id FROM vouchers WHERE id = '{}' FOR UPDATE",
+                card.id
+            ))
+            .execute(&mut holder)
+            .await
+            .unwrap();
+            let task = tokio::spawn(redeeming);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            db.execute(&refusal).await;
+            sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+            task.await.unwrap()
+        }
+        common::Backend::Sqlite => {
+            let mut holder = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            let task = tokio::spawn(redeeming);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            sqlx::query(&refusal).execute(&mut holder).await.unwrap();
+            sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+            task.await.unwrap()
+        }
+    };
+    assert_eq!(outcome, store::RedeemOutcome::KeyReused);
+    assert!(s.voucher(card.id).await.unwrap().unwrap().uses.is_empty());
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM redemptions").await, 0);
+    assert!(verify_audit_log(s.as_ref()).await.unwrap().is_ok());
 }
 
 async fn a_reissued_code_keeps_the_uses_of_the_voided_one(db: TestDb) {

@@ -432,6 +432,53 @@ async fn the_same_idempotency_key_gets_the_same_answer(db: TestDb) {
     }
     assert_eq!(ids.len(), 1);
     assert_eq!(redemption_count(&app).await, 3);
+    // A refusal is the key's answer too, as payment APIs keep it: retried with the same request
+    // it is told again (and not counted again as a failed look-up, past the limit of 10); with
+    // the holder's right digits under the same key, the key is refused as reused.
+    let fourth = voucher_of(&app, "hotel_night", 3).await;
+    let wrong = if digits(&fourth) == "0000" {
+        "1111"
+    } else {
+        "0000"
+    };
+    let k = key();
+    for _ in 0..12 {
+        assert_eq!(
+            error_code(redeem(&app, &desk, &shown(&fourth), Some(wrong), &k).await).await,
+            (422, "holder_mismatch".into())
+        );
+    }
+    assert_eq!(
+        error_code(redeem(&app, &desk, &shown(&fourth), Some(&digits(&fourth)), &k).await).await,
+        (422, "idempotency_key_reused".into())
+    );
+    assert_eq!(
+        error_code(redeem(&app, &desk, &shown(&fourth), None, &k).await).await,
+        (422, "idempotency_key_reused".into())
+    );
+    assert_eq!(redemption_count(&app).await, 3);
+    // A new key is a new request.
+    let res = redeem(&app, &desk, &shown(&fourth), Some(&digits(&fourth)), &key()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(redemption_count(&app).await, 4);
+    // And a success retried with other digits under its key is not a retry.
+    let k = key();
+    let fifth = voucher_of(&app, "hotel_night", 4).await;
+    assert_eq!(
+        redeem(&app, &desk, &shown(&fifth), Some(&digits(&fifth)), &k)
+            .await
+            .status(),
+        200
+    );
+    let other_digits = if digits(&fifth) == "0000" {
+        "1111"
+    } else {
+        "0000"
+    };
+    assert_eq!(
+        error_code(redeem(&app, &desk, &shown(&fifth), Some(other_digits), &k).await).await,
+        (422, "idempotency_key_reused".into())
+    );
 }
 
 async fn a_venue_reverses_its_own_redemption_within_the_window(db: TestDb) {
