@@ -54,6 +54,9 @@ enum Command {
     /// Freeze or draw a round from the terminal (the same rules as the API).
     #[command(subcommand)]
     Round(RoundCommand),
+    /// Write a consistent copy of the SQLite database to PATH (a new file) while the service
+    /// runs, and check it. PostgreSQL: see docs/operations.md.
+    Backup { path: PathBuf },
     /// The SMS outbox (login codes), for running without an SMS gateway.
     #[command(subcommand)]
     Sms(SmsCommand),
@@ -170,6 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup { path } => backup(&loaded, &path).await,
         Command::CheckConfig => {
             let path = loaded.campaign_path();
             let file = campaign_lottery::config::read_campaign_file(&path)?;
@@ -247,6 +251,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// `backup PATH`: the live SQLite database, copied and checked; nothing migrated or written.
+async fn backup(loaded: &LoadedSettings, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use campaign_lottery::store;
+    let db = &loaded.settings.database;
+    let Some(file) = store::sqlite_file(&db.url) else {
+        anyhow::bail!(
+            "backup copies an SQLite database; {} is backed up with pg_dump or WAL archiving (docs/operations.md)",
+            store::redact_url(&db.url)
+        );
+    };
+    if !file.exists() {
+        anyhow::bail!("there is no database at {} to back up", file.display());
+    }
+    let live = store::connect(&db.url, store::ConnectLimits::with_connections(1)).await?;
+    let started = std::time::Instant::now();
+    live.backup_into(path)
+        .await
+        .with_context(|| format!("backing up {} to {}", file.display(), path.display()))?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backup of {} written to {} ({} bytes in {:.1} s); integrity check ok",
+        file.display(),
+        path.display(),
+        bytes,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Who runs the command, for the audit log.

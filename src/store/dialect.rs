@@ -332,6 +332,12 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     fn begin(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
     fn commit(tx: Self::Tx) -> impl Future<Output = StoreResult<()>> + Send;
     fn migrate(&self) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes a consistent copy of the live database to the new file `path`, while it serves,
+    /// and checks the copy. Where the database is a server (PostgreSQL), its own tools do that.
+    fn backup_into<'e>(
+        &'e self,
+        path: &'e std::path::Path,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'e;
 
     /// Serialises the transactions that take the same key until they end (PostgreSQL: an
     /// advisory lock). Where a write transaction excludes every other (SQLite), nothing to do.

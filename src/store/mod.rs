@@ -438,6 +438,10 @@ pub trait Store: Send + Sync + 'static {
     /// Applies this backend's migrations.
     async fn migrate(&self) -> StoreResult<()>;
 
+    /// Writes a consistent copy of the live database to the new file `path` (SQLite's
+    /// `VACUUM INTO`, beside the running service) and checks it (`integrity_check`).
+    async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()>;
+
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -158,6 +158,14 @@ impl Dialect for Pg {
         Ok(MIGRATOR.run(&self.pool).await?)
     }
 
+    async fn backup_into(&self, _path: &std::path::Path) -> StoreResult<()> {
+        Err(StoreError::Database(
+            "a PostgreSQL database is backed up with pg_dump, or continuously by WAL archiving \
+             (docs/operations.md)"
+                .into(),
+        ))
+    }
+
     async fn lock_key<'e>(tx: &'e mut PgConnection, key: &'e str) -> StoreResult<()> {
         sql("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))::text AS locked")
             .bind(key)

@@ -872,6 +872,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.db.migrate().await
     }
 
+    async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()> {
+        self.db.backup_into(path).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let mut conn = self.db.reader().await?;
         sql("SELECT 1 AS one").fetch_one(&mut *conn).await?;

@@ -221,6 +221,45 @@ impl Dialect for Lite {
         Ok(MIGRATOR.run(&self.writer).await?)
     }
 
+    async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()> {
+        use sqlx::ConnectOptions;
+        if path.exists() {
+            return Err(StoreError::Database(format!(
+                "{} exists already: a backup never overwrites a file",
+                path.display()
+            )));
+        }
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::Database(format!("{} is not a UTF-8 path", path.display()))
+        })?;
+        // One read transaction on a reader: a snapshot of the database as of its start, written
+        // out compacted, while the writer goes on (WAL).
+        let copied = sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.reader)
+            .await;
+        if let Err(e) = copied {
+            // A half-written copy (a full disk) is no backup.
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
+        }
+        let mut copy = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .connect()
+            .await?;
+        let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&mut copy)
+            .await?;
+        if verdict != "ok" {
+            return Err(StoreError::Database(format!(
+                "the copy at {} fails its integrity check: {verdict}",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
     async fn lock_key<'e>(_tx: &'e mut SqliteConnection, _key: &'e str) -> StoreResult<()> {
         // BEGIN IMMEDIATE already made this the only writer.
         Ok(())

@@ -146,9 +146,14 @@ impl TestDb {
 
     /// An SQLite test database in `dir` (which the caller keeps).
     pub fn sqlite_in(dir: &Path) -> Self {
+        Self::sqlite_at(&dir.join("test.db"))
+    }
+
+    /// The SQLite database in `file` (which the caller keeps).
+    pub fn sqlite_at(file: &Path) -> Self {
         Self {
             backend: Backend::Sqlite,
-            url: format!("sqlite://{}", dir.join("test.db").display()),
+            url: format!("sqlite://{}", file.display()),
             admin_url: None,
             db_name: None,
             tablespace: None,

@@ -523,3 +523,235 @@ async fn error_logs_are_one_line_with_the_cause_whatever_rust_backtrace_says() {
         .collect();
     assert!(traced.is_empty(), "no backtrace in the log: {traced:?}");
 }
+
+/// `campaign-lottery` with the demo's settings on `db_url`.
+fn command(db_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args(["--config-dir", common::repo_config_dir().to_str().unwrap()])
+        .args(args)
+        .env("APP_DATABASE__URL", db_url)
+        .env("APP_CAMPAIGN__FILE", "campaign-demo.toml")
+        .env_remove("APP_ENVIRONMENT")
+        .output()
+        .unwrap()
+}
+
+/// A backup taken while the service takes registrations is a consistent copy (each
+/// registration's participant and session both there or both not), passes its integrity check,
+/// and restores: a service starts on it, its audit chain verifies, and it holds nothing the live
+/// database does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqlite_backup_taken_under_load_restores() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
+    let service = common::serve_process(&db.url, "campaign-demo.toml");
+    let client = reqwest::Client::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, base, stop, done) = (
+                client.clone(),
+                service.base.clone(),
+                stop.clone(),
+                done.clone(),
+            );
+            tokio::spawn(async move {
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(register(&client, &base, &phone(i)).await, (201, None));
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += 4;
+                }
+            })
+        })
+        .collect();
+    while done.load(Ordering::Relaxed) < 300 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("backup.db");
+    let before = done.load(Ordering::Relaxed);
+    let out = {
+        let (url, copy) = (db.url.clone(), copy.to_str().unwrap().to_owned());
+        tokio::task::spawn_blocking(move || command(&url, &["backup", &copy]))
+            .await
+            .unwrap()
+    };
+    let after = done.load(Ordering::Relaxed);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("integrity check ok"), "{said}");
+    while done.load(Ordering::Relaxed) < after + 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert!(after > before, "registrations went on during the backup");
+
+    let copied = TestDb::sqlite_at(&copy);
+    assert_eq!(copied.text("PRAGMA integrity_check").await, "ok");
+    let participants = copied.scalar("SELECT COUNT(*) FROM participants").await;
+    assert_eq!(
+        participants,
+        copied
+            .scalar("SELECT COUNT(*) FROM participant_sessions")
+            .await,
+        "each registration wholly in the copy or not at all"
+    );
+    assert!(
+        participants >= before as i64 && participants <= after as i64,
+        "{before} ≤ {participants} ≤ {after}"
+    );
+    let live = db.scalar("SELECT COUNT(*) FROM participants").await;
+    assert!(live > participants);
+    common::say(&format!(
+        "backup under load: {participants} participants in the copy, {live} live after; {}",
+        said.trim()
+    ));
+
+    // A second backup to the same file is refused, the first left as it was.
+    let again = command(&db.url, &["backup", copy.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    // Restored: served, and its audit chain verifies.
+    let restored = common::serve_process(&copied.url, "campaign-demo.toml");
+    assert_eq!(readiness(&client, &restored.base).await.0, 200);
+    assert_eq!(
+        register(&client, &restored.base, &phone(0)).await,
+        (409, Some("phone_taken".into())),
+        "the copy knows who had registered"
+    );
+    drop(restored);
+    let verified = command(&copied.url, &["audit", "verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    drop(service);
+}
+
+/// The PostgreSQL procedure of docs/operations.md: `pg_dump -Fc` while the service takes
+/// registrations, `pg_restore` into an empty database, and the copy is consistent, verifies and
+/// serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_dump_taken_under_load_restores() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
+    let app = TestApp::spawn(db).await;
+    let client = reqwest::Client::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, base, stop, done) = (
+                client.clone(),
+                app.address.clone(),
+                stop.clone(),
+                done.clone(),
+            );
+            tokio::spawn(async move {
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(register(&client, &base, &phone(i)).await, (201, None));
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += 4;
+                }
+            })
+        })
+        .collect();
+    while done.load(Ordering::Relaxed) < 300 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("campaign.dump");
+    let before = done.load(Ordering::Relaxed);
+    let out = {
+        let (url, dump) = (app.db.url.clone(), dump.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("pg_dump")
+                .args(["--format=custom", "--no-owner", "--dbname", &url, "--file"])
+                .arg(&dump)
+                .output()
+        })
+        .await
+        .unwrap()
+    };
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            assert_ne!(
+                std::env::var("REQUIRE_POSTGRES").as_deref(),
+                Ok("1"),
+                "pg_dump: {e}"
+            );
+            common::say(&format!("SKIPPED (no pg_dump: {e})"));
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = done.load(Ordering::Relaxed);
+    while done.load(Ordering::Relaxed) < after + 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    let restored = TestDb::new(common::Backend::Postgres).await.unwrap();
+    let out = std::process::Command::new("pg_restore")
+        .args(["--no-owner", "--exit-on-error", "--dbname", &restored.url])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let participants = restored.scalar("SELECT COUNT(*) FROM participants").await;
+    assert_eq!(
+        participants,
+        restored
+            .scalar("SELECT COUNT(*) FROM participant_sessions")
+            .await,
+        "each registration wholly in the dump or not at all"
+    );
+    assert!(
+        participants >= before as i64 && participants <= after as i64,
+        "{before} ≤ {participants} ≤ {after}"
+    );
+    let verified = command(&restored.url, &["audit", "verify"]);
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let service = common::serve_process(&restored.url, "campaign-demo.toml");
+    assert_eq!(readiness(&client, &service.base).await.0, 200);
+    assert_eq!(
+        register(&client, &service.base, &phone(0)).await,
+        (409, Some("phone_taken".into()))
+    );
+    common::say(&format!(
+        "pg_dump under load: {participants} participants in the dump ({before}..{after} registered meanwhile)"
+    ));
+}
