@@ -73,8 +73,9 @@ pub struct LoginSettings {
     pub max_tries: i32,
     /// How long a participant stays logged in.
     pub session_days: i64,
-    /// Take the client address from X-Forwarded-For (only behind a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// Replaced by `server.trusted_proxies`; refused at start-up when set, so that an old
+    /// setting does not silently put every client behind the proxy's one address.
+    pub trust_forwarded_for: Option<bool>,
 }
 
 impl Default for LoginSettings {
@@ -86,7 +87,7 @@ impl Default for LoginSettings {
             address_codes_per_hour: 20,
             max_tries: 5,
             session_days: 30,
-            trust_forwarded_for: false,
+            trust_forwarded_for: None,
         }
     }
 }
@@ -122,6 +123,12 @@ pub struct ServerSettings {
     /// then marked `Secure`.
     #[serde(default)]
     pub https: bool,
+    /// How many reverse proxies in front of the service append the address they were reached
+    /// from to `X-Forwarded-For`: the client's address is then the entry that many places from
+    /// the right. 0 (no proxy) takes the connection's peer. Entries further left are the
+    /// client's own to write and are never used.
+    #[serde(default)]
+    pub trusted_proxies: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -288,6 +295,15 @@ pub fn load_settings(config_dir: &Path) -> anyhow::Result<LoadedSettings> {
         .with_context(|| format!("reading settings from {}", config_dir.display()))?
         .try_deserialize::<Settings>()
         .with_context(|| format!("settings in {} (and APP_… variables)", config_dir.display()))?;
+    if settings.login.trust_forwarded_for.is_some() {
+        anyhow::bail!(
+            "settings in {}: login.trust_forwarded_for is no longer read; set server.trusted_proxies \
+             to the number of reverse proxies in front of the service (1 behind one nginx), or 0 \
+             without one. (trust_forwarded_for = true took the leftmost X-Forwarded-For entry, \
+             which a client writes itself.)",
+            config_dir.display()
+        );
+    }
     Ok(LoadedSettings {
         settings,
         config_dir: config_dir.to_path_buf(),

@@ -203,8 +203,7 @@ impl Application {
         let store = app.store.clone();
         let campaign = app.campaign.clone();
         let metrics = web::Data::new(crate::telemetry::metrics_handle());
-        let http_settings =
-            http::Settings::new(server_settings, loaded.settings.login.trust_forwarded_for);
+        let http_settings = http::Settings::new(server_settings);
         let mut server = HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(app.clone())

@@ -30,16 +30,17 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// Mark session cookies `Secure` (served over HTTPS).
     pub secure_cookies: bool,
-    pub trust_forwarded_for: bool,
+    /// Proxies in front that append to `X-Forwarded-For` (see [`client_address_in`]).
+    pub trusted_proxies: usize,
 }
 
 impl Settings {
-    pub fn new(server: &ServerSettings, trust_forwarded_for: bool) -> Self {
+    pub fn new(server: &ServerSettings) -> Self {
         Self {
             body_limit: server.body_limit_bytes,
             body_timeout: Duration::from_secs(server.body_timeout_secs.max(1)),
             secure_cookies: server.https,
-            trust_forwarded_for,
+            trusted_proxies: server.trusted_proxies,
         }
     }
 }
@@ -210,18 +211,91 @@ pub fn ok_json<T: serde::Serialize>(value: &T) -> HttpResponse {
     HttpResponse::Ok().json(value)
 }
 
-/// The client's address, for the per-address limits: the peer, or behind a proxy that sets it
-/// (configured), `X-Forwarded-For`.
+/// The client's address, for the per-address limits: see [`client_address_in`].
 pub fn client_address(req: &HttpRequest) -> String {
-    let trust = req
+    let trusted = req
         .app_data::<web::Data<Settings>>()
-        .is_some_and(|s| s.trust_forwarded_for);
-    if trust {
-        if let Some(ip) = req.connection_info().realip_remote_addr() {
-            return ip.to_owned();
-        }
+        .map_or(0, |s| s.trusted_proxies);
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    client_address_in(req.peer_addr().map(|a| a.ip()), &forwarded, trusted)
+}
+
+/// The client's address from the connection's peer and the `X-Forwarded-For` headers as
+/// received (in order), behind `trusted` proxies that each append the address they were reached
+/// from: the entry `trusted` places from the right is the one the outermost proxy appended.
+/// Entries left of it are whatever the client sent, so never used; when there are fewer entries
+/// than proxies, or that one is not an address, the request did not come through them all and
+/// the peer is used.
+pub fn client_address_in(
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: &[&str],
+    trusted: usize,
+) -> String {
+    let peer = || peer.map_or_else(|| "unknown".into(), |ip| ip.to_string());
+    if trusted == 0 {
+        return peer();
     }
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    let entries: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .collect();
+    entries
+        .len()
+        .checked_sub(trusted)
+        .and_then(|i| entries[i].parse::<std::net::IpAddr>().ok())
+        .map_or_else(peer, |ip| ip.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address_in;
+    use std::net::IpAddr;
+
+    const PROXY: &str = "10.0.0.2";
+
+    fn peer() -> Option<IpAddr> {
+        Some(PROXY.parse().unwrap())
+    }
+
+    #[test]
+    fn without_proxies_the_peer_is_the_client_whatever_the_header_says() {
+        assert_eq!(client_address_in(peer(), &["1.2.3.4"], 0), PROXY);
+        assert_eq!(client_address_in(None, &[], 0), "unknown");
+    }
+
+    #[test]
+    fn behind_proxies_the_address_they_appended_counts_not_what_the_client_wrote() {
+        // The client sent "6.6.6.6"; nginx appended the address it saw.
+        assert_eq!(
+            client_address_in(peer(), &["6.6.6.6, 203.0.113.7"], 1),
+            "203.0.113.7"
+        );
+        // Two proxies: a CDN appended the client, the load balancer the CDN.
+        assert_eq!(
+            client_address_in(peer(), &["6.6.6.6, 203.0.113.7, 198.51.100.1"], 2),
+            "203.0.113.7"
+        );
+        // Several headers are one list, in order.
+        assert_eq!(
+            client_address_in(peer(), &["6.6.6.6", "203.0.113.7"], 1),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            client_address_in(peer(), &["2001:db8::1"], 1),
+            "2001:db8::1"
+        );
+    }
+
+    #[test]
+    fn a_request_that_bypassed_the_proxies_counts_as_its_peer() {
+        assert_eq!(client_address_in(peer(), &[], 1), PROXY);
+        assert_eq!(client_address_in(peer(), &["203.0.113.7"], 2), PROXY);
+        assert_eq!(client_address_in(peer(), &["not-an-address"], 1), PROXY);
+        assert_eq!(client_address_in(peer(), &["6.6.6.6, "], 1), PROXY);
+    }
 }

@@ -369,6 +369,7 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
                 workers: 2,
                 body_timeout_secs: 10,
                 https: false,
+                trusted_proxies: 0,
             },
             database: DatabaseSettings {
                 url: url.into(),

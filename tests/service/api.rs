@@ -927,6 +927,35 @@ fn a_missing_settings_file_is_named() {
     );
 }
 
+/// `trust_forwarded_for = true` took the leftmost X-Forwarded-For entry, which the client writes:
+/// a settings file that still has it is refused rather than silently read another way.
+#[test]
+fn the_retired_trust_forwarded_for_setting_is_refused_with_its_replacement_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo_config_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    assert!(campaign_lottery::config::load_settings(dir.path()).is_ok());
+    // In default.toml itself, so that no APP_ENVIRONMENT in the test's environment hides it.
+    let default = dir.path().join("default.toml");
+    let text = std::fs::read_to_string(&default).unwrap();
+    assert!(text.contains("\n[login]\n"));
+    std::fs::write(
+        &default,
+        text.replace("\n[login]\n", "\n[login]\ntrust_forwarded_for = true\n"),
+    )
+    .unwrap();
+    let err = format!(
+        "{:#}",
+        campaign_lottery::config::load_settings(dir.path()).unwrap_err()
+    );
+    assert!(
+        err.contains("login.trust_forwarded_for") && err.contains("server.trusted_proxies"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_shipped_settings_load_and_serve_the_demo_on_sqlite() {
     let loaded = campaign_lottery::config::load_settings(&repo_config_dir()).unwrap();

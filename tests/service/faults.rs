@@ -112,13 +112,16 @@ async fn sqlite_on_a_full_disk_refuses_writes_cleanly_and_recovers_when_space_re
         .unwrap();
     assert_eq!(campaign.status(), 200);
 
+    let full_at = accepted;
     disk.free_ballast();
+    let freed = Instant::now();
     // The first write after space returns succeeds: the writer connection was not left inside
     // a failed transaction.
     for i in 10_000..10_020 {
         assert_eq!(register(&client, &base, &phone(i)).await, (201, None));
         accepted += 1;
     }
+    let writing_after = freed.elapsed();
     until_ready_is(
         &client,
         &base,
@@ -126,6 +129,11 @@ async fn sqlite_on_a_full_disk_refuses_writes_cleanly_and_recovers_when_space_re
         campaign_lottery::app::health::NOT_READY_AFTER_FULL + Duration::from_secs(10),
     )
     .await;
+    common::say(&format!(
+        "SQLite on a full disk: {full_at} registrations, then {refused} refused with 507; \
+         after space returned 20 written in {writing_after:?}, ready after {:?}",
+        freed.elapsed()
+    ));
 
     let metrics = client
         .get(format!("{base}/metrics"))
@@ -205,7 +213,9 @@ async fn postgres_on_a_full_disk_refuses_writes_cleanly_and_recovers_when_space_
         (503, Some("storage_full".into()))
     );
 
+    let full_at = accepted;
     disk.free_ballast();
+    let freed = Instant::now();
     for i in 0..20 {
         assert_eq!(
             register(&client, &base, &phone(30_000 + i)).await,
@@ -214,6 +224,7 @@ async fn postgres_on_a_full_disk_refuses_writes_cleanly_and_recovers_when_space_
         );
         accepted += 1;
     }
+    let writing_after = freed.elapsed();
     until_ready_is(
         &client,
         &base,
@@ -221,6 +232,11 @@ async fn postgres_on_a_full_disk_refuses_writes_cleanly_and_recovers_when_space_
         campaign_lottery::app::health::NOT_READY_AFTER_FULL + Duration::from_secs(10),
     )
     .await;
+    common::say(&format!(
+        "PostgreSQL on a full disk: {full_at} registrations, then {refused} refused with 507; \
+         after space returned 20 written in {writing_after:?}, ready after {:?}",
+        freed.elapsed()
+    ));
     assert_eq!(
         app.db.scalar("SELECT COUNT(*) FROM participants").await,
         accepted as i64
@@ -754,4 +770,217 @@ async fn a_postgresql_dump_taken_under_load_restores() {
     common::say(&format!(
         "pg_dump under load: {participants} participants in the dump ({before}..{after} registered meanwhile)"
     ));
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; taken by whoever binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx, stopped when dropped: SIGTERM to the master, which stops its workers (a SIGKILL
+/// would leave them running, holding the ports and the test's output pipe).
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The deployment of docker-compose.yml, on this machine: Debian's nginx with the shipped
+/// configuration (deploy/nginx/campaign.conf, only its addresses and certificate paths changed)
+/// terminating TLS in front of two service processes on one PostgreSQL. The per-address limit
+/// counts the address nginx appended, not the ones a client writes into X-Forwarded-For itself,
+/// across both instances; the session cookie is Secure; plain HTTP is sent to HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_two_instances_count_the_real_client_address() {
+    let nginx_binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(nginx_binary) = nginx_binary else {
+        assert_ne!(
+            std::env::var("REQUIRE_NGINX").as_deref(),
+            Ok("1"),
+            "REQUIRE_NGINX=1 but nginx is not installed"
+        );
+        common::say("SKIPPED (no nginx: apt-get install nginx to run the proxy test)");
+        return;
+    };
+    let Some(db) = TestDb::new(common::Backend::Postgres).await else {
+        return;
+    };
+    let env = [
+        ("APP_SERVER__TRUSTED_PROXIES", "1"),
+        ("APP_SERVER__HTTPS", "true"),
+        ("APP_LOGIN__ADDRESS_CODES_PER_HOUR", "3"),
+    ];
+    let a = common::serve_process_with(&db.url, "campaign-demo.toml", &env);
+    let b = common::serve_process_with(&db.url, "campaign-demo.toml", &env);
+    let port_of = |base: &str| base.rsplit(':').next().unwrap().to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (http_port, https_port) = (free_port(), free_port());
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx/campaign.conf"),
+    )
+    .unwrap();
+    let mut conf = shipped.clone();
+    for (from, to) in [
+        (
+            "server app1:8080",
+            format!("server 127.0.0.1:{}", port_of(&a.base)),
+        ),
+        (
+            "server app2:8080",
+            format!("server 127.0.0.1:{}", port_of(&b.base)),
+        ),
+        ("listen 80;", format!("listen 127.0.0.1:{http_port};")),
+        (
+            "listen 443 ssl",
+            format!("listen 127.0.0.1:{https_port} ssl"),
+        ),
+        ("/etc/nginx/tls/", format!("{}/", dir.path().display())),
+    ] {
+        assert!(
+            conf.contains(from),
+            "the shipped configuration has {from:?}"
+        );
+        conf = conf.replace(from, &to);
+    }
+    std::fs::write(dir.path().join("campaign.conf"), conf).unwrap();
+    let prefix = dir.path().display();
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        format!(
+            "daemon off;\nuser root;\nworker_processes 1;\npid {prefix}/nginx.pid;\n\
+             error_log {prefix}/error.log;\nevents {{ worker_connections 256; }}\n\
+             http {{ access_log off; include {prefix}/campaign.conf; }}\n"
+        ),
+    )
+    .unwrap();
+    let _nginx = Nginx(
+        std::process::Command::new(nginx_binary)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let proxy = format!("https://127.0.0.1:{https_port}");
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        match client.get(format!("{proxy}/readyz")).send().await {
+            Ok(res) if res.status() == 200 => {
+                assert!(res.headers().contains_key("strict-transport-security"));
+                break;
+            }
+            other => {
+                let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "nginx does not serve: {other:?}\n{log}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let plain = client
+        .get(format!("http://127.0.0.1:{http_port}/draws"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 301);
+    assert!(plain.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("https://"));
+
+    // Registered through the proxy: the session cookie is Secure.
+    let res = client
+        .post(format!("{proxy}/api/participants"))
+        .json(&json!({"phone": phone(0), "consent": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    for i in 1..4 {
+        assert_eq!(register(&client, &proxy, &phone(i)).await, (201, None));
+    }
+    // Four code requests, each claiming another address: the limit of three counts the one
+    // nginx saw, over both instances.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let res = client
+            .post(format!("{proxy}/api/login/code"))
+            .header("X-Forwarded-For", format!("10.9.8.{i}"))
+            .json(&json!({ "phone": phone(i) }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 202, 429]);
+    for (name, instance) in [("a", &a), ("b", &b)] {
+        let metrics = reqwest::get(format!("{}/metrics", instance.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("http_requests_total") && l.contains("/api/login/code")),
+            "instance {name} served code requests"
+        );
+    }
 }

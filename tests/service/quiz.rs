@@ -17,6 +17,7 @@ backend_tests!(
     logging_in_again_by_sms_code,
     a_code_dies_after_five_wrong_tries,
     code_requests_are_throttled_per_phone_and_per_address,
+    the_per_address_limit_counts_the_address_the_proxy_appended,
     an_attempt_reveals_no_answer_before_submission,
     passing_holds_exactly_one_ticket_per_round,
     failing_explains_every_answer_and_gives_no_ticket,
@@ -545,6 +546,59 @@ async fn code_requests_are_throttled_per_phone_and_per_address(db: TestDb) {
         .post_json("/api/login/code", None, &json!({"phone": "13700137000"}))
         .await;
     assert_eq!(error_code(res).await, (429, "too_many_requests".into()));
+}
+
+/// Behind one trusted proxy the address it appended to X-Forwarded-For is the client's, whatever
+/// the client wrote to the left of it; without a trusted proxy the header is not read at all.
+async fn the_per_address_limit_counts_the_address_the_proxy_appended(db: TestDb) {
+    let mut loaded = settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
+    loaded.settings.login.address_codes_per_hour = 3;
+    loaded.settings.server.trusted_proxies = 1;
+    let app = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
+    let ask = |phone: String, forwarded: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/login/code"))
+                .header("X-Forwarded-For", forwarded)
+                .json(&json!({ "phone": phone }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for i in 0..4 {
+        let phone = format!("1390013{:04}", i);
+        register(&app, &phone).await;
+        // A new made-up address each time, left of the one the proxy appended.
+        let status = ask(phone, format!("10.9.8.{i}, 203.0.113.7")).await;
+        assert_eq!(status, if i < 3 { 202 } else { 429 }, "request {i}");
+    }
+    // Another client behind the same proxy is not held back.
+    register(&app, "13700137000").await;
+    assert_eq!(ask("13700137000".into(), "203.0.113.8".into()).await, 202);
+
+    // Without a trusted proxy the header changes nothing: the peer is the client.
+    let db = TestDb::new(app.db.backend).await.unwrap();
+    let mut loaded = settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
+    loaded.settings.login.address_codes_per_hour = 3;
+    let direct = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
+    for i in 0..4 {
+        let phone = format!("1390014{:04}", i);
+        register(&direct, &phone).await;
+        let status = direct
+            .client
+            .post(direct.url("/api/login/code"))
+            .header("X-Forwarded-For", format!("203.0.113.{i}"))
+            .json(&json!({ "phone": phone }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, if i < 3 { 202 } else { 429 }, "direct request {i}");
+    }
 }
 
 async fn an_attempt_reveals_no_answer_before_submission(db: TestDb) {
