@@ -157,6 +157,11 @@ async fn sqlite_on_a_full_disk_refuses_writes_cleanly_and_recovers_when_space_re
         .filter(|l| l.contains("the database cannot take requests"))
         .collect();
     assert_eq!(reported.len(), 1, "one report for the burst: {reported:?}");
+    let errors: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(r#""level":"ERROR""#))
+        .collect();
+    assert_eq!(errors, reported, "no other error line, none per request");
     assert!(
         log.iter().all(|l| l.len() < 4096),
         "every log line is short: {:?}",
