@@ -14,11 +14,7 @@ mod common;
 mod support;
 
 use campaign_lottery::domain::quiz::{draw_questions, QuestionBank, KEYS};
-use campaign_lottery::domain::token::token_hash;
-
-use campaign_lottery::store::{
-    NewAttempt, NewParticipant, NewSession, SharedStore, Submission, SubmitOutcome,
-};
+use campaign_lottery::store::{NewAttempt, SharedStore, Submission, SubmitOutcome};
 use chrono::Duration;
 use common::{demo_now, repo_config_dir, Backend, TestApp, TestDb};
 use serde_json::{json, Value};
@@ -49,20 +45,8 @@ async fn prepare(
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let token = format!("clp_bench_{tag}_{i}");
-        let p = store
-            .register_participant(
-                NewParticipant {
-                    phone: format!("1{}{:09}", if tag == "http" { 3 } else { 5 }, i),
-                    display_name: None,
-                    session: NewSession {
-                        token_hash: token_hash(&token),
-                        expires_at: now + Duration::days(1),
-                    },
-                },
-                now,
-            )
-            .await
-            .unwrap();
+        let phone = format!("1{}{:09}", if tag == "http" { 3 } else { 5 }, i);
+        let p = common::prove_phone(store, &phone, &token, now).await;
         let (attempt, body) = match base {
             // As participants do: start the attempt through the API (on the process that will
             // take the submission), read the questions as shown, answer them right.

@@ -9,7 +9,6 @@ pub mod config;
 pub mod csprng;
 pub mod domain;
 pub mod http;
-pub mod sms;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

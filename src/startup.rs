@@ -8,7 +8,6 @@ use crate::config::{
 use crate::domain::campaign::Campaign;
 use crate::domain::quiz::QuestionBank;
 use crate::http;
-use crate::sms::OutboxSender;
 use crate::store::{self, SharedStore, StoreError, SyncOutcome};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
@@ -113,15 +112,13 @@ async fn waiting<T, E>(
 
 /// The application over a prepared store, with the service's settings.
 pub fn application(p: Prepared, loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> App {
-    let store = p.store;
     App::new(
-        store.clone(),
+        p.store,
         Arc::new(p.campaign),
         Arc::new(p.questions),
         clock,
         loaded.settings.login.clone(),
         loaded.settings.vouchers.clone(),
-        Arc::new(OutboxSender::new(store)),
     )
 }
 

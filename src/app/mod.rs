@@ -21,7 +21,6 @@ use crate::config::{LoginSettings, VoucherSettings};
 use crate::domain::campaign::Campaign;
 use crate::domain::quiz::QuestionBank;
 use crate::domain::refusal::Refusal;
-use crate::sms::SmsSender;
 use crate::store::{SharedStore, StoreError};
 use std::sync::Arc;
 
@@ -33,7 +32,6 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub login: LoginSettings,
     pub vouchers: VoucherSettings,
-    pub sms: Arc<dyn SmsSender>,
     /// Frozen rounds' entries and trees, for the entries file and inclusion proofs.
     frozen: rounds::FrozenCache,
     /// Attempts this process started, for one-write submissions.
@@ -50,7 +48,6 @@ impl App {
         clock: Arc<dyn Clock>,
         login: LoginSettings,
         vouchers: VoucherSettings,
-        sms: Arc<dyn SmsSender>,
     ) -> Self {
         Self {
             store,
@@ -59,7 +56,6 @@ impl App {
             clock,
             login,
             vouchers,
-            sms,
             frozen: Default::default(),
             attempts: Default::default(),
             health: Default::default(),

@@ -1,5 +1,5 @@
-//! Participants: registration, a one-time code by SMS to log in again, logging out, and what a
-//! participant holds.
+//! Participants: one flow for new and returning participants (a one-time code by SMS to the
+//! phone, then the code, with consent the first time), logging out, and what a participant holds.
 
 use super::auth::Session;
 use super::{App, Result};
@@ -10,7 +10,7 @@ use crate::domain::random::uniform;
 use crate::domain::refusal::Refusal;
 use crate::domain::token::{login_code_hash, session_token_from_bytes, token_hash};
 use crate::store::{
-    LoginCode, LoginOutcome, NewParticipant, NewSession, Participant, TicketRecord, VoucherRecord,
+    LoginCode, LoginOutcome, NewSession, Newcomer, Participant, TicketRecord, VoucherRecord,
 };
 use chrono::Duration;
 use std::collections::HashMap;
@@ -19,6 +19,8 @@ use std::collections::HashMap;
 pub struct LoggedIn {
     pub participant: Participant,
     pub token: String,
+    /// The participant was created by this login (the phone's first code).
+    pub registered: bool,
 }
 
 fn new_session(app: &App) -> Result<(String, NewSession)> {
@@ -54,34 +56,6 @@ fn display_name(input: Option<&str>) -> std::result::Result<Option<String>, Refu
     Ok(Some(name.to_owned()))
 }
 
-pub struct Registration<'a> {
-    pub phone: &'a str,
-    pub display_name: Option<&'a str>,
-    pub consent: bool,
-}
-
-/// Registers a phone with consent to the privacy notice, and logs in at once.
-pub async fn register(app: &App, r: &Registration<'_>) -> Result<LoggedIn> {
-    let phone = parse_phone(r.phone)?;
-    let display_name = display_name(r.display_name)?;
-    if !r.consent {
-        return Err(Refusal::ConsentRequired.into());
-    }
-    let (token, session) = new_session(app)?;
-    let participant = app
-        .store
-        .register_participant(
-            NewParticipant {
-                phone: phone.as_str().to_owned(),
-                display_name,
-                session,
-            },
-            app.clock.now(),
-        )
-        .await?;
-    Ok(LoggedIn { participant, token })
-}
-
 /// Where a code went.
 pub struct CodeSent {
     /// The masked number.
@@ -89,21 +63,15 @@ pub struct CodeSent {
     pub expires_in_seconds: i64,
 }
 
-/// Sends a 6-digit login code by SMS to a registered phone, within the limits per phone and per
-/// client `address`.
+/// Sends a 6-digit code by SMS to a phone, within the limits per phone and per client
+/// `address`. Whether the phone takes part already makes no difference to the answer, so that
+/// it tells a stranger nothing.
 pub async fn request_code(app: &App, phone: &str, address: &str) -> Result<CodeSent> {
     let phone = parse_phone(phone)?;
-    if app
-        .store
-        .participant_by_phone(phone.as_str())
-        .await?
-        .is_none()
-    {
-        return Err(Refusal::NotRegistered.into());
-    }
     let code = format!("{:06}", uniform(&mut csprng::rng()?, 1_000_000));
     let now = app.clock.now();
     let ttl = app.login.code_ttl_secs;
+    let minutes = (ttl + 59) / 60;
     app.store
         .issue_login_code(
             LoginCode {
@@ -111,27 +79,45 @@ pub async fn request_code(app: &App, phone: &str, address: &str) -> Result<CodeS
                 code_hash: login_code_hash(phone.as_str(), &code),
                 requested_from: address.to_owned(),
                 expires_at: now + Duration::seconds(ttl),
+                sms: format!(
+                    "【衡阳学法】您的验证码是 {code}，{minutes} 分钟内有效。请勿告诉他人。"
+                ),
             },
             &app.login.limits(),
             now,
         )
         .await?;
-    let minutes = (ttl + 59) / 60;
-    let text = format!("【衡阳学法】您的登录验证码是 {code}，{minutes} 分钟内有效。请勿告诉他人。");
-    app.sms.send(phone.as_str(), &text, now).await?;
+    tracing::info!(phone = %phone.masked(), "code SMS queued in the outbox");
     Ok(CodeSent {
         sent_to: phone.masked(),
         expires_in_seconds: ttl,
     })
 }
 
-/// Logs in with the code from the SMS: it works once, while it is valid, within its tries.
-pub async fn login(app: &App, phone: &str, code: &str) -> Result<LoggedIn> {
-    let phone = parse_phone(phone)?;
-    let code = code.trim();
+/// A code entered for a phone; `consent` and the nickname matter only the first time.
+pub struct CodeLogin<'a> {
+    pub phone: &'a str,
+    pub code: &'a str,
+    pub display_name: Option<&'a str>,
+    pub consent: bool,
+}
+
+/// Logs in with the code from the SMS: it works once, while it is valid, within its tries. For
+/// a phone that takes no part yet it registers the participant, with consent to the privacy
+/// notice (without it: `consent_required`, and the code stays valid).
+pub async fn login(app: &App, l: &CodeLogin<'_>) -> Result<LoggedIn> {
+    let phone = parse_phone(l.phone)?;
+    let code = l.code.trim();
     if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
         return Err(Refusal::InvalidCode.into());
     }
+    let newcomer = if l.consent {
+        Some(Newcomer {
+            display_name: display_name(l.display_name)?,
+        })
+    } else {
+        None
+    };
     let (token, session) = new_session(app)?;
     let outcome = app
         .store
@@ -139,12 +125,21 @@ pub async fn login(app: &App, phone: &str, code: &str) -> Result<LoggedIn> {
             phone.as_str(),
             &login_code_hash(phone.as_str(), code),
             session,
+            newcomer,
             &app.login.limits(),
             app.clock.now(),
         )
         .await?;
     match outcome {
-        LoginOutcome::LoggedIn(participant) => Ok(LoggedIn { participant, token }),
+        LoginOutcome::LoggedIn {
+            participant,
+            registered,
+        } => Ok(LoggedIn {
+            participant,
+            token,
+            registered,
+        }),
+        LoginOutcome::ConsentNeeded => Err(Refusal::ConsentRequired.into()),
         LoginOutcome::WrongCode { tries_left } => Err(Refusal::WrongCode { tries_left }.into()),
         LoginOutcome::TooManyTries => Err(Refusal::TooManyTries.into()),
         LoginOutcome::NoActiveCode => Err(Refusal::CodeExpired.into()),

@@ -118,8 +118,6 @@ pub enum Refusal {
         message: String,
     },
     ConsentRequired,
-    PhoneTaken,
-    NotRegistered,
     TooManyCodeRequests {
         retry_after: i64,
     },
@@ -295,8 +293,6 @@ pub const ALL_CODES: &[&str] = &[
     "invalid_phone",
     "invalid_display_name",
     "consent_required",
-    "phone_taken",
-    "not_registered",
     "too_many_requests",
     "invalid_code",
     "wrong_code",
@@ -404,8 +400,6 @@ impl Refusal {
             InvalidPhone(_) => "invalid_phone",
             InvalidDisplayName { .. } => "invalid_display_name",
             ConsentRequired => "consent_required",
-            PhoneTaken => "phone_taken",
-            NotRegistered => "not_registered",
             TooManyCodeRequests { .. } => "too_many_requests",
             InvalidCode => "invalid_code",
             WrongCode { .. } => "wrong_code",
@@ -492,7 +486,6 @@ impl Refusal {
             NoSuchRoute { .. }
             | TokenNotFound
             | UnknownVenue { .. }
-            | NotRegistered
             | AttemptNotFound
             | RoundNotFound { .. }
             | NotAnEntry { .. }
@@ -504,7 +497,6 @@ impl Refusal {
             | OwnToken
             | LastOperator
             | VenueInactive { .. }
-            | PhoneTaken
             | AlreadySubmitted
             | QuestionGone
             | RoundNotClosed { .. }
@@ -609,9 +601,7 @@ impl Refusal {
             VenueInactive { venue } => format!("场所 {venue} 已不在本次活动的配置中"),
             InvalidPhone(e) => e.to_string(),
             InvalidDisplayName { message } => message.clone(),
-            ConsentRequired => "请阅读并同意隐私政策后再报名".into(),
-            PhoneTaken => "这个手机号已经报名了，请用短信验证码登录".into(),
-            NotRegistered => "这个手机号还没有报名，请先报名".into(),
+            ConsentRequired => "第一次参加，请阅读并同意隐私政策".into(),
             TooManyCodeRequests { retry_after } => {
                 format!("请求太频繁，请 {} 秒后再试", retry_after.max(&1))
             }

@@ -63,7 +63,6 @@ pub enum SessionRefusals {
         public::readyz,
         public::metrics,
         public::campaign,
-        participants::register,
         participants::request_code,
         participants::login,
         participants::logout,

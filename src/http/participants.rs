@@ -1,4 +1,5 @@
-//! Participants: registration, login again by a one-time SMS code, and "mine".
+//! Participants: one flow for new and returning participants (a one-time code by SMS, then the
+//! code; consent the first time), and "mine".
 
 use super::auth::SESSION_COOKIE;
 use super::body::Body;
@@ -6,7 +7,7 @@ use super::docs::{BodyRefusals, SessionRefusals};
 use super::error::{ApiError, ErrorBody};
 use super::{client_address, ok_json, Settings};
 use crate::app::auth::Session;
-use crate::app::participants::{self, LoggedIn, Registration};
+use crate::app::participants::{self, CodeLogin, LoggedIn};
 use crate::app::App;
 use crate::domain::campaign::RoundState;
 use crate::domain::phone::mask;
@@ -17,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/participants").post(register))
-        .service(web::resource("/api/login/code").post(request_code))
+    cfg.service(web::resource("/api/login/code").post(request_code))
         .service(web::resource("/api/login").post(login))
         .service(web::resource("/api/logout").post(logout))
         .service(web::resource("/api/me").get(me));
@@ -49,6 +49,8 @@ pub struct SessionView {
     /// The session token, also set as the `clp_session` cookie; send it as a Bearer token to use
     /// the API without cookies.
     token: String,
+    /// This login registered the participant (the phone's first code).
+    registered: bool,
 }
 
 fn session_cookie(token: &str, days: i64, secure: bool) -> Cookie<'static> {
@@ -62,12 +64,12 @@ fn session_cookie(token: &str, days: i64, secure: bool) -> Cookie<'static> {
 }
 
 /// The answer to a login: the session as JSON and as a cookie.
-fn logged_in(
-    app: &App,
-    settings: &Settings,
-    mut res: actix_web::HttpResponseBuilder,
-    l: LoggedIn,
-) -> HttpResponse {
+fn logged_in(app: &App, settings: &Settings, l: LoggedIn) -> HttpResponse {
+    let mut res = if l.registered {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
     res.cookie(session_cookie(
         &l.token,
         app.login.session_days,
@@ -76,40 +78,8 @@ fn logged_in(
     .json(SessionView {
         participant: (&l.participant).into(),
         token: l.token,
+        registered: l.registered,
     })
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegistrationBody {
-    /// Mainland mobile number; `+86`, `0086`, spaces, dashes and full-width digits are fine.
-    phone: String,
-    /// Optional, at most 20 characters.
-    display_name: Option<String>,
-    /// Agreement to the privacy notice; must be `true`.
-    consent: bool,
-}
-
-/// Registers with a phone number and consent to the privacy notice; logs in at once.
-#[utoipa::path(post, path = "/api/participants", tag = "participants", request_body = RegistrationBody,
-    responses((status = 201, body = SessionView), BodyRefusals,
-    (status = 409, body = ErrorBody, description = "`phone_taken`"),
-    (status = 422, body = ErrorBody, description = "`invalid_field`, `invalid_phone`, `invalid_display_name`, `consent_required`")))]
-pub async fn register(
-    app: web::Data<App>,
-    settings: web::Data<Settings>,
-    Body(body): Body<RegistrationBody>,
-) -> Result<HttpResponse, ApiError> {
-    let l = participants::register(
-        &app,
-        &Registration {
-            phone: &body.phone,
-            display_name: body.display_name.as_deref(),
-            consent: body.consent,
-        },
-    )
-    .await?;
-    Ok(logged_in(&app, &settings, HttpResponse::Created(), l))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -125,10 +95,10 @@ pub struct CodeSent {
     expires_in_seconds: i64,
 }
 
-/// Sends a 6-digit login code by SMS. Throttled per phone and per client address.
+/// Sends a 6-digit code by SMS to a mainland mobile number, whether or not it takes part yet
+/// (the answer is the same). Throttled per phone and per client address.
 #[utoipa::path(post, path = "/api/login/code", tag = "participants", request_body = CodeRequest,
     responses((status = 202, body = CodeSent), BodyRefusals,
-    (status = 404, body = ErrorBody, description = "`not_registered`"),
     (status = 422, body = ErrorBody, description = "`invalid_field`, `invalid_phone`"),
     (status = 429, body = ErrorBody, description = "`too_many_requests`, with Retry-After")))]
 pub async fn request_code(
@@ -145,24 +115,42 @@ pub async fn request_code(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CodeLogin {
+pub struct CodeLoginBody {
+    /// Mainland mobile number; `+86`, `0086`, spaces, dashes and full-width digits are fine.
     phone: String,
     /// The 6 digits from the SMS.
     code: String,
+    /// For the first time: an optional nickname, at most 20 characters.
+    display_name: Option<String>,
+    /// For the first time: agreement to the privacy notice. Without it a phone that takes no
+    /// part yet is answered `consent_required`, and the code stays valid.
+    #[serde(default)]
+    consent: bool,
 }
 
-/// Logs in with the code from the SMS. A code works once, for 5 minutes, and allows 5 tries.
-#[utoipa::path(post, path = "/api/login", tag = "participants", request_body = CodeLogin,
-    responses((status = 200, body = SessionView), BodyRefusals,
+/// Enters the code from the SMS: logs in, and the first time (with `consent`) registers the
+/// participant. A code works once, for 5 minutes, and allows 5 tries.
+#[utoipa::path(post, path = "/api/login", tag = "participants", request_body = CodeLoginBody,
+    responses((status = 200, body = SessionView, description = "logged in"),
+    (status = 201, body = SessionView, description = "registered and logged in"), BodyRefusals,
     (status = 401, body = ErrorBody, description = "`wrong_code` (with `tries_left`), `too_many_tries`, `code_expired`"),
-    (status = 422, body = ErrorBody, description = "`invalid_field`, `invalid_phone`, `invalid_code`")))]
+    (status = 422, body = ErrorBody, description = "`invalid_field`, `invalid_phone`, `invalid_code`, `invalid_display_name`, `consent_required`")))]
 pub async fn login(
     app: web::Data<App>,
     settings: web::Data<Settings>,
-    Body(body): Body<CodeLogin>,
+    Body(body): Body<CodeLoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let l = participants::login(&app, &body.phone, &body.code).await?;
-    Ok(logged_in(&app, &settings, HttpResponse::Ok(), l))
+    let l = participants::login(
+        &app,
+        &CodeLogin {
+            phone: &body.phone,
+            code: &body.code,
+            display_name: body.display_name.as_deref(),
+            consent: body.consent,
+        },
+    )
+    .await?;
+    Ok(logged_in(&app, &settings, l))
 }
 
 /// Ends this session.

@@ -134,11 +134,11 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
-pub struct NewParticipant {
-    pub phone: String,
+/// What a phone not yet taking part brings with its first code: consent to the privacy notice
+/// (that there is a `Newcomer` at all) and an optional nickname.
+#[derive(Debug, Clone, Default)]
+pub struct Newcomer {
     pub display_name: Option<String>,
-    pub session: NewSession,
 }
 
 #[derive(Debug, Clone)]
@@ -148,11 +148,20 @@ pub struct LoginCode {
     /// The client address, for the per-address limit.
     pub requested_from: String,
     pub expires_at: DateTime<Utc>,
+    /// The text message that carries the code, queued in the outbox with it.
+    pub sms: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginOutcome {
-    LoggedIn(Participant),
+    /// The session is open; `registered` when the participant was created by this code.
+    LoggedIn {
+        participant: Participant,
+        registered: bool,
+    },
+    /// The code is right, but the phone takes no part yet and no consent came with it. Nothing
+    /// was written: the code stays valid and this try did not count.
+    ConsentNeeded,
     WrongCode {
         tries_left: u32,
     },
@@ -496,13 +505,6 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- participants -------------------------------------------------------------------------
 
-    /// Registers a participant and opens their first session. A taken phone is a conflict.
-    async fn register_participant(
-        &self,
-        p: NewParticipant,
-        at: DateTime<Utc>,
-    ) -> StoreResult<Participant>;
-
     async fn participant_by_session(
         &self,
         token_hash: &str,
@@ -513,7 +515,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn end_session(&self, token_hash: &str) -> StoreResult<()>;
 
-    /// Records a one-time code unless [`crate::domain::throttle::may_send_code`] refuses.
+    /// Records a one-time code and queues its SMS in the outbox, in one transaction, unless
+    /// [`crate::domain::throttle::may_send_code`] refuses.
     async fn issue_login_code(
         &self,
         code: LoginCode,
@@ -521,13 +524,17 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Checks a code against the phone's newest live code; on success it is used up and the
-    /// session opened. Every wrong try counts.
+    /// Checks a code against the newest unexpired code sent to the phone (a newer one ends the
+    /// older ones, and a used one is used up); on success it is used up and the
+    /// session opened, for a phone not yet taking part only with a `newcomer` (consent), which
+    /// then creates the participant in the same transaction. This is the only way a participant
+    /// or a session comes to be: the phone is proven. Every wrong try counts.
     async fn verify_login_code(
         &self,
         phone: &str,
         code_hash: &str,
         session: NewSession,
+        newcomer: Option<Newcomer>,
         limits: &LoginLimits,
         now: DateTime<Utc>,
     ) -> StoreResult<LoginOutcome>;

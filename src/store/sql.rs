@@ -580,6 +580,22 @@ async fn insert_session(
     Ok(())
 }
 
+/// Queues a text message in the outbox, from which the SMS sender takes it.
+async fn queue_sms(
+    tx: &mut impl Exec,
+    phone: &str,
+    body: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sql("INSERT INTO sms_outbox (phone, body, created_at) VALUES ($1, $2, $3)")
+        .bind(phone)
+        .bind(body)
+        .bind(at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 async fn live_session(
     conn: &mut impl Exec,
     token_hash: &str,
@@ -1181,36 +1197,6 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     // ---- participants -------------------------------------------------------------------------
 
-    async fn register_participant(
-        &self,
-        p: NewParticipant,
-        at: DateTime<Utc>,
-    ) -> StoreResult<Participant> {
-        let mut tx = self.db.begin().await?;
-        let participant = Participant {
-            id: Uuid::new_v4(),
-            phone: p.phone,
-            display_name: p.display_name,
-            created_at: at,
-        };
-        let inserted = sql(
-            "INSERT INTO participants (id, phone, display_name, consented_at, created_at)
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (phone) DO NOTHING",
-        )
-        .bind(participant.id)
-        .bind(&participant.phone)
-        .bind(&participant.display_name)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        if inserted == 0 {
-            return Err(Refusal::PhoneTaken.into());
-        }
-        insert_session(&mut *tx, participant.id, &p.session, at).await?;
-        D::commit(tx).await?;
-        Ok(participant)
-    }
-
     async fn participant_by_session(
         &self,
         token_hash: &str,
@@ -1302,6 +1288,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         .bind(code.expires_at)
         .execute(&mut *tx)
         .await?;
+        queue_sms(&mut *tx, &code.phone, &code.sms, now).await?;
         D::commit(tx).await
     }
 
@@ -1310,12 +1297,15 @@ impl<D: Dialect> Store for SqlStore<D> {
         phone: &str,
         code_hash: &str,
         session: NewSession,
+        newcomer: Option<Newcomer>,
         limits: &LoginLimits,
         now: DateTime<Utc>,
     ) -> StoreResult<LoginOutcome> {
         let mut tx = self.db.begin().await?;
-        let row = sql("SELECT id, code_hash, tries FROM login_codes
-             WHERE phone = $1 AND used_at IS NULL AND expires_at > $2
+        // Only the newest code sent to the phone counts: a new one ends the older ones, also
+        // once it is used.
+        let row = sql("SELECT id, code_hash, tries, used_at FROM login_codes
+             WHERE phone = $1 AND expires_at > $2
              ORDER BY created_at DESC LIMIT 1")
         .bind(phone)
         .bind(now)
@@ -1324,6 +1314,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         let Some(row) = row else {
             return Ok(LoginOutcome::NoActiveCode);
         };
+        if row.get::<Option<DateTime<Utc>>>("used_at")?.is_some() {
+            return Ok(LoginOutcome::NoActiveCode);
+        }
         let id: Uuid = row.get("id")?;
         let stored: String = row.get("code_hash")?;
         // Count the try first, conditionally, so that parallel guesses cannot exceed the limit.
@@ -1344,6 +1337,35 @@ impl<D: Dialect> Store for SqlStore<D> {
                 tries_left: (limits.max_tries - tries).max(0) as u32,
             });
         }
+        let by_phone =
+            format!("SELECT {PARTICIPANT_COLUMNS} FROM participants p WHERE p.phone = $1");
+        let known = sql(&by_phone)
+            .bind(phone)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(participant_from_row)
+            .transpose()?;
+        let (participant, registered) = match (known, newcomer) {
+            (Some(p), _) => (p, false),
+            // The right code for a phone that takes no part yet, without consent: nothing is
+            // written (this try included), so the same code works once consent is given.
+            (None, None) => return Ok(LoginOutcome::ConsentNeeded),
+            (None, Some(n)) => {
+                let created = sql(
+                    "INSERT INTO participants (id, phone, display_name, consented_at, created_at)
+                     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (phone) DO NOTHING",
+                )
+                .bind(Uuid::new_v4())
+                .bind(phone)
+                .bind(&n.display_name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let p = sql(&by_phone).bind(phone).fetch_one(&mut *tx).await?;
+                (participant_from_row(&p)?, created == 1)
+            }
+        };
         let used = sql("UPDATE login_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
             .bind(now)
             .bind(id)
@@ -1352,28 +1374,17 @@ impl<D: Dialect> Store for SqlStore<D> {
         if used != 1 {
             return Ok(LoginOutcome::NoActiveCode);
         }
-        let participant = sql(format!(
-            "SELECT {PARTICIPANT_COLUMNS} FROM participants p WHERE p.phone = $1"
-        ))
-        .bind(phone)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(participant) = participant.as_ref().map(participant_from_row).transpose()? else {
-            return Ok(LoginOutcome::NoActiveCode);
-        };
         insert_session(&mut *tx, participant.id, &session, now).await?;
         D::commit(tx).await?;
-        Ok(LoginOutcome::LoggedIn(participant))
+        Ok(LoginOutcome::LoggedIn {
+            participant,
+            registered,
+        })
     }
 
     async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
-        sql("INSERT INTO sms_outbox (phone, body, created_at) VALUES ($1, $2, $3)")
-            .bind(phone)
-            .bind(body)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        queue_sms(&mut *tx, phone, body, at).await?;
         D::commit(tx).await
     }
 

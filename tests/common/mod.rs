@@ -383,7 +383,11 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
                 questions: repo_config_dir().join("questions.toml"),
             },
             log: LogSettings::default(),
-            login: LoginSettings::default(),
+            // Every test signs up from 127.0.0.1; the tests of the address limit set their own.
+            login: LoginSettings {
+                address_codes_per_hour: 10_000,
+                ..LoginSettings::default()
+            },
             vouchers: Default::default(),
         },
         config_dir: config_dir.to_path_buf(),
@@ -513,6 +517,85 @@ impl TestApp {
     }
 }
 
+/// The code in the newest SMS queued for `phone` (its eleven digits) in the database at
+/// `db_url`, read from the outbox as a person reads it off their phone.
+pub async fn sent_code(db_url: &str, phone: &str) -> String {
+    assert!(phone.len() == 11 && phone.bytes().all(|b| b.is_ascii_digit()));
+    let query = "SELECT body FROM sms_outbox WHERE phone = $1 ORDER BY id DESC LIMIT 1";
+    let body: String = if db_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
+        sqlx::query_scalar(query)
+            .bind(phone)
+            .fetch_one(&mut c)
+            .await
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(db_url).await.unwrap();
+        sqlx::query_scalar(query)
+            .bind(phone)
+            .fetch_one(&mut c)
+            .await
+    }
+    .unwrap_or_else(|e| panic!("no SMS to {phone}: {e}"));
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {body:?}"))
+        .into()
+}
+
+/// Signs up (or in) at `base` as a person does: a code by SMS to `phone`, read from the outbox,
+/// then the code with consent and whatever `extra` adds. The login's answer.
+pub async fn sign_up_at(
+    client: &reqwest::Client,
+    base: &str,
+    db_url: &str,
+    phone: &str,
+    extra: serde_json::Value,
+) -> reqwest::Response {
+    let sent = client
+        .post(format!("{base}/api/login/code"))
+        .json(&serde_json::json!({ "phone": phone }))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(
+        sent.status(),
+        202,
+        "code for {phone}: {:?}",
+        sent.text().await
+    );
+    let mut body = serde_json::json!({
+        "phone": phone,
+        "code": sent_code(db_url, phone).await,
+        "consent": true,
+    });
+    if let serde_json::Value::Object(extra) = extra {
+        body.as_object_mut().unwrap().extend(extra);
+    }
+    client
+        .post(format!("{base}/api/login"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+impl TestApp {
+    /// Signs up with `phone` (see [`sign_up_at`]); the session token of the new participant.
+    pub async fn sign_up(&self, phone: &str) -> String {
+        let res = sign_up_at(
+            &self.client,
+            &self.address,
+            &self.db.url,
+            phone,
+            serde_json::json!({}),
+        )
+        .await;
+        assert_eq!(res.status(), 201, "sign-up of {phone}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+}
+
 /// Reads a JSON error response and returns `(status, code)`, checking the shape on the way.
 pub async fn error_code(res: reqwest::Response) -> (u16, String) {
     let status = res.status().as_u16();
@@ -600,6 +683,52 @@ pub async fn bulk_tickets(db: &TestDb, campaign: &str, round: u32, n: u64, at: D
     }
 }
 
+/// A participant made as the service makes one: a code issued for `phone` and entered with
+/// consent, opening the session `session_token`.
+pub async fn prove_phone(
+    store: &SharedStore,
+    phone: &str,
+    session_token: &str,
+    now: DateTime<Utc>,
+) -> campaign_lottery::store::Participant {
+    use campaign_lottery::domain::token::{login_code_hash, token_hash};
+    use campaign_lottery::store::{LoginCode, LoginOutcome, NewSession, Newcomer};
+    let limits = campaign_lottery::domain::throttle::LoginLimits::default();
+    store
+        .issue_login_code(
+            LoginCode {
+                phone: phone.into(),
+                code_hash: login_code_hash(phone, "123456"),
+                requested_from: format!("harness:{phone}"),
+                expires_at: now + chrono::Duration::minutes(5),
+                sms: "code".into(),
+            },
+            &limits,
+            now,
+        )
+        .await
+        .unwrap();
+    let session = NewSession {
+        token_hash: token_hash(session_token),
+        expires_at: now + chrono::Duration::days(90),
+    };
+    match store
+        .verify_login_code(
+            phone,
+            &login_code_hash(phone, "123456"),
+            session,
+            Some(Newcomer::default()),
+            &limits,
+            now,
+        )
+        .await
+        .unwrap()
+    {
+        LoginOutcome::LoggedIn { participant, .. } => participant,
+        other => panic!("{phone}: {other:?}"),
+    }
+}
+
 /// Participants (phones 1380000NNNN) who each passed round `round`'s quiz at `now`, as the quiz
 /// records them: one ticket each.
 pub async fn tickets_in(
@@ -613,22 +742,7 @@ pub async fn tickets_in(
         let phone = format!("1380000{i:04}");
         let participant = match store.participant_by_phone(&phone).await.unwrap() {
             Some(p) => p,
-            None => store
-                .register_participant(
-                    campaign_lottery::store::NewParticipant {
-                        phone: phone.clone(),
-                        display_name: None,
-                        session: campaign_lottery::store::NewSession {
-                            token_hash: campaign_lottery::domain::token::token_hash(&format!(
-                                "clp_{phone}"
-                            )),
-                            expires_at: now + chrono::Duration::days(90),
-                        },
-                    },
-                    now,
-                )
-                .await
-                .unwrap(),
+            None => prove_phone(store, &phone, &format!("clp_{phone}"), now).await,
         };
         let id = uuid::Uuid::new_v4();
         assert!(store
@@ -810,6 +924,8 @@ pub fn start_process(
         .env("APP_CAMPAIGN__FILE", campaign_file)
         .env("APP_SERVER__PORT", "0")
         .env("APP_LOG__FORMAT", "json")
+        // Every test signs up from 127.0.0.1 (as in `settings`); a test's `env` may say otherwise.
+        .env("APP_LOGIN__ADDRESS_CODES_PER_HOUR", "10000")
         .env_remove("RUST_LOG")
         .env_remove("APP_ENVIRONMENT")
         .stderr(std::process::Stdio::piped());

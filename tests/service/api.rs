@@ -680,10 +680,16 @@ async fn openapi_document_and_api_page_are_served(db: TestDb) {
             "200", "400", "401", "403", "404", "409", "410", "422", "429",
         ],
     );
-    has(
-        "post",
-        "/api/login/code",
-        &["202", "400", "404", "422", "429"],
+    has("post", "/api/login/code", &["202", "400", "422", "429"]);
+    has("post", "/api/login", &["200", "201", "400", "401", "422"]);
+    let login_code = &doc["paths"]["/api/login/code"]["post"]["responses"];
+    assert!(
+        login_code.get("404").is_none() && login_code.get("409").is_none(),
+        "asking for a code never says whether the phone takes part: {login_code}"
+    );
+    assert!(
+        doc["paths"].get("/api/participants").is_none(),
+        "no way in without a code"
     );
     has(
         "post",
@@ -1420,6 +1426,7 @@ async fn the_service_forgets_day_old_login_codes_when_it_starts(db: TestDb) {
             code_hash: hash.into(),
             requested_from: hash.into(),
             expires_at: now - age + chrono::Duration::minutes(5),
+            sms: format!("code {hash}"),
         };
         let limits = LoginLimits::default();
         store

@@ -8,9 +8,8 @@ use campaign_lottery::domain::campaign::{Campaign, CampaignFile, RoundProgress};
 use campaign_lottery::domain::refusal::Refusal;
 use campaign_lottery::domain::token::{token_hash, Role};
 use campaign_lottery::store::{
-    self, verify_audit_log, LoginCode, LoginLimits, LoginOutcome, NewAttempt, NewParticipant,
-    NewSession, NewToken, SharedStore, StoreError, Submission, SubmitOutcome, SyncOutcome,
-    TicketOutcome,
+    self, verify_audit_log, LoginCode, LoginLimits, LoginOutcome, NewAttempt, NewSession, NewToken,
+    Newcomer, SharedStore, StoreError, Submission, SubmitOutcome, SyncOutcome, TicketOutcome,
 };
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use common::TestDb;
@@ -28,7 +27,8 @@ backend_tests!(
     a_truncated_audit_log_is_detected,
     reordered_audit_entries_are_detected,
     two_store_instances_appending_at_once_keep_one_chain,
-    participants_register_once_and_sessions_expire,
+    participants_come_from_proven_phones_once_and_sessions_expire,
+    one_phone_registering_twice_at_once_is_one_participant,
     login_codes_are_throttled_counted_and_single_use,
     attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_round,
     vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them,
@@ -418,44 +418,157 @@ fn session(name: &str, expires: chrono::DateTime<Utc>) -> NewSession {
     }
 }
 
+/// A code for `phone` issued two hours before day 2 (so that it counts in no hourly limit then)
+/// and entered at once with consent: the participant "小衡", with a session until day 20.
 async fn participant(s: &SharedStore, phone: &str) -> store::Participant {
-    s.register_participant(
-        NewParticipant {
+    let t = at(2) - Duration::hours(2);
+    s.issue_login_code(
+        LoginCode {
             phone: phone.into(),
-            display_name: Some("小衡".into()),
-            session: session(&format!("clp_{phone}"), at(20)),
+            code_hash: "h0".into(),
+            requested_from: "9.9.9.9".into(),
+            expires_at: t + Duration::minutes(5),
+            sms: "code h0".into(),
         },
-        at(2),
+        &LoginLimits::default(),
+        t,
     )
     .await
-    .unwrap()
-}
-
-async fn participants_register_once_and_sessions_expire(db: TestDb) {
-    let s = synced(&db).await;
-    let p = participant(&s, "13800138000").await;
-    assert_eq!(p.phone, "13800138000");
-    assert_eq!(p.display_name.as_deref(), Some("小衡"));
-    let again = s
-        .register_participant(
-            NewParticipant {
-                phone: "13800138000".into(),
-                display_name: None,
-                session: session("clp_other", at(20)),
-            },
-            at(3),
+    .unwrap();
+    let newcomer = Newcomer {
+        display_name: Some("小衡".into()),
+    };
+    match s
+        .verify_login_code(
+            phone,
+            "h0",
+            session(&format!("clp_{phone}"), at(20)),
+            Some(newcomer),
+            &LoginLimits::default(),
+            t,
         )
-        .await;
-    assert!(
-        matches!(again, Err(StoreError::Refused(Refusal::PhoneTaken))),
-        "{again:?}"
-    );
-    assert!(s
-        .participant_by_session(&token_hash("clp_other"), at(3))
         .await
         .unwrap()
-        .is_none());
-    let token = token_hash("clp_13800138000");
+    {
+        LoginOutcome::LoggedIn {
+            participant,
+            registered: true,
+        } => participant,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A participant exists only once a code sent to the phone was entered with consent; the same
+/// phone is one participant ever after, and its sessions end.
+async fn participants_come_from_proven_phones_once_and_sessions_expire(db: TestDb) {
+    let s = synced(&db).await;
+    let limits = LoginLimits::default();
+    let code = |hash: &str| LoginCode {
+        phone: "13800138000".into(),
+        code_hash: hash.into(),
+        requested_from: "1.2.3.4".into(),
+        expires_at: at(2) + Duration::minutes(5),
+        sms: format!("code {hash}"),
+    };
+    s.issue_login_code(code("h1"), &limits, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.participant_by_phone("13800138000").await.unwrap(),
+        None,
+        "a code sent is no participant"
+    );
+    // The right code without consent: nothing written, the try not counted, the code still good.
+    let without = s
+        .verify_login_code(
+            "13800138000",
+            "h1",
+            session("clp_a", at(20)),
+            None,
+            &limits,
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(without, LoginOutcome::ConsentNeeded);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM participants").await, 0);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM participant_sessions").await,
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT CAST(MAX(tries) AS BIGINT) FROM login_codes")
+            .await,
+        0
+    );
+    // A wrong code with consent creates nothing either.
+    let wrong = s
+        .verify_login_code(
+            "13800138000",
+            "nope",
+            session("clp_a", at(20)),
+            Some(Newcomer::default()),
+            &limits,
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wrong, LoginOutcome::WrongCode { tries_left: 4 });
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM participants").await, 0);
+
+    let newcomer = Newcomer {
+        display_name: Some("小衡".into()),
+    };
+    let LoginOutcome::LoggedIn {
+        participant: p,
+        registered: true,
+    } = s
+        .verify_login_code(
+            "13800138000",
+            "h1",
+            session("clp_a", at(20)),
+            Some(newcomer),
+            &limits,
+            at(2),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("not registered");
+    };
+    assert_eq!(p.phone, "13800138000");
+    assert_eq!(p.display_name.as_deref(), Some("小衡"));
+    assert_eq!(p.created_at, at(2));
+
+    // The next code for the phone logs the same participant in; a nickname sent again with it
+    // changes nothing.
+    let later = at(2) + Duration::minutes(3);
+    s.issue_login_code(code("h2"), &limits, later)
+        .await
+        .unwrap();
+    let again = s
+        .verify_login_code(
+            "13800138000",
+            "h2",
+            session("clp_b", at(20)),
+            Some(Newcomer {
+                display_name: Some("别人".into()),
+            }),
+            &limits,
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        LoginOutcome::LoggedIn {
+            participant: p.clone(),
+            registered: false
+        }
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM participants").await, 1);
+
+    let token = token_hash("clp_a");
     assert_eq!(
         s.participant_by_session(&token, at(19)).await.unwrap(),
         Some(p.clone())
@@ -471,6 +584,88 @@ async fn participants_register_once_and_sessions_expire(db: TestDb) {
     );
     s.end_session(&token).await.unwrap();
     assert_eq!(s.participant_by_session(&token, at(3)).await.unwrap(), None);
+    assert!(s
+        .participant_by_session(&token_hash("clp_b"), at(3))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// Two first codes entered at once for one phone (two tabs): one participant, both logged in.
+async fn one_phone_registering_twice_at_once_is_one_participant(db: TestDb) {
+    let s = synced(&db).await;
+    let limits = LoginLimits::default();
+    let mut tasks = Vec::new();
+    for i in 0..2 {
+        // Two codes, a minute apart; the newer is the live one, entered twice at once.
+        s.issue_login_code(
+            LoginCode {
+                phone: "13800138000".into(),
+                code_hash: format!("h{i}"),
+                requested_from: "1.2.3.4".into(),
+                expires_at: at(2) + Duration::minutes(10),
+                sms: format!("code h{i}"),
+            },
+            &limits,
+            at(2) + Duration::minutes(i),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..2 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.verify_login_code(
+                "13800138000",
+                "h1",
+                session(&format!("clp_{i}"), at(20)),
+                Some(Newcomer::default()),
+                &LoginLimits::default(),
+                at(2) + Duration::minutes(2),
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let logged_in = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                LoginOutcome::LoggedIn {
+                    registered: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(logged_in, 1, "{outcomes:?}");
+    assert!(
+        outcomes.contains(&LoginOutcome::NoActiveCode),
+        "the code worked once: {outcomes:?}"
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM participants").await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM participant_sessions").await,
+        1
+    );
+    // The older code, never used, died when the newer one was sent.
+    let older = s
+        .verify_login_code(
+            "13800138000",
+            "h0",
+            session("clp_old", at(20)),
+            None,
+            &limits,
+            at(2) + Duration::minutes(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(older, LoginOutcome::NoActiveCode);
 }
 
 async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
@@ -482,6 +677,7 @@ async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
         code_hash: hash.into(),
         requested_from: from.into(),
         expires_at: at(2) + Duration::minutes(5),
+        sms: format!("code {hash}"),
     };
     let t0 = at(2);
     assert_eq!(
@@ -502,22 +698,28 @@ async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
     );
     let new = || session("clp_login", at(20));
     let outcome = s
-        .verify_login_code(&p.phone, "wrong", new(), &limits, t0)
+        .verify_login_code(&p.phone, "wrong", new(), None, &limits, t0)
         .await
         .unwrap();
     assert_eq!(outcome, LoginOutcome::WrongCode { tries_left: 4 });
     let outcome = s
-        .verify_login_code(&p.phone, "h1", new(), &limits, t0)
+        .verify_login_code(&p.phone, "h1", new(), None, &limits, t0)
         .await
         .unwrap();
-    assert_eq!(outcome, LoginOutcome::LoggedIn(p.clone()));
+    assert_eq!(
+        outcome,
+        LoginOutcome::LoggedIn {
+            participant: p.clone(),
+            registered: false
+        }
+    );
     assert!(s
         .participant_by_session(&token_hash("clp_login"), t0)
         .await
         .unwrap()
         .is_some());
     let again = s
-        .verify_login_code(&p.phone, "h1", session("clp_x", at(20)), &limits, t0)
+        .verify_login_code(&p.phone, "h1", session("clp_x", at(20)), None, &limits, t0)
         .await
         .unwrap();
     assert_eq!(again, LoginOutcome::NoActiveCode, "single use");
@@ -528,13 +730,13 @@ async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
         .unwrap();
     for left in (0..5).rev() {
         let o = s
-            .verify_login_code(&p.phone, "bad", session("clp_y", at(20)), &limits, t1)
+            .verify_login_code(&p.phone, "bad", session("clp_y", at(20)), None, &limits, t1)
             .await
             .unwrap();
         assert_eq!(o, LoginOutcome::WrongCode { tries_left: left });
     }
     let o = s
-        .verify_login_code(&p.phone, "h3", session("clp_y", at(20)), &limits, t1)
+        .verify_login_code(&p.phone, "h3", session("clp_y", at(20)), None, &limits, t1)
         .await
         .unwrap();
     assert_eq!(o, LoginOutcome::TooManyTries);
@@ -542,17 +744,27 @@ async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
         &p.phone,
         "h3",
         session("clp_z", at(20)),
+        None,
         &limits,
         t1 + Duration::minutes(6),
     );
     assert_eq!(late.await.unwrap(), LoginOutcome::NoActiveCode, "expired");
 
+    // Each code issued queued its SMS with it; the refused one (h2) queued none.
     s.enqueue_sms(&p.phone, "验证码 123456", t1).await.unwrap();
     let outbox = s.pending_sms(10).await.unwrap();
-    assert_eq!(outbox.len(), 1);
+    let bodies: Vec<(&str, &str)> = outbox
+        .iter()
+        .map(|m| (m.phone.as_str(), m.body.as_str()))
+        .collect();
     assert_eq!(
-        (outbox[0].phone.as_str(), outbox[0].body.as_str()),
-        ("13800138000", "验证码 123456")
+        bodies,
+        [
+            ("13800138000", "code h0"),
+            ("13800138000", "code h1"),
+            ("13800138000", "code h3"),
+            ("13800138000", "验证码 123456"),
+        ]
     );
 }
 
@@ -1261,6 +1473,7 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         code_hash: hash.into(),
         requested_from: from.into(),
         expires_at: at(day) + Duration::minutes(5),
+        sms: format!("code {hash}"),
     };
     // Day 2: a code used for a session that ends on day 3; day 6: a code not used yet.
     s.issue_login_code(code("h1", "1.2.3.4", 2), &limits, at(2))
@@ -1268,10 +1481,16 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         .unwrap();
     let short = session("clp_short", at(3));
     let outcome = s
-        .verify_login_code(&p.phone, "h1", short, &limits, at(2))
+        .verify_login_code(&p.phone, "h1", short, None, &limits, at(2))
         .await
         .unwrap();
-    assert_eq!(outcome, LoginOutcome::LoggedIn(p.clone()));
+    assert_eq!(
+        outcome,
+        LoginOutcome::LoggedIn {
+            participant: p.clone(),
+            registered: false
+        }
+    );
     s.issue_login_code(code("h2", "5.6.7.8", 6), &limits, at(6))
         .await
         .unwrap();
@@ -1287,12 +1506,15 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
     for day in [2, 2, 6] {
         s.enqueue_sms(&p.phone, "验证码", at(day)).await.unwrap();
     }
+    // The outbox: the three codes' SMS (the first from the day before day 2) and these three.
     let first = s.pending_sms(10).await.unwrap()[0].id;
+    assert_eq!(s.pending_sms(10).await.unwrap().len(), 6);
     assert!(s.mark_sms_sent(first, at(2)).await.unwrap());
     assert!(!s.mark_sms_sent(first, at(3)).await.unwrap(), "sent once");
 
-    // Forget what is from before day 5: the day-2 code, failure and sent SMS, the ended session.
-    assert_eq!(s.forget_expired(at(5)).await.unwrap(), 4);
+    // Forget what is from before day 5: the code that registered the participant, the day-2
+    // code, failure and sent SMS, the ended session.
+    assert_eq!(s.forget_expired(at(5)).await.unwrap(), 5);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM login_codes").await, 1);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM lookup_failures").await, 1);
     assert_eq!(
@@ -1300,7 +1522,7 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         1
     );
     let pending: Vec<_> = s.pending_sms(10).await.unwrap();
-    assert_eq!(pending.len(), 2, "unsent SMS stay, however old");
+    assert_eq!(pending.len(), 5, "unsent SMS stay, however old");
     assert_eq!(pending[0].created_at, at(2));
     // What is kept still works.
     let long = token_hash("clp_13800138000");
@@ -1312,10 +1534,23 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
     let f = s.lookup_failures(desk, "10.0.0.1", at(5)).await.unwrap();
     assert_eq!((f.by_token, f.by_address), (1, 1));
     let outcome = s
-        .verify_login_code(&p.phone, "h2", session("clp_new", at(20)), &limits, at(6))
+        .verify_login_code(
+            &p.phone,
+            "h2",
+            session("clp_new", at(20)),
+            None,
+            &limits,
+            at(6),
+        )
         .await
         .unwrap();
-    assert_eq!(outcome, LoginOutcome::LoggedIn(p.clone()));
+    assert_eq!(
+        outcome,
+        LoginOutcome::LoggedIn {
+            participant: p.clone(),
+            registered: false
+        }
+    );
     assert_eq!(
         s.forget_expired(at(5)).await.unwrap(),
         0,
