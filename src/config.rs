@@ -73,6 +73,11 @@ pub struct LoginSettings {
     pub max_tries: i32,
     /// How long a participant stays logged in.
     pub session_days: i64,
+    /// The proof of work before each SMS: PBKDF2-SHA-256 iterations per try (a solution takes
+    /// 256 tries on average), so the work of one challenge is about 256 × this.
+    pub challenge_cost: u32,
+    /// How long a challenge may be used.
+    pub challenge_ttl_secs: i64,
     /// Replaced by `server.trusted_proxies`; refused at start-up when set, so that an old
     /// setting does not silently put every client behind the proxy's one address.
     pub trust_forwarded_for: Option<bool>,
@@ -87,6 +92,8 @@ impl Default for LoginSettings {
             address_codes_per_hour: 20,
             max_tries: 5,
             session_days: 30,
+            challenge_cost: 5_000,
+            challenge_ttl_secs: 300,
             trust_forwarded_for: None,
         }
     }

@@ -21,6 +21,8 @@ pub struct Prepared {
     pub campaign: Campaign,
     pub questions: QuestionBank,
     pub sync: SyncOutcome,
+    /// The key that signs proof-of-work challenges, the same for every instance.
+    pub challenge_key: String,
 }
 
 /// Connects to the database, migrates it and syncs the campaign configuration into it.
@@ -65,11 +67,17 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
         Err(StoreError::Incompatible(e)) => return Err(campaign_error(&path, e)),
         Err(e) => return Err(anyhow::Error::new(e).context("recording the campaign configuration")),
     };
+    let challenge_key = step(
+        "reading the key of the proof-of-work challenges",
+        crate::app::challenge::shared_key(&store),
+    )
+    .await?;
     Ok(Prepared {
         store,
         campaign,
         questions,
         sync,
+        challenge_key,
     })
 }
 
@@ -114,6 +122,7 @@ async fn waiting<T, E>(
 pub fn application(p: Prepared, loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> App {
     App::new(
         p.store,
+        p.challenge_key,
         Arc::new(p.campaign),
         Arc::new(p.questions),
         clock,

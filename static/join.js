@@ -20,12 +20,44 @@ function looksLikePhone(value) {
   return "";
 }
 
+// The ALTCHA widget solves in a Web Worker of this site (the strict CSP allows no other).
+globalThis.$altcha.algorithms.set("PBKDF2/SHA-256", () => new Worker("/static/altcha-pbkdf2.js"));
+
+// Before each SMS the browser works about a second on a challenge bound to the phone; a script
+// that wants thousands of codes pays that thousands of times. The payload pays for one code.
+async function proofOfWork(phone) {
+  const res = await api("/api/login/challenge", { method: "POST", body: { phone } });
+  if (!res.ok) return res;
+  const widget = $("#pow");
+  await widget.configure({ challenge: res.data });
+  const solved = await widget.verify();
+  if (!solved || !solved.payload) {
+    return { ok: false, error: { message: "安全验证没有完成，请检查网络后重试" } };
+  }
+  return { ok: true, payload: solved.payload };
+}
+
+let sending = false;
 async function sendCode() {
   const input = $("#phone-input");
   const problem = looksLikePhone(input.value);
   showError(input, problem);
-  if (problem) return;
-  const res = await api("/api/login/code", { method: "POST", body: { phone: input.value } });
+  if (problem || sending) return;
+  sending = true;
+  const button = $("#send-code");
+  button.disabled = true;
+  button.textContent = "正在安全验证…";
+  let res;
+  try {
+    const pow = await proofOfWork(input.value);
+    res = pow.ok
+      ? await api("/api/login/code", { method: "POST", body: { phone: input.value, altcha: pow.payload } })
+      : pow;
+  } finally {
+    sending = false;
+    button.disabled = false;
+    button.textContent = "获取验证码";
+  }
   if (!res.ok) {
     // A code sent earlier stays valid: keep its box if it is open.
     showError(input, res.error.message);

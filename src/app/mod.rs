@@ -8,6 +8,7 @@
 //! CLI, for an operator at the server): a caller cannot reach it without its check.
 
 pub mod auth;
+pub mod challenge;
 pub mod health;
 pub mod participants;
 pub mod quiz;
@@ -27,6 +28,8 @@ use std::sync::Arc;
 /// Everything a use case can reach.
 pub struct App {
     pub store: SharedStore,
+    /// Signs the proof-of-work challenges (see [`challenge`]).
+    challenge_key: String,
     pub campaign: Arc<Campaign>,
     pub questions: Arc<QuestionBank>,
     pub clock: Arc<dyn Clock>,
@@ -41,8 +44,10 @@ pub struct App {
 }
 
 impl App {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: SharedStore,
+        challenge_key: String,
         campaign: Arc<Campaign>,
         questions: Arc<QuestionBank>,
         clock: Arc<dyn Clock>,
@@ -51,6 +56,7 @@ impl App {
     ) -> Self {
         Self {
             store,
+            challenge_key,
             campaign,
             questions,
             clock,

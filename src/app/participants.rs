@@ -63,11 +63,18 @@ pub struct CodeSent {
     pub expires_in_seconds: i64,
 }
 
-/// Sends a 6-digit code by SMS to a phone, within the limits per phone and per client
-/// `address`. Whether the phone takes part already makes no difference to the answer, so that
-/// it tells a stranger nothing.
-pub async fn request_code(app: &App, phone: &str, address: &str) -> Result<CodeSent> {
+/// Sends a 6-digit code by SMS to a phone, paid for by a solved proof-of-work `challenge` for
+/// that phone (see [`super::challenge`]), within the limits per phone and per client `address`.
+/// Whether the phone takes part already makes no difference to the answer, so that it tells a
+/// stranger nothing.
+pub async fn request_code(
+    app: &App,
+    phone: &str,
+    challenge: Option<&str>,
+    address: &str,
+) -> Result<CodeSent> {
     let phone = parse_phone(phone)?;
+    let challenge = super::challenge::check(app, &phone, challenge)?;
     let code = format!("{:06}", uniform(&mut csprng::rng()?, 1_000_000));
     let now = app.clock.now();
     let ttl = app.login.code_ttl_secs;
@@ -82,6 +89,7 @@ pub async fn request_code(app: &App, phone: &str, address: &str) -> Result<CodeS
                 sms: format!(
                     "【衡阳学法】您的验证码是 {code}，{minutes} 分钟内有效。请勿告诉他人。"
                 ),
+                challenge,
             },
             &app.login.limits(),
             now,

@@ -118,6 +118,13 @@ pub enum Refusal {
         message: String,
     },
     ConsentRequired,
+    /// A code request without the solved proof of work.
+    ChallengeRequired,
+    /// A proof of work that does not hold: not ours, not solved, for another phone.
+    ChallengeInvalid,
+    ChallengeExpired,
+    /// The proof of work already paid for an SMS.
+    ChallengeUsed,
     TooManyCodeRequests {
         retry_after: i64,
     },
@@ -293,6 +300,10 @@ pub const ALL_CODES: &[&str] = &[
     "invalid_phone",
     "invalid_display_name",
     "consent_required",
+    "challenge_required",
+    "challenge_invalid",
+    "challenge_expired",
+    "challenge_used",
     "too_many_requests",
     "invalid_code",
     "wrong_code",
@@ -400,6 +411,10 @@ impl Refusal {
             InvalidPhone(_) => "invalid_phone",
             InvalidDisplayName { .. } => "invalid_display_name",
             ConsentRequired => "consent_required",
+            ChallengeRequired => "challenge_required",
+            ChallengeInvalid => "challenge_invalid",
+            ChallengeExpired => "challenge_expired",
+            ChallengeUsed => "challenge_used",
             TooManyCodeRequests { .. } => "too_many_requests",
             InvalidCode => "invalid_code",
             WrongCode { .. } => "wrong_code",
@@ -514,7 +529,8 @@ impl Refusal {
             | ReversalWindowPassed { .. }
             | AlreadyVoid
             | NotVoid
-            | AlreadyReissued { .. } => Kind::Conflict,
+            | AlreadyReissued { .. }
+            | ChallengeUsed => Kind::Conflict,
             AttemptExpired | VoucherVoid => Kind::Gone,
             PayloadTooLarge { .. } => Kind::TooLarge,
             BodyTimeout { .. } => Kind::Timeout,
@@ -523,6 +539,9 @@ impl Refusal {
             | InvalidPhone(_)
             | InvalidDisplayName { .. }
             | ConsentRequired
+            | ChallengeRequired
+            | ChallengeInvalid
+            | ChallengeExpired
             | InvalidCode
             | Answer(_)
             | InvalidCommitment
@@ -602,6 +621,10 @@ impl Refusal {
             InvalidPhone(e) => e.to_string(),
             InvalidDisplayName { message } => message.clone(),
             ConsentRequired => "第一次参加，请阅读并同意隐私政策".into(),
+            ChallengeRequired => "请先完成安全验证，再获取验证码".into(),
+            ChallengeInvalid => "安全验证未通过，请重新验证".into(),
+            ChallengeExpired => "安全验证已过期，请重新验证".into(),
+            ChallengeUsed => "这次安全验证已经用过，请重新验证".into(),
             TooManyCodeRequests { retry_after } => {
                 format!("请求太频繁，请 {} 秒后再试", retry_after.max(&1))
             }
@@ -706,6 +729,9 @@ impl Refusal {
             InvalidPhone(_) => Some(json!({ "field": "phone" })),
             InvalidDisplayName { .. } => Some(json!({ "field": "display_name" })),
             ConsentRequired => Some(json!({ "field": "consent" })),
+            ChallengeRequired | ChallengeInvalid | ChallengeExpired | ChallengeUsed => {
+                Some(json!({ "field": "altcha" }))
+            }
             InvalidCode => Some(json!({ "field": "code" })),
             InvalidCommitment => Some(json!({ "field": "commitment" })),
             InvalidSecret => Some(json!({ "field": "secret" })),

@@ -63,6 +63,7 @@ pub enum SessionRefusals {
         public::readyz,
         public::metrics,
         public::campaign,
+        participants::challenge,
         participants::request_code,
         participants::login,
         participants::logout,

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/login/code").post(request_code))
+    cfg.service(web::resource("/api/login/challenge").post(challenge))
+        .service(web::resource("/api/login/code").post(request_code))
         .service(web::resource("/api/login").post(login))
         .service(web::resource("/api/logout").post(logout))
         .service(web::resource("/api/me").get(me));
@@ -86,6 +87,30 @@ fn logged_in(app: &App, settings: &Settings, l: LoggedIn) -> HttpResponse {
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
     phone: String,
+    /// The solved proof of work for this phone: base64 of the JSON `{challenge, solution}`, as
+    /// the ALTCHA widget gives it.
+    altcha: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// The phone the code will be asked for: the challenge holds only for it.
+    phone: String,
+}
+
+/// A proof-of-work challenge in the ALTCHA protocol (PoW v2, PBKDF2-SHA-256), bound to the phone
+/// and signed; solved by the browser (about a second), it pays for one code SMS within 5 minutes.
+#[utoipa::path(post, path = "/api/login/challenge", tag = "participants", request_body = ChallengeRequest,
+    responses((status = 200, description = "`{\"parameters\": {algorithm, cost, data, keyLength, keyPrefix, nonce, salt}, \"signature\"}`"),
+    BodyRefusals,
+    (status = 422, body = ErrorBody, description = "`invalid_field`, `invalid_phone`")))]
+pub async fn challenge(
+    app: web::Data<App>,
+    Body(body): Body<ChallengeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let challenge = crate::app::challenge::challenge(&app, &body.phone)?;
+    Ok(ok_json(&challenge))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -96,17 +121,25 @@ pub struct CodeSent {
 }
 
 /// Sends a 6-digit code by SMS to a mainland mobile number, whether or not it takes part yet
-/// (the answer is the same). Throttled per phone and per client address.
+/// (the answer is the same), paid for by a solved challenge from `/api/login/challenge`.
+/// Throttled per phone and per client address.
 #[utoipa::path(post, path = "/api/login/code", tag = "participants", request_body = CodeRequest,
     responses((status = 202, body = CodeSent), BodyRefusals,
-    (status = 422, body = ErrorBody, description = "`invalid_field`, `invalid_phone`"),
+    (status = 409, body = ErrorBody, description = "`challenge_used`"),
+    (status = 422, body = ErrorBody, description = "`invalid_field`, `invalid_phone`, `challenge_required`, `challenge_invalid`, `challenge_expired`"),
     (status = 429, body = ErrorBody, description = "`too_many_requests`, with Retry-After")))]
 pub async fn request_code(
     app: web::Data<App>,
     req: HttpRequest,
     Body(body): Body<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let sent = participants::request_code(&app, &body.phone, &client_address(&req)).await?;
+    let sent = participants::request_code(
+        &app,
+        &body.phone,
+        body.altcha.as_deref(),
+        &client_address(&req),
+    )
+    .await?;
     Ok(HttpResponse::Accepted().json(CodeSent {
         sent_to: sent.sent_to,
         expires_in_seconds: sent.expires_in_seconds,

@@ -150,6 +150,15 @@ pub struct LoginCode {
     pub expires_at: DateTime<Utc>,
     /// The text message that carries the code, queued in the outbox with it.
     pub sms: String,
+    /// The proof-of-work challenge that paid for this SMS: spent with it, refused when spent.
+    pub challenge: SpentChallenge,
+}
+
+/// A solved proof-of-work challenge, by its nonce, kept until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentChallenge {
+    pub nonce: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -515,8 +524,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn end_session(&self, token_hash: &str) -> StoreResult<()>;
 
+    /// The secret named `name`, shared by every instance on this database: `fresh` the first
+    /// time it is asked for, whatever was stored ever after.
+    async fn service_secret(&self, name: &str, fresh: &str) -> StoreResult<String>;
+
     /// Records a one-time code and queues its SMS in the outbox, in one transaction, unless
-    /// [`crate::domain::throttle::may_send_code`] refuses.
+    /// [`crate::domain::throttle::may_send_code`] refuses or its challenge was spent
+    /// (`challenge_used`); the challenge is spent with it.
     async fn issue_login_code(
         &self,
         code: LoginCode,

@@ -1239,6 +1239,22 @@ impl<D: Dialect> Store for SqlStore<D> {
         D::commit(tx).await
     }
 
+    async fn service_secret(&self, name: &str, fresh: &str) -> StoreResult<String> {
+        let mut tx = self.db.begin().await?;
+        sql("INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(fresh)
+            .execute(&mut *tx)
+            .await?;
+        let row = sql("SELECT value FROM service_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        let value = row.get("value")?;
+        D::commit(tx).await?;
+        Ok(value)
+    }
+
     async fn issue_login_code(
         &self,
         code: LoginCode,
@@ -1276,6 +1292,17 @@ impl<D: Dialect> Store for SqlStore<D> {
             .await?,
         )?;
         crate::domain::throttle::may_send_code(&phone_times, &address_times, limits, now)?;
+        let spent = sql(
+            "INSERT INTO spent_challenges (nonce, expires_at) VALUES ($1, $2)
+             ON CONFLICT (nonce) DO NOTHING",
+        )
+        .bind(&code.challenge.nonce)
+        .bind(code.challenge.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        if spent == 0 {
+            return Err(Refusal::ChallengeUsed.into());
+        }
         sql(
             "INSERT INTO login_codes (id, phone, code_hash, requested_from, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -2166,6 +2193,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             "DELETE FROM lookup_failures WHERE at < $1",
             "DELETE FROM participant_sessions WHERE expires_at < $1",
             "DELETE FROM sms_outbox WHERE sent_at < $1",
+            "DELETE FROM spent_challenges WHERE expires_at < $1",
             // A desk retries within minutes; a redemption's answer stays with it.
             "DELETE FROM idempotent_answers WHERE answer <> 'redeemed' AND answered_at < $1",
         ] {

@@ -5,6 +5,8 @@
 //! server answers they say so on stderr and pass, unless `REQUIRE_POSTGRES=1` makes that a failure.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use campaign_lottery::clock::ManualClock;
 use campaign_lottery::config::{
     CampaignSettings, DatabaseSettings, LoadedSettings, LogSettings, LoginSettings, ServerSettings,
@@ -384,8 +386,10 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
             },
             log: LogSettings::default(),
             // Every test signs up from 127.0.0.1; the tests of the address limit set their own.
+            // Proofs of work that cost nothing: the tests prove the protocol, not the cost.
             login: LoginSettings {
                 address_codes_per_hour: 10_000,
+                challenge_cost: 1,
                 ..LoginSettings::default()
             },
             vouchers: Default::default(),
@@ -542,6 +546,46 @@ pub async fn sent_code(db_url: &str, phone: &str) -> String {
         .into()
 }
 
+/// A challenge from `base` for `phone` (as typed), solved as the widget solves it: the value of
+/// `altcha` in a code request.
+pub async fn solved_challenge(client: &reqwest::Client, base: &str, phone: &str) -> String {
+    let res = client
+        .post(format!("{base}/api/login/challenge"))
+        .json(&serde_json::json!({ "phone": phone }))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(res.status(), 200, "challenge for {phone}");
+    let challenge: altcha::Challenge = res.json().await.unwrap();
+    campaign_lottery::app::challenge::solve(&challenge).expect("solved")
+}
+
+/// Asks `base` for a code for `phone` (as typed) as the page does: a challenge solved first.
+pub async fn request_code_at(
+    client: &reqwest::Client,
+    base: &str,
+    phone: &str,
+) -> reqwest::Response {
+    request_code_from(client, base, phone, None).await
+}
+
+/// [`request_code_at`], with `X-Forwarded-For` set to `forwarded` when given.
+pub async fn request_code_from(
+    client: &reqwest::Client,
+    base: &str,
+    phone: &str,
+    forwarded: Option<&str>,
+) -> reqwest::Response {
+    let altcha = solved_challenge(client, base, phone).await;
+    let mut req = client
+        .post(format!("{base}/api/login/code"))
+        .json(&serde_json::json!({ "phone": phone, "altcha": altcha }));
+    if let Some(f) = forwarded {
+        req = req.header("X-Forwarded-For", f);
+    }
+    req.send().await.expect("request sent")
+}
+
 /// Signs up (or in) at `base` as a person does: a code by SMS to `phone`, read from the outbox,
 /// then the code with consent and whatever `extra` adds. The login's answer.
 pub async fn sign_up_at(
@@ -551,12 +595,7 @@ pub async fn sign_up_at(
     phone: &str,
     extra: serde_json::Value,
 ) -> reqwest::Response {
-    let sent = client
-        .post(format!("{base}/api/login/code"))
-        .json(&serde_json::json!({ "phone": phone }))
-        .send()
-        .await
-        .expect("request sent");
+    let sent = request_code_at(client, base, phone).await;
     assert_eq!(
         sent.status(),
         202,
@@ -580,6 +619,11 @@ pub async fn sign_up_at(
 }
 
 impl TestApp {
+    /// Asks for a code for `phone` (as typed), a challenge solved first.
+    pub async fn request_code(&self, phone: &str) -> reqwest::Response {
+        request_code_at(&self.client, &self.address, phone).await
+    }
+
     /// Signs up with `phone` (see [`sign_up_at`]); the session token of the new participant.
     pub async fn sign_up(&self, phone: &str) -> String {
         let res = sign_up_at(
@@ -702,6 +746,19 @@ pub async fn prove_phone(
                 requested_from: format!("harness:{phone}"),
                 expires_at: now + chrono::Duration::minutes(5),
                 sms: "code".into(),
+                challenge: campaign_lottery::store::SpentChallenge {
+                    nonce: uuid::Uuid::new_v4().to_string(),
+                    expires_at: chrono::TimeZone::with_ymd_and_hms(
+                        &chrono::Utc,
+                        2099,
+                        1,
+                        1,
+                        0,
+                        0,
+                        0,
+                    )
+                    .unwrap(),
+                },
             },
             &limits,
             now,
@@ -926,6 +983,7 @@ pub fn start_process(
         .env("APP_LOG__FORMAT", "json")
         // Every test signs up from 127.0.0.1 (as in `settings`); a test's `env` may say otherwise.
         .env("APP_LOGIN__ADDRESS_CODES_PER_HOUR", "10000")
+        .env("APP_LOGIN__CHALLENGE_COST", "1")
         .env_remove("RUST_LOG")
         .env_remove("APP_ENVIRONMENT")
         .stderr(std::process::Stdio::piped());

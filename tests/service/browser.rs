@@ -7,109 +7,13 @@
 use crate::common;
 
 use campaign_lottery::domain::quiz::QuestionBank;
+use common::browser::{browser, driver};
 use common::{repo_config_dir, TestApp, TestDb};
-use fantoccini::{Client, ClientBuilder, Locator};
-use std::io::Write;
+use fantoccini::{Client, Locator};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const PHONE: &str = "13912345678";
-
-struct Driver {
-    process: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-fn find(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
-}
-
-/// Starts chromedriver, or explains why the browser tests cannot run.
-async fn driver() -> Option<(Driver, PathBuf)> {
-    let chromedriver = std::env::var("CHROMEDRIVER")
-        .ok()
-        .map(PathBuf::from)
-        .or_else(|| find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]));
-    let chromium = std::env::var("CHROMIUM")
-        .ok()
-        .map(PathBuf::from)
-        .or_else(|| {
-            find(&[
-                "/usr/bin/chromium",
-                "/usr/bin/chromium-browser",
-                "/usr/bin/google-chrome",
-            ])
-        });
-    let (Some(chromedriver), Some(chromium)) = (chromedriver, chromium) else {
-        if std::env::var("REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("REQUIRE_BROWSER=1 but chromium and chromedriver were not found (apt-get install chromium chromium-driver)");
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED (no chromium/chromedriver: apt-get install chromium chromium-driver to run the browser tests)"
-        );
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let process = Command::new(chromedriver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    // Owned at once, so that the process is killed and reaped whatever happens next.
-    let driver = Driver {
-        process,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/status", driver.url)).await.is_ok() {
-            return Some((driver, chromium));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not start");
-}
-
-/// A new browser with an empty profile of its own, as on a new phone.
-async fn browser(
-    driver: &Driver,
-    chromium: &PathBuf,
-    width: u32,
-    profile: &tempfile::TempDir,
-) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--hide-scrollbars", "--lang=zh-CN",
-                format!("--window-size={width},900"),
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a browser session")
-}
 
 /// Waits until `css` matches an element whose text contains `text`.
 async fn wait_text(c: &Client, css: &str, text: &str) -> String {

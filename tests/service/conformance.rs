@@ -29,6 +29,7 @@ backend_tests!(
     two_store_instances_appending_at_once_keep_one_chain,
     participants_come_from_proven_phones_once_and_sessions_expire,
     one_phone_registering_twice_at_once_is_one_participant,
+    a_challenge_pays_for_one_code_and_the_service_secret_is_made_once,
     login_codes_are_throttled_counted_and_single_use,
     attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_round,
     vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them,
@@ -429,6 +430,11 @@ async fn participant(s: &SharedStore, phone: &str) -> store::Participant {
             requested_from: "9.9.9.9".into(),
             expires_at: t + Duration::minutes(5),
             sms: "code h0".into(),
+            challenge: campaign_lottery::store::SpentChallenge {
+                nonce: uuid::Uuid::new_v4().to_string(),
+                expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
+                    .unwrap(),
+            },
         },
         &LoginLimits::default(),
         t,
@@ -469,6 +475,11 @@ async fn participants_come_from_proven_phones_once_and_sessions_expire(db: TestD
         requested_from: "1.2.3.4".into(),
         expires_at: at(2) + Duration::minutes(5),
         sms: format!("code {hash}"),
+        challenge: campaign_lottery::store::SpentChallenge {
+            nonce: uuid::Uuid::new_v4().to_string(),
+            expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
+                .unwrap(),
+        },
     };
     s.issue_login_code(code("h1"), &limits, at(2))
         .await
@@ -591,6 +602,74 @@ async fn participants_come_from_proven_phones_once_and_sessions_expire(db: TestD
         .is_some());
 }
 
+/// A proof-of-work challenge is spent with the code it paid for, once, also by two requests at
+/// once; a refused code (throttled) spends nothing. The service's secret is made by the first
+/// caller and read by all others.
+async fn a_challenge_pays_for_one_code_and_the_service_secret_is_made_once(db: TestDb) {
+    let s = synced(&db).await;
+    let limits = LoginLimits::default();
+    let code = |phone: &str, nonce: &str| LoginCode {
+        phone: phone.into(),
+        code_hash: "h".into(),
+        requested_from: "1.2.3.4".into(),
+        expires_at: at(2) + Duration::minutes(5),
+        sms: "code".into(),
+        challenge: store::SpentChallenge {
+            nonce: nonce.into(),
+            expires_at: at(2) + Duration::minutes(5),
+        },
+    };
+    let mut tasks = Vec::new();
+    for phone in ["13800000001", "13800000002"] {
+        let (s, c) = (s.clone(), code(phone, "n1"));
+        tasks.push(tokio::spawn(async move {
+            s.issue_login_code(c, &LoginLimits::default(), at(2)).await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(outcomes
+        .iter()
+        .any(|o| matches!(o, Err(StoreError::Refused(Refusal::ChallengeUsed)))));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM login_codes").await, 1);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sms_outbox").await, 1);
+    // Throttled (the same phone within the minute): the challenge is not spent.
+    let first = db.text("SELECT phone FROM login_codes").await;
+    let throttled = s
+        .issue_login_code(code(&first, "n2"), &limits, at(2) + Duration::seconds(10))
+        .await;
+    assert!(
+        matches!(
+            throttled,
+            Err(StoreError::Refused(Refusal::TooManyCodeRequests { .. }))
+        ),
+        "{throttled:?}"
+    );
+    s.issue_login_code(code("13800000003", "n2"), &limits, at(2))
+        .await
+        .unwrap();
+    // Spent challenges are forgotten once they have expired.
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM spent_challenges").await, 2);
+    s.forget_expired(at(3)).await.unwrap();
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM spent_challenges").await, 0);
+
+    let made = s.service_secret("altcha-hmac", "first").await.unwrap();
+    assert_eq!(made, "first");
+    assert_eq!(
+        s.service_secret("altcha-hmac", "second").await.unwrap(),
+        "first",
+        "kept, whoever asks next"
+    );
+    assert_eq!(s.service_secret("other", "x").await.unwrap(), "x");
+}
+
 /// Two first codes entered at once for one phone (two tabs): one participant, both logged in.
 async fn one_phone_registering_twice_at_once_is_one_participant(db: TestDb) {
     let s = synced(&db).await;
@@ -605,6 +684,19 @@ async fn one_phone_registering_twice_at_once_is_one_participant(db: TestDb) {
                 requested_from: "1.2.3.4".into(),
                 expires_at: at(2) + Duration::minutes(10),
                 sms: format!("code h{i}"),
+                challenge: campaign_lottery::store::SpentChallenge {
+                    nonce: uuid::Uuid::new_v4().to_string(),
+                    expires_at: chrono::TimeZone::with_ymd_and_hms(
+                        &chrono::Utc,
+                        2099,
+                        1,
+                        1,
+                        0,
+                        0,
+                        0,
+                    )
+                    .unwrap(),
+                },
             },
             &limits,
             at(2) + Duration::minutes(i),
@@ -678,6 +770,11 @@ async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
         requested_from: from.into(),
         expires_at: at(2) + Duration::minutes(5),
         sms: format!("code {hash}"),
+        challenge: campaign_lottery::store::SpentChallenge {
+            nonce: uuid::Uuid::new_v4().to_string(),
+            expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
+                .unwrap(),
+        },
     };
     let t0 = at(2);
     assert_eq!(
@@ -1474,6 +1571,11 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         requested_from: from.into(),
         expires_at: at(day) + Duration::minutes(5),
         sms: format!("code {hash}"),
+        challenge: campaign_lottery::store::SpentChallenge {
+            nonce: uuid::Uuid::new_v4().to_string(),
+            expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
+                .unwrap(),
+        },
     };
     // Day 2: a code used for a session that ends on day 3; day 6: a code not used yet.
     s.issue_login_code(code("h1", "1.2.3.4", 2), &limits, at(2))

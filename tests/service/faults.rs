@@ -15,12 +15,7 @@ async fn register(
     db_url: &str,
     phone: &str,
 ) -> (u16, Option<String>) {
-    let asked = client
-        .post(format!("{base}/api/login/code"))
-        .json(&json!({ "phone": phone }))
-        .send()
-        .await
-        .unwrap();
+    let asked = common::request_code_at(client, base, phone).await;
     let res = if asked.status() == 202 {
         client
             .post(format!("{base}/api/login"))
@@ -369,12 +364,7 @@ async fn a_postgresql_outage_is_503_with_retry_after_and_passes() {
 
     app.db.cut_off().await;
     for i in 10..40 {
-        let res = client
-            .post(format!("{base}/api/login/code"))
-            .json(&json!({ "phone": phone(i) }))
-            .send()
-            .await
-            .unwrap();
+        let res = common::request_code_at(&client, &base, &phone(i)).await;
         let retry_after = res
             .headers()
             .get("retry-after")
@@ -1019,13 +1009,8 @@ async fn behind_nginx_two_instances_count_the_real_client_address() {
     // one nginx saw, over both instances.
     let mut statuses = Vec::new();
     for i in 0..4 {
-        let res = client
-            .post(format!("{proxy}/api/login/code"))
-            .header("X-Forwarded-For", format!("10.9.8.{i}"))
-            .json(&json!({ "phone": phone(i + 1) }))
-            .send()
-            .await
-            .unwrap();
+        let forged = format!("10.9.8.{i}");
+        let res = common::request_code_from(&client, &proxy, &phone(i + 1), Some(&forged)).await;
         statuses.push(res.status().as_u16());
     }
     assert_eq!(statuses, [202, 202, 202, 429]);

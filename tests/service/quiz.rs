@@ -14,6 +14,7 @@ backend_tests!(
     session_cookies_are_secure_behind_https,
     registration_mistakes_are_explained_and_write_nothing,
     the_answers_tell_a_stranger_nothing_about_who_takes_part,
+    a_code_costs_a_solved_challenge_for_that_phone_once,
     a_script_without_the_phones_gets_no_participant,
     logging_in_again_by_sms_code,
     a_code_dies_after_five_wrong_tries,
@@ -105,13 +106,7 @@ async fn outbox_code(app: &TestApp, phone: &str) -> String {
 /// registers the participant and opens the session.
 async fn signing_up_proves_the_phone_normalises_it_and_logs_in(db: TestDb) {
     let app = TestApp::spawn(db).await;
-    let res = app
-        .post_json(
-            "/api/login/code",
-            None,
-            &json!({"phone": "+86 138-0013-8000"}),
-        )
-        .await;
+    let res = app.request_code("+86 138-0013-8000").await;
     assert_eq!(res.status(), 202);
     assert_eq!(json_of(res).await["sent_to"], "138****8000");
     assert_eq!(
@@ -212,9 +207,7 @@ async fn signing_up_proves_the_phone_normalises_it_and_logs_in(db: TestDb) {
 async fn full_width_phone_numbers_are_normalised(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let typed = "＋８６ １３８－００１３－８０００";
-    let res = app
-        .post_json("/api/login/code", None, &json!({"phone": typed}))
-        .await;
+    let res = app.request_code(typed).await;
     assert_eq!(res.status(), 202);
     let code = common::sent_code(&app.db.url, PHONE).await;
     let res = app
@@ -229,9 +222,7 @@ async fn full_width_phone_numbers_are_normalised(db: TestDb) {
     assert_eq!(app.db.text("SELECT phone FROM participants").await, PHONE);
     // The same number in half-width digits is the same participant.
     app.clock.advance(Duration::seconds(61));
-    let res = app
-        .post_json("/api/login/code", None, &json!({"phone": "13800138000"}))
-        .await;
+    let res = app.request_code("13800138000").await;
     assert_eq!(res.status(), 202);
     let code = common::sent_code(&app.db.url, PHONE).await;
     let res = app
@@ -287,9 +278,7 @@ async fn registration_mistakes_are_explained_and_write_nothing(db: TestDb) {
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM login_codes").await, 0);
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM sms_outbox").await, 0);
 
-    let res = app
-        .post_json("/api/login/code", None, &json!({"phone": PHONE}))
-        .await;
+    let res = app.request_code(PHONE).await;
     assert_eq!(res.status(), 202);
     let code = common::sent_code(&app.db.url, PHONE).await;
     let entry_cases = [
@@ -378,9 +367,7 @@ async fn the_answers_tell_a_stranger_nothing_about_who_takes_part(db: TestDb) {
     const NEW: &str = "13900139000";
     let mut answers = Vec::new();
     for phone in [PHONE, NEW] {
-        let res = app
-            .post_json("/api/login/code", None, &json!({"phone": phone}))
-            .await;
+        let res = app.request_code(phone).await;
         let status = res.status().as_u16();
         let mut body = json_of(res).await;
         body["sent_to"] = json!("masked");
@@ -422,6 +409,90 @@ async fn the_answers_tell_a_stranger_nothing_about_who_takes_part(db: TestDb) {
     );
 }
 
+/// No SMS without the proof of work: a code request needs a solved challenge from this
+/// service, for this phone, not expired, and each challenge buys one SMS. Every refusal writes
+/// nothing.
+async fn a_code_costs_a_solved_challenge_for_that_phone_once(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let ask = |phone: &'static str, altcha: Value| {
+        let app = &app;
+        async move {
+            error_code(
+                app.post_json(
+                    "/api/login/code",
+                    None,
+                    &json!({"phone": phone, "altcha": altcha}),
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let refused = |code: &str| (422, code.to_owned());
+    assert_eq!(
+        error_code(
+            app.post_json("/api/login/code", None, &json!({ "phone": PHONE }))
+                .await
+        )
+        .await,
+        refused("challenge_required")
+    );
+    assert_eq!(ask(PHONE, json!("")).await, refused("challenge_required"));
+    assert_eq!(
+        ask(PHONE, json!("bm9pc2U=")).await,
+        refused("challenge_invalid")
+    );
+    // Solved, but for another phone.
+    let other = common::solved_challenge(&app.client, &app.address, "13900139000").await;
+    assert_eq!(ask(PHONE, json!(other)).await, refused("challenge_invalid"));
+    // Made by another service (another key): not ours.
+    let foreign = {
+        let db = TestDb::new(app.db.backend).await.unwrap();
+        let elsewhere = TestApp::spawn(db).await;
+        common::solved_challenge(&elsewhere.client, &elsewhere.address, PHONE).await
+    };
+    assert_eq!(
+        ask(PHONE, json!(foreign)).await,
+        refused("challenge_invalid")
+    );
+    // Too late.
+    let late = common::solved_challenge(&app.client, &app.address, PHONE).await;
+    app.clock.advance(Duration::seconds(301));
+    assert_eq!(ask(PHONE, json!(late)).await, refused("challenge_expired"));
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM sms_outbox").await, 0);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM spent_challenges").await,
+        0
+    );
+
+    // The same phone typed another way is the same phone.
+    let good = common::solved_challenge(&app.client, &app.address, "+86 138 0013 8000").await;
+    let res = app
+        .post_json(
+            "/api/login/code",
+            None,
+            &json!({"phone": PHONE, "altcha": good}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    // Once only, also a minute later when the phone may have another code.
+    app.clock.advance(Duration::seconds(61));
+    let res = app
+        .post_json(
+            "/api/login/code",
+            None,
+            &json!({"phone": PHONE, "altcha": good}),
+        )
+        .await;
+    assert_eq!(error_code(res).await, (409, "challenge_used".into()));
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM sms_outbox").await, 1);
+    // A challenge for a number that is none is not made.
+    let res = app
+        .post_json("/api/login/challenge", None, &json!({"phone": "12345"}))
+        .await;
+    assert_eq!(error_code(res).await, (422, "invalid_phone".into()));
+}
+
 /// A script with no access to the phones' SMS tries 1 000 sign-ups from one address, the way a
 /// script would: a code for each number (most refused past the address limit), then guessed codes
 /// with consent, up to each code's five tries, and the old registration endpoint. Nobody is
@@ -433,9 +504,7 @@ async fn a_script_without_the_phones_gets_no_participant(db: TestDb) {
     let mut sent = 0;
     for i in 0..1000 {
         let phone = format!("1391{:07}", i);
-        let res = app
-            .post_json("/api/login/code", None, &json!({ "phone": phone }))
-            .await;
+        let res = app.request_code(&phone).await;
         match res.status().as_u16() {
             202 => {
                 sent += 1;
@@ -481,9 +550,7 @@ async fn logging_in_again_by_sms_code(db: TestDb) {
     let app = TestApp::spawn(db).await;
     register(&app, PHONE).await;
     app.clock.advance(Duration::seconds(61));
-    let res = app
-        .post_json("/api/login/code", None, &json!({"phone": "138 0013 8000"}))
-        .await;
+    let res = app.request_code("138 0013 8000").await;
     assert_eq!(res.status(), 202);
     let sent = json_of(res).await;
     assert_eq!(sent["sent_to"], "138****8000");
@@ -543,12 +610,7 @@ async fn logging_in_again_by_sms_code(db: TestDb) {
 
     // A new code, five minutes later, is dead.
     app.clock.advance(Duration::seconds(61));
-    assert_eq!(
-        app.post_json("/api/login/code", None, &json!({"phone": PHONE}))
-            .await
-            .status(),
-        202
-    );
+    assert_eq!(app.request_code(PHONE).await.status(), 202);
     let code = outbox_code(&app, PHONE).await;
     app.clock.advance(Duration::seconds(301));
     let res = app
@@ -561,8 +623,7 @@ async fn a_code_dies_after_five_wrong_tries(db: TestDb) {
     let app = TestApp::spawn(db).await;
     register(&app, PHONE).await;
     app.clock.advance(Duration::seconds(61));
-    app.post_json("/api/login/code", None, &json!({"phone": PHONE}))
-        .await;
+    app.request_code(PHONE).await;
     let code = outbox_code(&app, PHONE).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     // Five wrong tries at once: each counts, none slips past the limit.
@@ -600,15 +661,8 @@ async fn code_requests_are_throttled_per_phone_and_per_address(db: TestDb) {
     let mut loaded = settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
     loaded.settings.login.address_codes_per_hour = 20;
     let app = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
-    assert_eq!(
-        app.post_json("/api/login/code", None, &json!({"phone": PHONE}))
-            .await
-            .status(),
-        202
-    );
-    let res = app
-        .post_json("/api/login/code", None, &json!({"phone": PHONE}))
-        .await;
+    assert_eq!(app.request_code(PHONE).await.status(), 202);
+    let res = app.request_code(PHONE).await;
     let retry: i64 = res
         .headers()
         .get("retry-after")
@@ -627,17 +681,10 @@ async fn code_requests_are_throttled_per_phone_and_per_address(db: TestDb) {
     // Five an hour per phone.
     for _ in 0..4 {
         app.clock.advance(Duration::seconds(61));
-        assert_eq!(
-            app.post_json("/api/login/code", None, &json!({"phone": PHONE}))
-                .await
-                .status(),
-            202
-        );
+        assert_eq!(app.request_code(PHONE).await.status(), 202);
     }
     app.clock.advance(Duration::seconds(61));
-    let res = app
-        .post_json("/api/login/code", None, &json!({"phone": PHONE}))
-        .await;
+    let res = app.request_code(PHONE).await;
     assert_eq!(res.status(), 429);
     let retry: i64 = res
         .headers()
@@ -652,14 +699,10 @@ async fn code_requests_are_throttled_per_phone_and_per_address(db: TestDb) {
     app.clock.advance(Duration::hours(2));
     for i in 0..20 {
         let phone = format!("1390013{:04}", i);
-        let res = app
-            .post_json("/api/login/code", None, &json!({"phone": phone}))
-            .await;
+        let res = app.request_code(&phone).await;
         assert_eq!(res.status(), 202, "code {i}");
     }
-    let res = app
-        .post_json("/api/login/code", None, &json!({"phone": "13700137000"}))
-        .await;
+    let res = app.request_code("13700137000").await;
     assert_eq!(error_code(res).await, (429, "too_many_requests".into()));
 }
 
@@ -673,13 +716,8 @@ async fn the_per_address_limit_counts_the_address_the_proxy_appended(db: TestDb)
     let ask = |phone: String, forwarded: String| {
         let app = &app;
         async move {
-            app.client
-                .post(app.url("/api/login/code"))
-                .header("X-Forwarded-For", forwarded)
-                .json(&json!({ "phone": phone }))
-                .send()
+            common::request_code_from(&app.client, &app.address, &phone, Some(&forwarded))
                 .await
-                .unwrap()
                 .status()
                 .as_u16()
         }
@@ -700,15 +738,11 @@ async fn the_per_address_limit_counts_the_address_the_proxy_appended(db: TestDb)
     let direct = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
     for i in 0..4 {
         let phone = format!("1390014{:04}", i);
-        let status = direct
-            .client
-            .post(direct.url("/api/login/code"))
-            .header("X-Forwarded-For", format!("203.0.113.{i}"))
-            .json(&json!({ "phone": phone }))
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let forwarded = format!("203.0.113.{i}");
+        let status =
+            common::request_code_from(&direct.client, &direct.address, &phone, Some(&forwarded))
+                .await
+                .status();
         assert_eq!(status, if i < 3 { 202 } else { 429 }, "direct request {i}");
     }
 }
