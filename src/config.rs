@@ -68,7 +68,9 @@ pub struct LoginSettings {
     /// Seconds between two codes for one phone.
     pub phone_interval_secs: i64,
     pub phone_codes_per_hour: i64,
+    pub phone_codes_per_day: i64,
     pub address_codes_per_hour: i64,
+    pub address_codes_per_day: i64,
     /// Wrong tries before a code is dead.
     pub max_tries: i32,
     /// How long a participant stays logged in.
@@ -89,7 +91,9 @@ impl Default for LoginSettings {
             code_ttl_secs: 300,
             phone_interval_secs: 60,
             phone_codes_per_hour: 5,
+            phone_codes_per_day: 10,
             address_codes_per_hour: 20,
+            address_codes_per_day: 50,
             max_tries: 5,
             session_days: 30,
             challenge_cost: 5_000,
@@ -104,7 +108,9 @@ impl LoginSettings {
         crate::domain::throttle::LoginLimits {
             phone_interval_secs: self.phone_interval_secs,
             phone_per_hour: self.phone_codes_per_hour,
+            phone_per_day: self.phone_codes_per_day,
             address_per_hour: self.address_codes_per_hour,
+            address_per_day: self.address_codes_per_day,
             max_tries: self.max_tries,
         }
     }

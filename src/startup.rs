@@ -174,7 +174,8 @@ fn serve_alone(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
 }
 
 /// Login codes, failed look-ups, expired sessions and sent SMS are kept this long, then deleted:
-/// they hold phone numbers and addresses, and nothing reads them after an hour.
+/// they hold phone numbers and addresses, and nothing reads them after a day (the daily caps on
+/// codes).
 pub const KEEP_SHORT_LIVED: chrono::TimeDelta = chrono::TimeDelta::days(1);
 const FORGET_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 

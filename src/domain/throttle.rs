@@ -17,10 +17,12 @@ pub fn retry_after(since: DateTime<Utc>, window: Duration, now: DateTime<Utc>) -
 pub struct LoginLimits {
     /// Seconds between two codes for one phone.
     pub phone_interval_secs: i64,
-    /// Codes per phone per hour.
+    /// Codes per phone per hour and per day.
     pub phone_per_hour: i64,
-    /// Codes per client address per hour.
+    pub phone_per_day: i64,
+    /// Codes per client address per hour and per day.
     pub address_per_hour: i64,
+    pub address_per_day: i64,
     /// Wrong tries before a code is dead.
     pub max_tries: i32,
 }
@@ -30,38 +32,53 @@ impl Default for LoginLimits {
         Self {
             phone_interval_secs: 60,
             phone_per_hour: 5,
+            phone_per_day: 10,
             address_per_hour: 20,
+            address_per_day: 50,
             max_tries: 5,
         }
     }
 }
 
 /// Whether another code may be sent now. `phone_times` are the times of this phone's codes in
-/// the last hour, oldest first; `address_times` those of this address, oldest first (at most
-/// `address_per_hour` of them are needed).
+/// the last day, newest first; `address_times` those of this address, newest first (at most
+/// `address_per_day` of them are needed).
 pub fn may_send_code(
     phone_times: &[DateTime<Utc>],
     address_times: &[DateTime<Utc>],
     limits: &LoginLimits,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
-    let hour = Duration::hours(1);
     let interval = Duration::seconds(limits.phone_interval_secs);
-    let refuse = |since, window| Refusal::TooManyCodeRequests {
-        retry_after: retry_after(since, window, now),
-    };
-    if let Some(&last) = phone_times.last() {
-        if last + interval > now {
-            return Err(refuse(last, interval));
-        }
+    let caps = [
+        (phone_times, interval, 1),
+        (phone_times, Duration::hours(1), limits.phone_per_hour),
+        (phone_times, Duration::days(1), limits.phone_per_day),
+        (address_times, Duration::hours(1), limits.address_per_hour),
+        (address_times, Duration::days(1), limits.address_per_day),
+    ];
+    // The longest wait of the caps reached: the first moment every cap allows another.
+    let wait = caps
+        .iter()
+        .filter_map(|&(times, window, cap)| over_cap(times, window, cap, now))
+        .max();
+    match wait {
+        Some(retry_after) => Err(Refusal::TooManyCodeRequests { retry_after }),
+        None => Ok(()),
     }
-    if phone_times.len() as i64 >= limits.phone_per_hour {
-        return Err(refuse(phone_times[0], hour));
-    }
-    if address_times.len() as i64 >= limits.address_per_hour {
-        return Err(refuse(address_times[0], hour));
-    }
-    Ok(())
+}
+
+/// With `times` newest first, whether `cap` of them fall within `window` before `now`: then the
+/// seconds until the `cap`-th newest leaves the window.
+fn over_cap(
+    times: &[DateTime<Utc>],
+    window: Duration,
+    cap: i64,
+    now: DateTime<Utc>,
+) -> Option<i64> {
+    let cap = usize::try_from(cap.max(1)).ok()?;
+    let recent = times.iter().take_while(|&&t| t + window > now).count();
+    (recent >= cap).then(|| retry_after(times[cap - 1], window, now))
 }
 
 /// Failed look-ups within the throttling window: how many, and the oldest (when the count
@@ -128,18 +145,53 @@ mod tests {
         assert_eq!(retry_after(t(0, 0), Duration::seconds(60), almost), 60);
     }
 
+    /// Newest first, as the store reads them.
+    fn newest_first(mut v: Vec<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
+        v.sort_by(|a, b| b.cmp(a));
+        v
+    }
+
     #[test]
     fn one_code_a_minute_five_an_hour_per_phone_and_twenty_per_address() {
         let l = LoginLimits::default();
         assert_eq!(may_send_code(&[], &[], &l, t(0, 0)), Ok(()));
         assert_eq!(retry(may_send_code(&[t(0, 0)], &[], &l, t(0, 20))), 40);
         assert_eq!(may_send_code(&[t(0, 0)], &[], &l, t(1, 0)), Ok(()));
-        let five: Vec<_> = (0..5).map(|i| t(i * 10, 0)).collect();
+        let five = newest_first((0..5).map(|i| t(i * 10, 0)).collect());
         // The sixth in the hour waits for the first to be an hour old.
         assert_eq!(retry(may_send_code(&five, &[], &l, t(45, 0))), 15 * 60);
-        let twenty: Vec<_> = (0..20).map(|i| t(i, 0)).collect();
+        let twenty = newest_first((0..20).map(|i| t(i, 0)).collect());
         assert_eq!(retry(may_send_code(&[], &twenty, &l, t(30, 0))), 30 * 60);
-        assert_eq!(may_send_code(&[], &twenty[..19], &l, t(30, 0)), Ok(()));
+        assert_eq!(may_send_code(&[], &twenty[1..], &l, t(30, 0)), Ok(()));
+    }
+
+    #[test]
+    fn ten_codes_a_day_per_phone_and_fifty_per_address() {
+        let l = LoginLimits::default();
+        // Ten codes, one every two hours: each hour's cap holds, the day's is reached.
+        let ten = newest_first((0..10).map(|i| t(i * 120, 0)).collect());
+        let now = t(20 * 60, 0);
+        // The eleventh waits until the first is a day old (at 24:00).
+        assert_eq!(retry(may_send_code(&ten, &[], &l, now)), 4 * 3600);
+        assert_eq!(may_send_code(&ten[1..], &[], &l, now), Ok(()));
+        // Fifty from one address in a day, twenty minutes apart: the hour's cap is not reached.
+        let fifty = newest_first((0..50).map(|i| t(i * 20, 0)).collect());
+        let now = t(50 * 20, 0);
+        let wait = retry(may_send_code(&[], &fifty, &l, now));
+        assert_eq!(wait, (24 * 60 - 50 * 20) * 60);
+        assert_eq!(may_send_code(&[], &fifty[1..], &l, now), Ok(()));
+    }
+
+    #[test]
+    fn the_longest_wait_of_the_caps_reached_is_the_answer() {
+        let l = LoginLimits::default();
+        // Five in the last hour, the last one 10 s ago: the minute says 50 s, the hour more.
+        let five = newest_first((0..5).map(|i| t(10 + i * 10, 50)).collect());
+        let now = t(51, 0);
+        assert_eq!(
+            retry(may_send_code(&five, &[], &l, now)),
+            60 * 60 - (51 * 60 - 10 * 60 - 50)
+        );
     }
 
     #[test]

@@ -1264,30 +1264,32 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut tx = self.db.begin().await?;
         // One phone's requests queue here, so that two at once cannot both pass the limits.
         D::lock_key(&mut tx, &format!("login-code:{}", code.phone)).await?;
-        let hour = chrono::Duration::hours(1);
+        let day = chrono::Duration::days(1);
         let times = |rows: Vec<D::Row>| {
             rows.iter()
                 .map(|r| r.get::<DateTime<Utc>>("created_at"))
                 .collect::<StoreResult<Vec<_>>>()
         };
+        // Newest first, no more than the day's cap needs.
         let phone_times = times(
             sql(
                 "SELECT created_at FROM login_codes WHERE phone = $1 AND created_at > $2
-                 ORDER BY created_at",
+                 ORDER BY created_at DESC LIMIT $3",
             )
             .bind(&code.phone)
-            .bind(now - hour)
+            .bind(now - day)
+            .bind(limits.phone_per_day.max(limits.phone_per_hour))
             .fetch_all(&mut *tx)
             .await?,
         )?;
         let address_times = times(
             sql(
                 "SELECT created_at FROM login_codes WHERE requested_from = $1 AND created_at > $2
-                 ORDER BY created_at LIMIT $3",
+                 ORDER BY created_at DESC LIMIT $3",
             )
             .bind(&code.requested_from)
-            .bind(now - hour)
-            .bind(limits.address_per_hour)
+            .bind(now - day)
+            .bind(limits.address_per_day.max(limits.address_per_hour))
             .fetch_all(&mut *tx)
             .await?,
         )?;

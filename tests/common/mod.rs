@@ -389,6 +389,7 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
             // Proofs of work that cost nothing: the tests prove the protocol, not the cost.
             login: LoginSettings {
                 address_codes_per_hour: 10_000,
+                address_codes_per_day: 10_000,
                 challenge_cost: 1,
                 ..LoginSettings::default()
             },
@@ -983,6 +984,7 @@ pub fn start_process(
         .env("APP_LOG__FORMAT", "json")
         // Every test signs up from 127.0.0.1 (as in `settings`); a test's `env` may say otherwise.
         .env("APP_LOGIN__ADDRESS_CODES_PER_HOUR", "10000")
+        .env("APP_LOGIN__ADDRESS_CODES_PER_DAY", "10000")
         .env("APP_LOGIN__CHALLENGE_COST", "1")
         .env_remove("RUST_LOG")
         .env_remove("APP_ENVIRONMENT")

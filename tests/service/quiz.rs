@@ -19,6 +19,7 @@ backend_tests!(
     logging_in_again_by_sms_code,
     a_code_dies_after_five_wrong_tries,
     code_requests_are_throttled_per_phone_and_per_address,
+    code_requests_are_capped_per_day_per_phone_and_per_address,
     the_per_address_limit_counts_the_address_the_proxy_appended,
     an_attempt_reveals_no_answer_before_submission,
     passing_holds_exactly_one_ticket_per_round,
@@ -704,6 +705,46 @@ async fn code_requests_are_throttled_per_phone_and_per_address(db: TestDb) {
     }
     let res = app.request_code("13700137000").await;
     assert_eq!(error_code(res).await, (429, "too_many_requests".into()));
+}
+
+/// Ten codes a day per phone and, here, thirty a day per address, counted in the database: past
+/// them the answer is 429 with the wait until the oldest leaves the day; nothing is sent.
+async fn code_requests_are_capped_per_day_per_phone_and_per_address(db: TestDb) {
+    let mut loaded = settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
+    loaded.settings.login.address_codes_per_hour = 100;
+    loaded.settings.login.address_codes_per_day = 30;
+    let app = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
+    // Five in the first hour, five in the second: the hourly cap holds each time.
+    for i in 0..10 {
+        if i == 5 {
+            app.clock.advance(Duration::hours(1));
+        }
+        assert_eq!(app.request_code(PHONE).await.status(), 202, "code {i}");
+        app.clock.advance(Duration::seconds(61));
+    }
+    app.clock.advance(Duration::hours(2));
+    let res = app.request_code(PHONE).await;
+    let retry: i64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(error_code(res).await, (429, "too_many_requests".into()));
+    // The first code was about 3 h 10 min ago: it leaves the day in about 20 h 50 min.
+    assert!((20 * 3600..21 * 3600).contains(&retry), "{retry}");
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM sms_outbox").await, 10);
+
+    // The address: thirty in the day (ten above, twenty more phones), then no more.
+    for i in 0..20 {
+        let phone = format!("1390013{:04}", i);
+        assert_eq!(app.request_code(&phone).await.status(), 202, "phone {i}");
+    }
+    let res = app.request_code("13700137000").await;
+    assert_eq!(error_code(res).await, (429, "too_many_requests".into()));
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM sms_outbox").await, 30);
+    // A day after the first code, the address may ask again.
+    app.clock.advance(Duration::hours(21));
+    assert_eq!(app.request_code("13700137000").await.status(), 202);
 }
 
 /// Behind one trusted proxy the address it appended to X-Forwarded-For is the client's, whatever
