@@ -71,6 +71,9 @@ pub struct LoginSettings {
     pub phone_codes_per_day: i64,
     pub address_codes_per_hour: i64,
     pub address_codes_per_day: i64,
+    /// Text messages queued per hour for the whole campaign: past it, code requests are
+    /// answered `sms_paused` until the hour has room again (and the console says so).
+    pub campaign_sms_per_hour: i64,
     /// Wrong tries before a code is dead.
     pub max_tries: i32,
     /// How long a participant stays logged in.
@@ -94,6 +97,7 @@ impl Default for LoginSettings {
             phone_codes_per_day: 10,
             address_codes_per_hour: 20,
             address_codes_per_day: 50,
+            campaign_sms_per_hour: 3_000,
             max_tries: 5,
             session_days: 30,
             challenge_cost: 5_000,
@@ -111,6 +115,7 @@ impl LoginSettings {
             phone_per_day: self.phone_codes_per_day,
             address_per_hour: self.address_codes_per_hour,
             address_per_day: self.address_codes_per_day,
+            sms_per_hour: self.campaign_sms_per_hour,
             max_tries: self.max_tries,
         }
     }

@@ -203,6 +203,12 @@ async function loadStats() {
   const res = await call("/api/admin/stats");
   if (!res.ok) return say(res.error.message);
   stats = res.data;
+  const sms = stats.sms;
+  $("#sms-status").textContent = `最近一小时发出短信 ${sms.last_hour} 条，每小时上限 ${sms.hourly_budget} 条。`;
+  $("#sms-alert").textContent = sms.paused
+    ? `短信已暂停发送：最近一小时已发 ${sms.last_hour} 条，达到每小时上限 ${sms.hourly_budget} 条。参与者获取验证码会被告知稍后再试；如属正常高峰，可调高 login.campaign_sms_per_hour。`
+    : "";
+  $("#sms-alert").classList.toggle("hidden", !sms.paused);
   const held = new Map(stats.tickets_per_round.map((r) => [r.round, r.tickets]));
   const rounds = campaign.rounds.map((r) => r.number);
   $("#tickets-chart").replaceChildren(barChart("各期抽奖券张数", rounds.map((n) => `第${n}期`), rounds.map((n) => held.get(n) || 0)));

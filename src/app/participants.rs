@@ -79,7 +79,8 @@ pub async fn request_code(
     let now = app.clock.now();
     let ttl = app.login.code_ttl_secs;
     let minutes = (ttl + 59) / 60;
-    app.store
+    let issued = app
+        .store
         .issue_login_code(
             LoginCode {
                 phone: phone.as_str().to_owned(),
@@ -94,7 +95,13 @@ pub async fn request_code(
             &app.login.limits(),
             now,
         )
-        .await?;
+        .await;
+    if let Err(crate::store::StoreError::Refused(Refusal::SmsPaused { .. })) = &issued {
+        // The operators' alert: the metric, a log line, and the console's status.
+        metrics::counter!("sms_paused_refusals_total").increment(1);
+        tracing::warn!("the campaign's hourly SMS budget is spent: code requests are refused");
+    }
+    issued?;
     tracing::info!(phone = %phone.masked(), "code SMS queued in the outbox");
     Ok(CodeSent {
         sent_to: phone.masked(),

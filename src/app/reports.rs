@@ -16,6 +16,9 @@ pub struct Stats {
     pub days: Vec<NaiveDate>,
     /// Per venue, in the campaign's order: unreversed redemptions on each of `days`.
     pub per_venue: Vec<Vec<u32>>,
+    /// Text messages queued in the last hour, against the campaign-wide budget.
+    pub sms_last_hour: u64,
+    pub sms_per_hour: i64,
 }
 
 pub async fn stats(app: &App, _who: &Auditor) -> Result<Stats> {
@@ -36,7 +39,13 @@ pub async fn stats(app: &App, _who: &Auditor) -> Result<Stats> {
         .map(|r| (r.venue_id, r.redeemed_at.with_timezone(&tz).date_naive()));
     let ids: Vec<&str> = c.venues.iter().map(|v| v.id.as_str()).collect();
     let (days, per_venue) = crate::domain::redemption::per_venue_per_day(&ids, uses);
+    let sms_last_hour = app
+        .store
+        .sms_queued_since(app.clock.now() - Duration::hours(1))
+        .await?;
     Ok(Stats {
+        sms_last_hour,
+        sms_per_hour: app.login.campaign_sms_per_hour,
         tickets_per_round,
         days,
         per_venue,

@@ -128,6 +128,10 @@ pub enum Refusal {
     TooManyCodeRequests {
         retry_after: i64,
     },
+    /// The campaign's hourly SMS budget is spent: sending pauses.
+    SmsPaused {
+        retry_after: i64,
+    },
     InvalidCode,
     WrongCode {
         tries_left: u32,
@@ -305,6 +309,7 @@ pub const ALL_CODES: &[&str] = &[
     "challenge_expired",
     "challenge_used",
     "too_many_requests",
+    "sms_paused",
     "invalid_code",
     "wrong_code",
     "too_many_tries",
@@ -416,6 +421,7 @@ impl Refusal {
             ChallengeExpired => "challenge_expired",
             ChallengeUsed => "challenge_used",
             TooManyCodeRequests { .. } => "too_many_requests",
+            SmsPaused { .. } => "sms_paused",
             InvalidCode => "invalid_code",
             WrongCode { .. } => "wrong_code",
             TooManyTries => "too_many_tries",
@@ -557,9 +563,10 @@ impl Refusal {
             | HolderDigitsRequired
             | HolderMismatch
             | IdempotencyKeyReused => Kind::Invalid,
-            TooManyCodeRequests { .. } | DailyLimit { .. } | TooManyFailedLookups { .. } => {
-                Kind::TooMany
-            }
+            TooManyCodeRequests { .. }
+            | SmsPaused { .. }
+            | DailyLimit { .. }
+            | TooManyFailedLookups { .. } => Kind::TooMany,
             Unavailable => Kind::Unavailable,
             StorageFull => Kind::InsufficientStorage,
         }
@@ -569,6 +576,7 @@ impl Refusal {
     pub fn retry_after(&self) -> Option<i64> {
         match self {
             Refusal::TooManyCodeRequests { retry_after }
+            | Refusal::SmsPaused { retry_after }
             | Refusal::TooManyFailedLookups { retry_after } => Some((*retry_after).max(1)),
             // A restart takes seconds; freeing disk space takes someone.
             Refusal::Unavailable => Some(2),
@@ -628,6 +636,10 @@ impl Refusal {
             TooManyCodeRequests { retry_after } => {
                 format!("请求太频繁，请 {} 秒后再试", retry_after.max(&1))
             }
+            SmsPaused { retry_after } => format!(
+                "本小时的短信发送量已达上限，已暂停发送，请约 {} 分钟后再试",
+                (retry_after + 59) / 60
+            ),
             InvalidCode => "验证码是 6 位数字".into(),
             WrongCode { tries_left: 0 } => "验证码不正确，这个验证码已失效，请重新获取".into(),
             WrongCode { tries_left } => format!("验证码不正确，还可以再试 {tries_left} 次"),

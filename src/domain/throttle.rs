@@ -23,6 +23,8 @@ pub struct LoginLimits {
     /// Codes per client address per hour and per day.
     pub address_per_hour: i64,
     pub address_per_day: i64,
+    /// Text messages of every kind queued per hour, campaign-wide: past it sending pauses.
+    pub sms_per_hour: i64,
     /// Wrong tries before a code is dead.
     pub max_tries: i32,
 }
@@ -35,6 +37,7 @@ impl Default for LoginLimits {
             phone_per_day: 10,
             address_per_hour: 20,
             address_per_day: 50,
+            sms_per_hour: 3_000,
             max_tries: 5,
         }
     }
@@ -66,6 +69,23 @@ pub fn may_send_code(
         Some(retry_after) => Err(Refusal::TooManyCodeRequests { retry_after }),
         None => Ok(()),
     }
+}
+
+/// Whether one more text message may be queued, campaign-wide: `in_hour` were queued in the last
+/// hour; past `budget` sending pauses until the oldest that counts (`frees_at`, when known) is an
+/// hour old.
+pub fn may_queue_sms(
+    in_hour: i64,
+    budget: i64,
+    frees_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    if in_hour < budget.max(0) {
+        return Ok(());
+    }
+    Err(Refusal::SmsPaused {
+        retry_after: frees_at.map_or(60, |t| retry_after(t, Duration::hours(1), now)),
+    })
 }
 
 /// With `times` newest first, whether `cap` of them fall within `window` before `now`: then the
@@ -180,6 +200,21 @@ mod tests {
         let wait = retry(may_send_code(&[], &fifty, &l, now));
         assert_eq!(wait, (24 * 60 - 50 * 20) * 60);
         assert_eq!(may_send_code(&[], &fifty[1..], &l, now), Ok(()));
+    }
+
+    #[test]
+    fn past_the_hourly_budget_sending_pauses_until_the_oldest_is_an_hour_old() {
+        assert_eq!(may_queue_sms(2999, 3000, Some(t(0, 0)), t(30, 0)), Ok(()));
+        assert_eq!(
+            may_queue_sms(3000, 3000, Some(t(10, 0)), t(30, 0)),
+            Err(Refusal::SmsPaused {
+                retry_after: 40 * 60
+            })
+        );
+        assert!(
+            may_queue_sms(0, 0, None, t(0, 0)).is_err(),
+            "a budget of 0 sends nothing"
+        );
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub struct CodeSent {
     responses((status = 202, body = CodeSent), BodyRefusals,
     (status = 409, body = ErrorBody, description = "`challenge_used`"),
     (status = 422, body = ErrorBody, description = "`invalid_field`, `invalid_phone`, `challenge_required`, `challenge_invalid`, `challenge_expired`"),
-    (status = 429, body = ErrorBody, description = "`too_many_requests`, with Retry-After")))]
+    (status = 429, body = ErrorBody, description = "`too_many_requests` (per phone, per address), `sms_paused` (the campaign's hourly budget), with Retry-After")))]
 pub async fn request_code(
     app: web::Data<App>,
     req: HttpRequest,

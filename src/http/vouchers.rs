@@ -537,6 +537,19 @@ pub struct Stats {
     /// Rounds that hold tickets, by round.
     tickets_per_round: Vec<RoundTickets>,
     redemptions: RedemptionsPerDay,
+    sms: SmsStatus,
+}
+
+/// The campaign-wide SMS budget: past it, code requests are refused `sms_paused` until the
+/// hour has room again.
+#[derive(Serialize, ToSchema)]
+pub struct SmsStatus {
+    /// Queued in the last hour.
+    last_hour: u64,
+    /// `login.campaign_sms_per_hour`.
+    hourly_budget: i64,
+    /// Sending is paused now.
+    paused: bool,
 }
 
 /// Tickets per round and redemptions per venue and local day, for the operators' and auditors'
@@ -546,6 +559,11 @@ pub struct Stats {
 pub async fn stats(app: web::Data<App>, auditor: Auditor) -> Result<HttpResponse, ApiError> {
     let s = reports::stats(&app, &auditor).await?;
     Ok(ok_json(&Stats {
+        sms: SmsStatus {
+            last_hour: s.sms_last_hour,
+            hourly_budget: s.sms_per_hour,
+            paused: s.sms_last_hour as i64 >= s.sms_per_hour,
+        },
         tickets_per_round: s
             .tickets_per_round
             .into_iter()

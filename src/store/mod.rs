@@ -555,6 +555,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()>;
 
+    /// Text messages queued after `since` (for the campaign-wide budget's status).
+    async fn sms_queued_since(&self, since: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Messages not yet sent, oldest first.
     async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>>;
 

@@ -1294,6 +1294,26 @@ impl<D: Dialect> Store for SqlStore<D> {
             .await?,
         )?;
         crate::domain::throttle::may_send_code(&phone_times, &address_times, limits, now)?;
+        // The campaign-wide budget: every code request queues here (after its phone's lock),
+        // so that instances together stay within it.
+        D::lock_key(&mut tx, "sms-budget").await?;
+        let hour_ago = now - chrono::Duration::hours(1);
+        let in_hour: i64 = sql("SELECT COUNT(*) AS n FROM sms_outbox WHERE created_at > $1")
+            .bind(hour_ago)
+            .fetch_one(&mut *tx)
+            .await?
+            .get("n")?;
+        if in_hour >= limits.sms_per_hour {
+            let frees_at = sql("SELECT created_at FROM sms_outbox WHERE created_at > $1
+                 ORDER BY created_at LIMIT 1 OFFSET $2")
+            .bind(hour_ago)
+            .bind((in_hour - limits.sms_per_hour.max(0)).max(0))
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get::<DateTime<Utc>>("created_at"))
+            .transpose()?;
+            crate::domain::throttle::may_queue_sms(in_hour, limits.sms_per_hour, frees_at, now)?;
+        }
         let spent = sql(
             "INSERT INTO spent_challenges (nonce, expires_at) VALUES ($1, $2)
              ON CONFLICT (nonce) DO NOTHING",
@@ -1409,6 +1429,16 @@ impl<D: Dialect> Store for SqlStore<D> {
             participant,
             registered,
         })
+    }
+
+    async fn sms_queued_since(&self, since: DateTime<Utc>) -> StoreResult<u64> {
+        let mut conn = self.db.reader().await?;
+        let n: i64 = sql("SELECT COUNT(*) AS n FROM sms_outbox WHERE created_at > $1")
+            .bind(since)
+            .fetch_one(&mut *conn)
+            .await?
+            .get("n")?;
+        Ok(n.max(0) as u64)
     }
 
     async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()> {

@@ -551,6 +551,15 @@ async fn operators_see_charts_and_void_and_reissue_a_lost_code_in_the_console() 
     type_into(&c, "#token", &operator).await;
     click(&c, "#login button[type=submit]").await;
     wait_text(&c, "#tickets-chart", "40").await;
+    // The campaign-wide SMS budget, with no alert while it has room.
+    wait_text(&c, "#sms-status", "每小时上限 3000 条").await;
+    assert!(!c
+        .find(Locator::Css("#sms-alert"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
     wait_text(&c, "#redemptions-table", "神龙大酒店").await;
     let bars = c
         .execute(

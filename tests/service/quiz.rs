@@ -20,6 +20,7 @@ backend_tests!(
     a_code_dies_after_five_wrong_tries,
     code_requests_are_throttled_per_phone_and_per_address,
     code_requests_are_capped_per_day_per_phone_and_per_address,
+    past_the_campaigns_hourly_sms_budget_sending_pauses_and_the_console_says_so,
     the_per_address_limit_counts_the_address_the_proxy_appended,
     an_attempt_reveals_no_answer_before_submission,
     passing_holds_exactly_one_ticket_per_round,
@@ -744,6 +745,56 @@ async fn code_requests_are_capped_per_day_per_phone_and_per_address(db: TestDb) 
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM sms_outbox").await, 30);
     // A day after the first code, the address may ask again.
     app.clock.advance(Duration::hours(21));
+    assert_eq!(app.request_code("13700137000").await.status(), 202);
+}
+
+/// The campaign-wide hourly SMS budget (here 3): past it code requests are refused `sms_paused`
+/// with the wait, nothing is queued, the operators' stats say sending is paused, and the metric
+/// counts the refusals; when the hour has room again, sending resumes.
+async fn past_the_campaigns_hourly_sms_budget_sending_pauses_and_the_console_says_so(db: TestDb) {
+    let mut loaded = settings(&db.url, &repo_config_dir(), "campaign-demo.toml");
+    loaded.settings.login.campaign_sms_per_hour = 3;
+    let app = TestApp::spawn_with(db, &loaded, common::demo_now()).await;
+    let auditor = app
+        .token(campaign_lottery::domain::token::Role::Auditor, "审计")
+        .await;
+    for i in 0..3 {
+        let phone = format!("1390013{:04}", i);
+        assert_eq!(app.request_code(&phone).await.status(), 202, "code {i}");
+        app.clock.advance(Duration::minutes(10));
+    }
+    let sms = || async {
+        json_of(app.get("/api/admin/stats", Some(&auditor)).await).await["sms"].clone()
+    };
+    assert_eq!(
+        sms().await,
+        json!({"last_hour": 3, "hourly_budget": 3, "paused": true})
+    );
+    let res = app.request_code("13700137000").await;
+    let retry: i64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, code) = error_code(res).await;
+    assert_eq!((status, code.as_str()), (429, "sms_paused"));
+    // The first SMS, 30 minutes ago, leaves the hour in 30 minutes.
+    assert_eq!(retry, 30 * 60);
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM sms_outbox").await, 3);
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM login_codes").await, 3);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sms_paused_refusals_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
+    app.clock.advance(Duration::minutes(31));
+    assert_eq!(
+        sms().await,
+        json!({"last_hour": 2, "hourly_budget": 3, "paused": false})
+    );
     assert_eq!(app.request_code("13700137000").await.status(), 202);
 }
 
