@@ -9,6 +9,7 @@ pub mod config;
 pub mod csprng;
 pub mod domain;
 pub mod http;
+pub mod sms;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
