@@ -49,11 +49,7 @@ pub async fn driver() -> Option<(Driver, PathBuf)> {
         );
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = super::free_port();
     let process = Command::new(chromedriver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

@@ -728,6 +728,24 @@ pub async fn bulk_tickets(db: &TestDb, campaign: &str, round: u32, n: u64, at: D
     }
 }
 
+/// A free TCP port on 127.0.0.1 (free when asked; taken by whoever binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A proof-of-work challenge paid for nothing yet (its nonce fresh), kept until 2099: for
+/// codes the tests issue straight through the store.
+pub fn unspent_challenge() -> campaign_lottery::store::SpentChallenge {
+    campaign_lottery::store::SpentChallenge {
+        nonce: uuid::Uuid::new_v4().to_string(),
+        expires_at: Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap(),
+    }
+}
+
 /// A participant made as the service makes one: a code issued for `phone` and entered with
 /// consent, opening the session `session_token`.
 pub async fn prove_phone(
@@ -747,19 +765,7 @@ pub async fn prove_phone(
                 requested_from: format!("harness:{phone}"),
                 expires_at: now + chrono::Duration::minutes(5),
                 sms: "code".into(),
-                challenge: campaign_lottery::store::SpentChallenge {
-                    nonce: uuid::Uuid::new_v4().to_string(),
-                    expires_at: chrono::TimeZone::with_ymd_and_hms(
-                        &chrono::Utc,
-                        2099,
-                        1,
-                        1,
-                        0,
-                        0,
-                        0,
-                    )
-                    .unwrap(),
-                },
+                challenge: unspent_challenge(),
             },
             &limits,
             now,

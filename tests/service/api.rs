@@ -1427,11 +1427,7 @@ async fn the_service_forgets_day_old_login_codes_when_it_starts(db: TestDb) {
             requested_from: hash.into(),
             expires_at: now - age + chrono::Duration::minutes(5),
             sms: format!("code {hash}"),
-            challenge: campaign_lottery::store::SpentChallenge {
-                nonce: uuid::Uuid::new_v4().to_string(),
-                expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
-                    .unwrap(),
-            },
+            challenge: common::unspent_challenge(),
         };
         let limits = LoginLimits::default();
         store

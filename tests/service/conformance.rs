@@ -430,11 +430,7 @@ async fn participant(s: &SharedStore, phone: &str) -> store::Participant {
             requested_from: "9.9.9.9".into(),
             expires_at: t + Duration::minutes(5),
             sms: "code h0".into(),
-            challenge: campaign_lottery::store::SpentChallenge {
-                nonce: uuid::Uuid::new_v4().to_string(),
-                expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
-                    .unwrap(),
-            },
+            challenge: common::unspent_challenge(),
         },
         &LoginLimits::default(),
         t,
@@ -475,11 +471,7 @@ async fn participants_come_from_proven_phones_once_and_sessions_expire(db: TestD
         requested_from: "1.2.3.4".into(),
         expires_at: at(2) + Duration::minutes(5),
         sms: format!("code {hash}"),
-        challenge: campaign_lottery::store::SpentChallenge {
-            nonce: uuid::Uuid::new_v4().to_string(),
-            expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
-                .unwrap(),
-        },
+        challenge: common::unspent_challenge(),
     };
     s.issue_login_code(code("h1"), &limits, at(2))
         .await
@@ -684,19 +676,7 @@ async fn one_phone_registering_twice_at_once_is_one_participant(db: TestDb) {
                 requested_from: "1.2.3.4".into(),
                 expires_at: at(2) + Duration::minutes(10),
                 sms: format!("code h{i}"),
-                challenge: campaign_lottery::store::SpentChallenge {
-                    nonce: uuid::Uuid::new_v4().to_string(),
-                    expires_at: chrono::TimeZone::with_ymd_and_hms(
-                        &chrono::Utc,
-                        2099,
-                        1,
-                        1,
-                        0,
-                        0,
-                        0,
-                    )
-                    .unwrap(),
-                },
+                challenge: common::unspent_challenge(),
             },
             &limits,
             at(2) + Duration::minutes(i),
@@ -770,11 +750,7 @@ async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
         requested_from: from.into(),
         expires_at: at(2) + Duration::minutes(5),
         sms: format!("code {hash}"),
-        challenge: campaign_lottery::store::SpentChallenge {
-            nonce: uuid::Uuid::new_v4().to_string(),
-            expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
-                .unwrap(),
-        },
+        challenge: common::unspent_challenge(),
     };
     let t0 = at(2);
     assert_eq!(
@@ -1571,11 +1547,7 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         requested_from: from.into(),
         expires_at: at(day) + Duration::minutes(5),
         sms: format!("code {hash}"),
-        challenge: campaign_lottery::store::SpentChallenge {
-            nonce: uuid::Uuid::new_v4().to_string(),
-            expires_at: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2099, 1, 1, 0, 0, 0)
-                .unwrap(),
-        },
+        challenge: common::unspent_challenge(),
     };
     // Day 2: a code used for a session that ends on day 3; day 6: a code not used yet.
     s.issue_login_code(code("h1", "1.2.3.4", 2), &limits, at(2))

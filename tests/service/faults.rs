@@ -581,57 +581,142 @@ fn command(db_url: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// A backup taken while the service takes registrations is a consistent copy (each
-/// registration's participant and session both there or both not), passes its integrity check,
-/// and restores: a service starts on it, its audit chain verifies, and it holds nothing the live
-/// database does not.
+/// Four clients signing up new phones at `base` one after another until stopped, counting the
+/// sign-ups begun and done.
+struct SignUps {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    begun: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SignUps {
+    fn start(client: &reqwest::Client, base: &str, db_url: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let (stop, begun, done) = <(
+            std::sync::Arc<std::sync::atomic::AtomicBool>,
+            std::sync::Arc<std::sync::atomic::AtomicUsize>,
+            std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        )>::default();
+        let workers = (0..4)
+            .map(|w| {
+                let (client, base, url) = (client.clone(), base.to_owned(), db_url.to_owned());
+                let (stop, begun, done) = (stop.clone(), begun.clone(), done.clone());
+                tokio::spawn(async move {
+                    let mut i = w;
+                    while !stop.load(Ordering::Relaxed) {
+                        begun.fetch_add(1, Ordering::Relaxed);
+                        assert_eq!(register(&client, &base, &url, &phone(i)).await, (201, None));
+                        done.fetch_add(1, Ordering::Relaxed);
+                        i += 4;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            begun,
+            done,
+            workers,
+        }
+    }
+
+    fn done(&self) -> usize {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sign-ups begun and not finished now.
+    fn in_flight(&self) -> usize {
+        self.begun.load(std::sync::atomic::Ordering::Relaxed) - self.done()
+    }
+
+    async fn until_done(&self, n: usize) {
+        while self.done() < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in self.workers {
+            w.await.unwrap();
+        }
+    }
+}
+
+/// A database restored from a backup taken while `before..=after` sign-ups were done: each
+/// sign-up wholly in it or not at all, and as many as were done by then; its audit chain
+/// verifies; a service serves from it, knows who had signed up and takes new sign-ups. The
+/// number of participants in it.
+async fn restored_whole(
+    client: &reqwest::Client,
+    restored: &TestDb,
+    before: usize,
+    after: usize,
+) -> i64 {
+    let participants = restored.scalar("SELECT COUNT(*) FROM participants").await;
+    assert_eq!(
+        participants,
+        restored
+            .scalar("SELECT COUNT(*) FROM participant_sessions")
+            .await,
+        "each sign-up wholly in the copy or not at all"
+    );
+    assert!(
+        participants >= before as i64 && participants <= after as i64,
+        "{before} ≤ {participants} ≤ {after}"
+    );
+    let verified = command(&restored.url, &["audit", "verify"]);
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let service = common::serve_process(&restored.url, "campaign-demo.toml");
+    assert_eq!(readiness(client, &service.base).await.0, 200);
+    assert_eq!(
+        restored
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM participants WHERE phone = '{}'",
+                phone(0)
+            ))
+            .await,
+        1,
+        "the copy knows who had signed up"
+    );
+    assert_eq!(
+        register(client, &service.base, &restored.url, &phone(99_999)).await,
+        (201, None),
+        "the copy takes new sign-ups"
+    );
+    participants
+}
+
+/// A backup taken while the service takes sign-ups is a consistent copy (each sign-up's
+/// participant and session both there or both not), passes its integrity check, and restores:
+/// a service starts on it, its audit chain verifies, and it holds nothing the live database does
+/// not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sqlite_backup_taken_under_load_restores() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
     let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
     let service = common::serve_process(&db.url, "campaign-demo.toml");
     let client = reqwest::Client::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicUsize::new(0));
-    let begun = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let (client, base, url, stop, done, begun) = (
-                client.clone(),
-                service.base.clone(),
-                db.url.clone(),
-                stop.clone(),
-                done.clone(),
-                begun.clone(),
-            );
-            tokio::spawn(async move {
-                let mut i = w;
-                while !stop.load(Ordering::Relaxed) {
-                    begun.fetch_add(1, Ordering::Relaxed);
-                    assert_eq!(register(&client, &base, &url, &phone(i)).await, (201, None));
-                    done.fetch_add(1, Ordering::Relaxed);
-                    i += 4;
-                }
-            })
-        })
-        .collect();
-    while done.load(Ordering::Relaxed) < 300 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let sign_ups = SignUps::start(&client, &service.base, &db.url);
+    sign_ups.until_done(300).await;
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("backup.db");
-    let before = done.load(Ordering::Relaxed);
+    let before = sign_ups.done();
     // Sign-ups under way as the backup starts (the copy takes a few milliseconds, often less
     // than one sign-up, so none may finish while it runs).
-    let in_flight = begun.load(Ordering::Relaxed) - before;
+    let in_flight = sign_ups.in_flight();
     let out = {
         let (url, copy) = (db.url.clone(), copy.to_str().unwrap().to_owned());
         tokio::task::spawn_blocking(move || command(&url, &["backup", &copy]))
             .await
             .unwrap()
     };
-    let after = done.load(Ordering::Relaxed);
+    let after = sign_ups.done();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -639,30 +724,14 @@ async fn an_sqlite_backup_taken_under_load_restores() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains("integrity check ok"), "{said}");
-    while done.load(Ordering::Relaxed) < after + 100 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
+    sign_ups.until_done(after + 100).await;
+    sign_ups.stop().await;
     assert!(in_flight > 0, "sign-ups were under way during the backup");
 
     let copied = TestDb::sqlite_at(&copy);
     assert_eq!(copied.text("PRAGMA integrity_check").await, "ok");
-    let participants = copied.scalar("SELECT COUNT(*) FROM participants").await;
-    assert_eq!(
-        participants,
-        copied
-            .scalar("SELECT COUNT(*) FROM participant_sessions")
-            .await,
-        "each registration wholly in the copy or not at all"
-    );
-    assert!(
-        participants >= before as i64 && participants <= after as i64,
-        "{before} ≤ {participants} ≤ {after}"
-    );
     let live = db.scalar("SELECT COUNT(*) FROM participants").await;
+    let participants = restored_whole(&client, &copied, before, after).await;
     assert!(live > participants);
     common::say(&format!(
         "backup under load: {participants} participants in the copy, {live} live after; {}",
@@ -673,74 +742,25 @@ async fn an_sqlite_backup_taken_under_load_restores() {
     let again = command(&db.url, &["backup", copy.to_str().unwrap()]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
-
-    // Restored: served, and its audit chain verifies.
-    let restored = common::serve_process(&copied.url, "campaign-demo.toml");
-    assert_eq!(readiness(&client, &restored.base).await.0, 200);
-    assert_eq!(
-        copied
-            .scalar(&format!(
-                "SELECT COUNT(*) FROM participants WHERE phone = '{}'",
-                phone(0)
-            ))
-            .await,
-        1,
-        "the copy knows who had registered"
-    );
-    assert_eq!(
-        register(&client, &restored.base, &copied.url, &phone(99_999)).await,
-        (201, None),
-        "the copy takes new sign-ups"
-    );
-    drop(restored);
-    let verified = command(&copied.url, &["audit", "verify"]);
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
-    );
+    assert_eq!(copied.text("PRAGMA integrity_check").await, "ok");
     drop(service);
 }
 
 /// The PostgreSQL procedure of docs/operations.md: `pg_dump -Fc` while the service takes
-/// registrations, `pg_restore` into an empty database, and the copy is consistent, verifies and
+/// sign-ups, `pg_restore` into an empty database, and the copy is consistent, verifies and
 /// serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_dump_taken_under_load_restores() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
     let Some(db) = TestDb::new(common::Backend::Postgres).await else {
         return;
     };
     let app = TestApp::spawn(db).await;
     let client = reqwest::Client::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let (client, base, url, stop, done) = (
-                client.clone(),
-                app.address.clone(),
-                app.db.url.clone(),
-                stop.clone(),
-                done.clone(),
-            );
-            tokio::spawn(async move {
-                let mut i = w;
-                while !stop.load(Ordering::Relaxed) {
-                    assert_eq!(register(&client, &base, &url, &phone(i)).await, (201, None));
-                    done.fetch_add(1, Ordering::Relaxed);
-                    i += 4;
-                }
-            })
-        })
-        .collect();
-    while done.load(Ordering::Relaxed) < 300 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let sign_ups = SignUps::start(&client, &app.address, &app.db.url);
+    sign_ups.until_done(300).await;
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("campaign.dump");
-    let before = done.load(Ordering::Relaxed);
+    let before = sign_ups.done();
     let out = {
         let (url, dump) = (app.db.url.clone(), dump.clone());
         tokio::task::spawn_blocking(move || {
@@ -761,6 +781,7 @@ async fn a_postgresql_dump_taken_under_load_restores() {
                 "pg_dump: {e}"
             );
             common::say(&format!("SKIPPED (no pg_dump: {e})"));
+            sign_ups.stop().await;
             return;
         }
     };
@@ -769,14 +790,9 @@ async fn a_postgresql_dump_taken_under_load_restores() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let after = done.load(Ordering::Relaxed);
-    while done.load(Ordering::Relaxed) < after + 100 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let after = sign_ups.done();
+    sign_ups.until_done(after + 100).await;
+    sign_ups.stop().await;
 
     let restored = TestDb::new(common::Backend::Postgres).await.unwrap();
     let out = std::process::Command::new("pg_restore")
@@ -789,54 +805,10 @@ async fn a_postgresql_dump_taken_under_load_restores() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let participants = restored.scalar("SELECT COUNT(*) FROM participants").await;
-    assert_eq!(
-        participants,
-        restored
-            .scalar("SELECT COUNT(*) FROM participant_sessions")
-            .await,
-        "each registration wholly in the dump or not at all"
-    );
-    assert!(
-        participants >= before as i64 && participants <= after as i64,
-        "{before} ≤ {participants} ≤ {after}"
-    );
-    let verified = command(&restored.url, &["audit", "verify"]);
-    assert!(
-        verified.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
-    );
-    let service = common::serve_process(&restored.url, "campaign-demo.toml");
-    assert_eq!(readiness(&client, &service.base).await.0, 200);
-    assert_eq!(
-        restored
-            .scalar(&format!(
-                "SELECT COUNT(*) FROM participants WHERE phone = '{}'",
-                phone(0)
-            ))
-            .await,
-        1,
-        "the dump knows who had registered"
-    );
-    assert_eq!(
-        register(&client, &service.base, &restored.url, &phone(99_999)).await,
-        (201, None),
-        "the restored database takes new sign-ups"
-    );
+    let participants = restored_whole(&client, &restored, before, after).await;
     common::say(&format!(
-        "pg_dump under load: {participants} participants in the dump ({before}..{after} registered meanwhile)"
+        "pg_dump under load: {participants} participants in the dump ({before}..{after} signed up meanwhile)"
     ));
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; taken by whoever binds it next).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// nginx, stopped when dropped: SIGTERM to the master, which stops its workers (a SIGKILL
@@ -913,7 +885,7 @@ async fn behind_nginx_two_instances_count_the_real_client_address() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let (http_port, https_port) = (free_port(), free_port());
+    let (http_port, https_port) = (common::free_port(), common::free_port());
     let shipped = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx/campaign.conf"),
     )

@@ -100,6 +100,16 @@ async fn submit(app: &TestApp, token: &str, attempt: &Value, body: &Value) -> re
     app.post_json(&path, Some(token), body).await
 }
 
+/// How many participants and sessions there are.
+async fn people(app: &TestApp) -> (i64, i64) {
+    (
+        app.db.scalar("SELECT COUNT(*) FROM participants").await,
+        app.db
+            .scalar("SELECT COUNT(*) FROM participant_sessions")
+            .await,
+    )
+}
+
 async fn outbox_code(app: &TestApp, phone: &str) -> String {
     common::sent_code(&app.db.url, phone).await
 }
@@ -334,13 +344,7 @@ async fn registration_mistakes_are_explained_and_write_nothing(db: TestDb) {
         let res = app.post_json("/api/login", None, &body).await;
         assert_eq!(error_code(res).await, (status, code.to_owned()), "{body}");
     }
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM participants").await, 0);
-    assert_eq!(
-        app.db
-            .scalar("SELECT COUNT(*) FROM participant_sessions")
-            .await,
-        0
-    );
+    assert_eq!(people(&app).await, (0, 0), "participants, sessions");
     assert_eq!(
         app.db
             .scalar("SELECT CAST(SUM(tries) AS BIGINT) FROM login_codes")
@@ -402,13 +406,7 @@ async fn the_answers_tell_a_stranger_nothing_about_who_takes_part(db: TestDb) {
     let body = json_of(res).await;
     assert_eq!(body["registered"], false);
     assert_eq!(body["participant"]["display_name"], Value::Null);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM participants").await, 1);
-    assert_eq!(
-        app.db
-            .scalar("SELECT COUNT(*) FROM participant_sessions")
-            .await,
-        2
-    );
+    assert_eq!(people(&app).await, (1, 2), "participants, sessions");
 }
 
 /// No SMS without the proof of work: a code request needs a solved challenge from this
@@ -539,13 +537,7 @@ async fn a_script_without_the_phones_gets_no_participant(db: TestDb) {
         assert_eq!(res.status(), 404);
     }
     assert_eq!(sent, 20, "the address limit held the rest back");
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM participants").await, 0);
-    assert_eq!(
-        app.db
-            .scalar("SELECT COUNT(*) FROM participant_sessions")
-            .await,
-        0
-    );
+    assert_eq!(people(&app).await, (0, 0), "participants, sessions");
 }
 
 async fn logging_in_again_by_sms_code(db: TestDb) {
