@@ -580,6 +580,15 @@ async fn insert_session(
     Ok(())
 }
 
+/// Text messages queued after `since`, for the campaign-wide hourly budget.
+async fn sms_queued_after(conn: &mut impl Exec, since: DateTime<Utc>) -> StoreResult<i64> {
+    sql("SELECT COUNT(*) AS n FROM sms_outbox WHERE created_at > $1")
+        .bind(since)
+        .fetch_one(conn)
+        .await?
+        .get("n")
+}
+
 /// Queues a text message in the outbox, from which the SMS sender takes it.
 async fn queue_sms(
     tx: &mut impl Exec,
@@ -1298,11 +1307,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         // so that instances together stay within it.
         D::lock_key(&mut tx, "sms-budget").await?;
         let hour_ago = now - chrono::Duration::hours(1);
-        let in_hour: i64 = sql("SELECT COUNT(*) AS n FROM sms_outbox WHERE created_at > $1")
-            .bind(hour_ago)
-            .fetch_one(&mut *tx)
-            .await?
-            .get("n")?;
+        let in_hour = sms_queued_after(&mut *tx, hour_ago).await?;
         if in_hour >= limits.sms_per_hour {
             let frees_at = sql("SELECT created_at FROM sms_outbox WHERE created_at > $1
                  ORDER BY created_at LIMIT 1 OFFSET $2")
@@ -1433,12 +1438,7 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn sms_queued_since(&self, since: DateTime<Utc>) -> StoreResult<u64> {
         let mut conn = self.db.reader().await?;
-        let n: i64 = sql("SELECT COUNT(*) AS n FROM sms_outbox WHERE created_at > $1")
-            .bind(since)
-            .fetch_one(&mut *conn)
-            .await?
-            .get("n")?;
-        Ok(n.max(0) as u64)
+        Ok(sms_queued_after(&mut *conn, since).await?.max(0) as u64)
     }
 
     async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()> {
