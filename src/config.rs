@@ -19,6 +19,95 @@ pub struct Settings {
     pub login: LoginSettings,
     #[serde(default)]
     pub vouchers: VoucherSettings,
+    #[serde(default)]
+    pub sms: SmsSettings,
+}
+
+/// Which SMS gateway drains the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    /// None: messages wait in the outbox (`campaign-lottery sms pending` reads them).
+    #[default]
+    Outbox,
+    /// Aliyun SMS (`dysmsapi`, SendSms).
+    Aliyun,
+    /// Tencent Cloud SMS (`sms`, SendSms, API 2021-01-11).
+    Tencent,
+}
+
+impl SmsProvider {
+    /// As the configuration spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SmsProvider::Outbox => "outbox",
+            SmsProvider::Aliyun => "aliyun",
+            SmsProvider::Tencent => "tencent",
+        }
+    }
+}
+
+/// Text messages. The gateway's credentials are never in a file: they come from the environment
+/// (`SMS_ACCESS_KEY_ID`, `SMS_ACCESS_KEY_SECRET`), see [`crate::sms::Credentials`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SmsSettings {
+    pub provider: SmsProvider,
+    /// The signature registered with the provider (签名), shown as 【…】 before each message.
+    pub sign_name: String,
+    /// The provider's template id for each of the service's templates (`login_code`).
+    pub templates: std::collections::BTreeMap<String, String>,
+    /// Tencent: the SMS application's SdkAppId.
+    pub sdk_app_id: String,
+    /// The provider's region (Aliyun `cn-hangzhou`, Tencent `ap-guangzhou` when empty).
+    pub region: String,
+    /// Another address for the provider's API (a private endpoint, a test server).
+    pub endpoint: Option<String>,
+    /// Messages one sender takes at a time, and how often it looks when the outbox is empty.
+    pub batch: u32,
+    pub poll_interval_ms: u64,
+    /// Seconds one request to the gateway may take.
+    pub request_timeout_secs: u64,
+    /// Tries per message, and the waits between them (doubling from the first).
+    pub max_attempts: i32,
+    pub first_retry_secs: i64,
+    pub longest_retry_secs: i64,
+    /// The hash of `SMS_REPORT_TOKEN`, read from the environment at start-up: the token in
+    /// the address the provider pushes delivery reports to. None: reports are not taken.
+    #[serde(skip)]
+    pub report_token_hash: Option<String>,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            provider: SmsProvider::Outbox,
+            sign_name: "衡阳学法".into(),
+            templates: Default::default(),
+            sdk_app_id: String::new(),
+            region: String::new(),
+            endpoint: None,
+            batch: 10,
+            poll_interval_ms: 1_000,
+            request_timeout_secs: 10,
+            max_attempts: 5,
+            first_retry_secs: 10,
+            longest_retry_secs: 600,
+            report_token_hash: None,
+        }
+    }
+}
+
+impl SmsSettings {
+    pub fn retry_policy(&self) -> crate::domain::sms::RetryPolicy {
+        crate::domain::sms::RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            first_wait: chrono::Duration::seconds(self.first_retry_secs.max(1)),
+            longest_wait: chrono::Duration::seconds(
+                self.longest_retry_secs.max(self.first_retry_secs.max(1)),
+            ),
+        }
+    }
 }
 
 /// Redemption at the front desks.
@@ -267,6 +356,7 @@ impl fmt::Debug for Settings {
             .field("log", &self.log)
             .field("login", &self.login)
             .field("vouchers", &self.vouchers)
+            .field("sms", &self.sms)
             .finish()
     }
 }

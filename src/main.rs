@@ -87,6 +87,11 @@ enum SmsCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Print the newest messages with what became of them (sent, delivered, failed and why).
+    Recent {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -223,16 +228,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sms(SmsCommand::Pending { limit }) => {
+        Command::Sms(command) => {
             let p = prepare(&loaded, clock.as_ref()).await?;
-            for m in p.store.pending_sms(limit).await? {
+            let messages = match command {
+                SmsCommand::Pending { limit } => p.store.pending_sms(limit).await?,
+                SmsCommand::Recent { limit } => p.store.recent_sms(limit).await?,
+            };
+            for m in messages {
                 println!(
-                    "{}  {}  {}",
+                    "{}  {}  {:<9} {}{}",
                     m.created_at
                         .with_timezone(&p.campaign.tz())
                         .format("%Y-%m-%d %H:%M:%S"),
                     m.phone,
-                    m.body
+                    m.status.as_str(),
+                    m.body,
+                    m.failure.map(|f| format!("  ({f})")).unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -120,6 +120,11 @@ async fn waiting<T, E>(
 
 /// The application over a prepared store, with the service's settings.
 pub fn application(p: Prepared, loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> App {
+    let mut sms = loaded.settings.sms.clone();
+    sms.report_token_hash = std::env::var(crate::sms::REPORT_TOKEN_VAR)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| crate::domain::token::token_hash(t.trim()));
     App::new(
         p.store,
         p.challenge_key,
@@ -128,6 +133,7 @@ pub fn application(p: Prepared, loaded: &LoadedSettings, clock: Arc<dyn Clock>) 
         clock,
         loaded.settings.login.clone(),
         loaded.settings.vouchers.clone(),
+        sms,
     )
 }
 
@@ -137,6 +143,8 @@ pub struct Application {
     pub store: SharedStore,
     pub campaign: Arc<Campaign>,
     clock: Arc<dyn Clock>,
+    /// Drains the outbox through the configured gateway; none for the outbox alone.
+    sender: Option<crate::sms::sender::Sender>,
     /// On SQLite, the lock that keeps a second server off the same file, held while serving.
     _sole_server: Option<std::fs::File>,
 }
@@ -200,7 +208,17 @@ impl Application {
             Some(file) => Some(serve_alone(&file)?),
             None => None,
         };
+        // A gateway misconfigured is found before anything else starts.
+        let gateway = crate::sms::gateway(&loaded.settings.sms, crate::sms::Credentials::from_env)?;
         let prepared = prepare(loaded, clock.as_ref()).await?;
+        let sender = gateway.map(|g| {
+            crate::sms::sender::Sender::new(
+                prepared.store.clone(),
+                g,
+                &loaded.settings.sms,
+                clock.clone(),
+            )
+        });
         let server_settings = &loaded.settings.server;
         let address = format!("{}:{}", server_settings.host, server_settings.port);
         let listener =
@@ -221,7 +239,7 @@ impl Application {
                 .wrap_fn(http::security_headers)
                 .wrap_fn(http::record_metrics)
                 .wrap_fn(http::echo_request_id)
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<http::RequestSpan>::new())
         })
         .shutdown_timeout(server_settings.shutdown_timeout_secs)
         // Small JSON answers go out at once instead of waiting for the client's ACK (Nagle).
@@ -236,6 +254,7 @@ impl Application {
             store,
             campaign,
             clock,
+            sender,
             _sole_server: sole_server,
         })
     }
@@ -245,12 +264,20 @@ impl Application {
     }
 
     /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
-    /// Deletes expired short-lived rows meanwhile (see [`KEEP_SHORT_LIVED`]).
+    /// Deletes expired short-lived rows meanwhile (see [`KEEP_SHORT_LIVED`]), and sends the
+    /// outbox's messages through the gateway, if one is configured.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _held_until_stopped = self._sole_server;
+        let sending = async {
+            match self.sender {
+                Some(sender) => sender.run().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             stopped = self.server => stopped,
             () = forget_expired_hourly(self.store, self.clock) => Ok(()),
+            () = sending => Ok(()),
         }
     }
 }

@@ -204,7 +204,9 @@ async function loadStats() {
   if (!res.ok) return say(res.error.message);
   stats = res.data;
   const sms = stats.sms;
-  $("#sms-status").textContent = `最近一小时发出短信 ${sms.last_hour} 条，每小时上限 ${sms.hourly_budget} 条。`;
+  const day = sms.last_day;
+  const sender = sms.gateway === "outbox" ? "未接短信网关（短信留在发件箱）" : `短信网关 ${sms.gateway}`;
+  $("#sms-status").textContent = `最近一小时发出短信 ${sms.last_hour} 条，每小时上限 ${sms.hourly_budget} 条。${sender}；24 小时内：排队 ${day.queued + day.sending}，已发送 ${day.sent}，已送达 ${day.delivered}，失败 ${day.failed}。`;
   $("#sms-alert").textContent = sms.paused
     ? `短信已暂停发送：最近一小时已发 ${sms.last_hour} 条，达到每小时上限 ${sms.hourly_budget} 条。参与者获取验证码会被告知稍后再试；如属正常高峰，可调高 login.campaign_sms_per_hour。`
     : "";

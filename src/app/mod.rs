@@ -14,11 +14,12 @@ pub mod participants;
 pub mod quiz;
 pub mod reports;
 pub mod rounds;
+pub mod sms;
 pub mod staff;
 pub mod vouchers;
 
 use crate::clock::Clock;
-use crate::config::{LoginSettings, VoucherSettings};
+use crate::config::{LoginSettings, SmsSettings, VoucherSettings};
 use crate::domain::campaign::Campaign;
 use crate::domain::quiz::QuestionBank;
 use crate::domain::refusal::Refusal;
@@ -35,6 +36,7 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub login: LoginSettings,
     pub vouchers: VoucherSettings,
+    pub sms: SmsSettings,
     /// Frozen rounds' entries and trees, for the entries file and inclusion proofs.
     frozen: rounds::FrozenCache,
     /// Attempts this process started, for one-write submissions.
@@ -53,6 +55,7 @@ impl App {
         clock: Arc<dyn Clock>,
         login: LoginSettings,
         vouchers: VoucherSettings,
+        sms: SmsSettings,
     ) -> Self {
         Self {
             store,
@@ -62,6 +65,7 @@ impl App {
             clock,
             login,
             vouchers,
+            sms,
             frozen: Default::default(),
             attempts: Default::default(),
             health: Default::default(),

@@ -8,9 +8,10 @@ use crate::domain::campaign::{round_state, RoundProgress, RoundState, RoundWindo
 use crate::domain::phone::Phone;
 use crate::domain::random::uniform;
 use crate::domain::refusal::Refusal;
+use crate::domain::sms::Template;
 use crate::domain::token::{login_code_hash, session_token_from_bytes, token_hash};
 use crate::store::{
-    LoginCode, LoginOutcome, NewSession, Newcomer, Participant, TicketRecord, VoucherRecord,
+    LoginCode, LoginOutcome, NewSession, NewSms, Newcomer, Participant, TicketRecord, VoucherRecord,
 };
 use chrono::Duration;
 use std::collections::HashMap;
@@ -87,8 +88,11 @@ pub async fn request_code(
                 code_hash: login_code_hash(phone.as_str(), &code),
                 requested_from: address.to_owned(),
                 expires_at: now + Duration::seconds(ttl),
-                sms: format!(
-                    "【衡阳学法】您的验证码是 {code}，{minutes} 分钟内有效。请勿告诉他人。"
+                sms: NewSms::new(
+                    phone.as_str(),
+                    &Template::LoginCode { code, minutes },
+                    &app.sms.sign_name,
+                    Some(now + Duration::seconds(ttl)),
                 ),
                 challenge,
             },
@@ -102,7 +106,7 @@ pub async fn request_code(
         tracing::warn!("the campaign's hourly SMS budget is spent: code requests are refused");
     }
     issued?;
-    tracing::info!(phone = %phone.masked(), "code SMS queued in the outbox");
+    tracing::info!(phone = %phone.masked(), "code SMS queued");
     Ok(CodeSent {
         sent_to: phone.masked(),
         expires_in_seconds: ttl,

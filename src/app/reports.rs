@@ -19,6 +19,9 @@ pub struct Stats {
     /// Text messages queued in the last hour, against the campaign-wide budget.
     pub sms_last_hour: u64,
     pub sms_per_hour: i64,
+    /// The outbox of the last 24 hours, by status, and who sends it.
+    pub sms_last_day: crate::store::OutboxCounts,
+    pub sms_gateway: crate::config::SmsProvider,
 }
 
 pub async fn stats(app: &App, _who: &Auditor) -> Result<Stats> {
@@ -43,8 +46,14 @@ pub async fn stats(app: &App, _who: &Auditor) -> Result<Stats> {
         .store
         .sms_queued_since(app.clock.now() - Duration::hours(1))
         .await?;
+    let sms_last_day = app
+        .store
+        .outbox_counts(app.clock.now() - Duration::days(1))
+        .await?;
     Ok(Stats {
         sms_last_hour,
+        sms_last_day,
+        sms_gateway: app.sms.provider,
         sms_per_hour: app.login.campaign_sms_per_hour,
         tickets_per_round,
         days,

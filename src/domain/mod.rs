@@ -10,6 +10,7 @@ pub mod random;
 pub mod redemption;
 pub mod refusal;
 pub mod settlement;
+pub mod sms;
 pub mod text;
 pub mod throttle;
 pub mod token;

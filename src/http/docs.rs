@@ -96,6 +96,7 @@ pub enum SessionRefusals {
         vouchers::reissue,
         vouchers::stats,
         vouchers::vouchers_csv,
+        super::sms::reports,
     ),
     components(schemas(ErrorBody, super::error::ErrorDetail)),
     modifiers(&Schemes, &ErrorCodes),

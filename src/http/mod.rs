@@ -12,6 +12,7 @@ pub mod participants;
 pub mod public;
 pub mod quiz;
 pub mod rounds;
+pub mod sms;
 pub mod vouchers;
 
 use crate::config::ServerSettings;
@@ -62,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
         .configure(rounds::routes)
         .configure(admin::routes)
         .configure(vouchers::routes)
+        .configure(sms::routes)
         .configure(pages::routes)
         .configure(docs::routes);
 }
@@ -176,6 +178,41 @@ where
         metrics::histogram!("http_request_duration_seconds", &labels)
             .record(started.elapsed().as_secs_f64());
         Ok(res)
+    }
+}
+
+/// The span of each request, as tracing-actix-web's default but with the path alone: a query
+/// string may carry a token (the SMS reports' address) or a phone number, which no log keeps.
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        use actix_web::HttpMessage;
+        let route = request.match_pattern().unwrap_or_else(|| "default".into());
+        let request_id = request
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = %route,
+            http.target = %request.path(),
+            http.client_ip = %request.connection_info().realip_remote_addr().unwrap_or(""),
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }
 

@@ -550,6 +550,21 @@ pub struct SmsStatus {
     hourly_budget: i64,
     /// Sending is paused now.
     paused: bool,
+    /// Who sends the outbox: `outbox` (nobody: it waits to be read), `aliyun`, `tencent`.
+    gateway: String,
+    /// The messages of the last 24 hours by status.
+    last_day: OutboxView,
+}
+
+/// Messages by status.
+#[derive(Serialize, ToSchema)]
+pub struct OutboxView {
+    queued: u64,
+    sending: u64,
+    sent: u64,
+    delivered: u64,
+    /// Not sent, or not delivered (the reason is in `campaign-lottery sms recent`).
+    failed: u64,
 }
 
 /// Tickets per round and redemptions per venue and local day, for the operators' and auditors'
@@ -563,6 +578,14 @@ pub async fn stats(app: web::Data<App>, auditor: Auditor) -> Result<HttpResponse
             last_hour: s.sms_last_hour,
             hourly_budget: s.sms_per_hour,
             paused: s.sms_last_hour as i64 >= s.sms_per_hour,
+            gateway: s.sms_gateway.name().to_owned(),
+            last_day: OutboxView {
+                queued: s.sms_last_day.queued,
+                sending: s.sms_last_day.sending,
+                sent: s.sms_last_day.sent,
+                delivered: s.sms_last_day.delivered,
+                failed: s.sms_last_day.failed,
+            },
         },
         tickets_per_round: s
             .tickets_per_round

@@ -390,3 +390,13 @@ pub fn for_update<D: Dialect>(of: &str) -> String {
         String::new()
     }
 }
+
+/// `FOR UPDATE SKIP LOCKED` where the database has row locks (rows another transaction holds
+/// are passed over, not waited for); nothing where a write transaction holds everything.
+pub fn skip_locked<D: Dialect>() -> &'static str {
+    if D::ROW_LOCKS {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    }
+}

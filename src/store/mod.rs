@@ -149,7 +149,7 @@ pub struct LoginCode {
     pub requested_from: String,
     pub expires_at: DateTime<Utc>,
     /// The text message that carries the code, queued in the outbox with it.
-    pub sms: String,
+    pub sms: NewSms,
     /// The proof-of-work challenge that paid for this SMS: spent with it, refused when spent.
     pub challenge: SpentChallenge,
 }
@@ -179,13 +179,73 @@ pub enum LoginOutcome {
     TooManyTries,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A text message to queue: by its template and parameters, which a gateway sends, with the
+/// text they render for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSms {
+    pub phone: String,
+    pub template: String,
+    pub params: Vec<(String, String)>,
+    pub body: String,
+    /// Not worth sending after this (a login code that expires).
+    pub send_before: Option<DateTime<Utc>>,
+}
+
+impl NewSms {
+    pub fn new(
+        phone: &str,
+        t: &crate::domain::sms::Template,
+        sign_name: &str,
+        send_before: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            phone: phone.to_owned(),
+            template: t.name().to_owned(),
+            params: t.params(),
+            body: t.text(sign_name),
+            send_before,
+        }
+    }
+}
+
+/// A message in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmsMessage {
     pub id: i64,
     pub phone: String,
+    pub template: String,
+    pub params: Vec<(String, String)>,
     pub body: String,
+    pub status: crate::domain::sms::Status,
+    /// Tries at the gateway so far.
+    pub attempts: i32,
+    pub send_before: Option<DateTime<Utc>>,
+    /// Why it failed (or, queued again, why the last try did not go out).
+    pub failure: Option<String>,
+    pub gateway_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// What a gateway reported of a message it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub gateway_id: String,
+    pub delivered: bool,
+    /// The gateway's code for a failure (`MK:0001`…).
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// How many messages of each status the outbox holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxCounts {
+    pub queued: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -553,17 +613,44 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<LoginOutcome>;
 
-    async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn enqueue_sms(&self, sms: &NewSms, at: DateTime<Utc>) -> StoreResult<()>;
 
     /// Text messages queued after `since` (for the campaign-wide budget's status).
     async fn sms_queued_since(&self, since: DateTime<Utc>) -> StoreResult<u64>;
 
-    /// Messages not yet sent, oldest first.
+    /// The outbox by status, of the messages queued after `since`.
+    async fn outbox_counts(&self, since: DateTime<Utc>) -> StoreResult<OutboxCounts>;
+
+    /// Messages queued or being sent, oldest first (the outbox, read without a gateway).
     async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>>;
 
-    /// Marks an outbox message as sent (by the SMS gateway adapter that drained it); false when
-    /// it was already marked or does not exist.
-    async fn mark_sms_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// The newest messages, whatever became of them, newest first.
+    async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>>;
+
+    /// The sender's turn, in one transaction: messages past their `send_before` fail as
+    /// `expired`, a `sending` one whose lease ran out fails as `outcome_unknown` (its sender
+    /// stopped mid-way: perhaps sent, so never again), then up to `limit` queued messages due
+    /// by `now` become `sending`, leased until `lease_until`, their tries counted. Senders on
+    /// other instances claim other messages.
+    async fn claim_sms(
+        &self,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<SmsMessage>>;
+
+    /// Records what a try of a claimed message came to; false when it is no longer `sending`
+    /// (its lease ran out meanwhile).
+    async fn record_sms_outcome(
+        &self,
+        id: i64,
+        outcome: &crate::domain::sms::Outcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// A gateway's delivery reports for messages it accepted, in one transaction: how many
+    /// changed a message (one known by that id and `sent`; a report repeated changes nothing).
+    async fn record_deliveries(&self, reports: &[DeliveryReport]) -> StoreResult<u64>;
 
     // ---- the quiz and tickets -------------------------------------------------------------------
 

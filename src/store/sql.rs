@@ -16,6 +16,18 @@ impl<D: Dialect> SqlStore<D> {
     pub fn new(db: D) -> Self {
         Self { db }
     }
+
+    /// Outbox messages, by the rest of a query (`$1` the limit).
+    async fn outbox_rows(&self, rest: &str, limit: u32) -> StoreResult<Vec<SmsMessage>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!("SELECT {SMS_COLUMNS} FROM sms_outbox {rest}"))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(sms_message)
+            .collect()
+    }
 }
 
 /// The tickets held for a round, each with its holder's wins in earlier rounds (`id`, `wins`):
@@ -590,19 +602,46 @@ async fn sms_queued_after(conn: &mut impl Exec, since: DateTime<Utc>) -> StoreRe
 }
 
 /// Queues a text message in the outbox, from which the SMS sender takes it.
-async fn queue_sms(
-    tx: &mut impl Exec,
-    phone: &str,
-    body: &str,
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
-    sql("INSERT INTO sms_outbox (phone, body, created_at) VALUES ($1, $2, $3)")
-        .bind(phone)
-        .bind(body)
-        .bind(at)
-        .execute(tx)
-        .await?;
+async fn queue_sms(tx: &mut impl Exec, m: &NewSms, at: DateTime<Utc>) -> StoreResult<()> {
+    let params = to_json(&m.params)?;
+    sql(
+        "INSERT INTO sms_outbox (phone, template, params, body, send_before, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&m.phone)
+    .bind(&m.template)
+    .bind(params)
+    .bind(&m.body)
+    .bind(m.send_before)
+    .bind(at)
+    .execute(tx)
+    .await?;
     Ok(())
+}
+
+const SMS_COLUMNS: &str = "id, phone, template, params, body, status, attempts, send_before, \
+     failure, gateway_id, created_at, sent_at, delivered_at";
+
+fn sms_message(r: &impl ReadRow) -> StoreResult<SmsMessage> {
+    let params: String = r.get("params")?;
+    let status: String = r.get("status")?;
+    Ok(SmsMessage {
+        id: r.get("id")?,
+        phone: r.get("phone")?,
+        template: r.get("template")?,
+        params: serde_json::from_str(&params)
+            .map_err(|e| StoreError::Database(format!("unreadable SMS parameters: {e}")))?,
+        body: r.get("body")?,
+        status: crate::domain::sms::Status::parse(&status)
+            .ok_or_else(|| StoreError::Database(format!("unknown SMS status {status}")))?,
+        attempts: r.get("attempts")?,
+        send_before: r.get("send_before")?,
+        failure: r.get("failure")?,
+        gateway_id: r.get("gateway_id")?,
+        created_at: r.get("created_at")?,
+        sent_at: r.get("sent_at")?,
+        delivered_at: r.get("delivered_at")?,
+    })
 }
 
 async fn live_session(
@@ -1342,7 +1381,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         .bind(code.expires_at)
         .execute(&mut *tx)
         .await?;
-        queue_sms(&mut *tx, &code.phone, &code.sms, now).await?;
+        queue_sms(&mut *tx, &code.sms, now).await?;
         D::commit(tx).await
     }
 
@@ -1441,43 +1480,151 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(sms_queued_after(&mut *conn, since).await?.max(0) as u64)
     }
 
-    async fn enqueue_sms(&self, phone: &str, body: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn enqueue_sms(&self, sms: &NewSms, at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
-        queue_sms(&mut *tx, phone, body, at).await?;
+        queue_sms(&mut *tx, sms, at).await?;
         D::commit(tx).await
     }
 
-    async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>> {
+    async fn outbox_counts(&self, since: DateTime<Utc>) -> StoreResult<OutboxCounts> {
         let mut conn = self.db.reader().await?;
-        sql(
-            "SELECT id, phone, body, created_at, sent_at FROM sms_outbox WHERE sent_at IS NULL
-             ORDER BY id LIMIT $1",
+        let mut counts = OutboxCounts::default();
+        for r in sql(
+            "SELECT status, COUNT(*) AS n FROM sms_outbox WHERE created_at > $1
+             GROUP BY status",
         )
-        .bind(i64::from(limit))
+        .bind(since)
         .fetch_all(&mut *conn)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(SmsMessage {
-                id: r.get("id")?,
-                phone: r.get("phone")?,
-                body: r.get("body")?,
-                created_at: r.get("created_at")?,
-                sent_at: r.get("sent_at")?,
-            })
-        })
-        .collect()
+        {
+            let n = r.get::<i64>("n")?.max(0) as u64;
+            match crate::domain::sms::Status::parse(&r.get::<String>("status")?) {
+                Some(crate::domain::sms::Status::Queued) => counts.queued = n,
+                Some(crate::domain::sms::Status::Sending) => counts.sending = n,
+                Some(crate::domain::sms::Status::Sent) => counts.sent = n,
+                Some(crate::domain::sms::Status::Delivered) => counts.delivered = n,
+                Some(crate::domain::sms::Status::Failed) => counts.failed = n,
+                None => {}
+            }
+        }
+        Ok(counts)
     }
 
-    async fn mark_sms_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
+    async fn pending_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>> {
+        self.outbox_rows(
+            "WHERE status IN ('queued', 'sending') ORDER BY id LIMIT $1",
+            limit,
+        )
+        .await
+    }
+
+    async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<SmsMessage>> {
+        self.outbox_rows("ORDER BY id DESC LIMIT $1", limit).await
+    }
+
+    async fn claim_sms(
+        &self,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<SmsMessage>> {
         let mut tx = self.db.begin().await?;
-        let done = sql("UPDATE sms_outbox SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL")
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sql(
+            "UPDATE sms_outbox SET status = 'failed', failure = 'expired'
+             WHERE status = 'queued' AND send_before <= $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sql(
+            "UPDATE sms_outbox SET status = 'failed', lease_until = NULL,
+             failure = 'outcome_unknown: the sender stopped during the try'
+             WHERE status = 'sending' AND lease_until <= $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Another instance's sender skips what this one has locked (and the outer status check
+        // keeps a row that changed meanwhile from being claimed twice).
+        let mut claimed = sql(format!(
+            "WITH due AS MATERIALIZED (
+                 SELECT id FROM sms_outbox
+                 WHERE status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
+                 ORDER BY id LIMIT $3{})
+             UPDATE sms_outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
+             WHERE id IN (SELECT id FROM due) AND status = 'queued'
+             RETURNING {SMS_COLUMNS}",
+            dialect::skip_locked::<D>()
+        ))
+        .bind(lease_until)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(sms_message)
+        .collect::<StoreResult<Vec<_>>>()?;
+        D::commit(tx).await?;
+        claimed.sort_by_key(|m| m.id);
+        Ok(claimed)
+    }
+
+    async fn record_sms_outcome(
+        &self,
+        id: i64,
+        outcome: &crate::domain::sms::Outcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        use crate::domain::sms::Outcome;
+        let q = match outcome {
+            Outcome::Sent { gateway_id } => sql(
+                "UPDATE sms_outbox SET status = 'sent', sent_at = $1, gateway_id = $2,
+                 failure = NULL, lease_until = NULL WHERE id = $3 AND status = 'sending'",
+            )
+            .bind(now)
+            .bind(gateway_id),
+            Outcome::Retry { reason, at } => sql(
+                "UPDATE sms_outbox SET status = 'queued', next_attempt_at = $1, failure = $2,
+                 lease_until = NULL WHERE id = $3 AND status = 'sending'",
+            )
+            .bind(*at)
+            .bind(reason),
+            Outcome::Failed { reason } => sql(
+                "UPDATE sms_outbox SET status = 'failed', failure = $1, lease_until = NULL
+                 WHERE id = $2 AND status = 'sending'",
+            )
+            .bind(reason),
+        };
+        let mut tx = self.db.begin().await?;
+        let done = q.bind(id).execute(&mut *tx).await?;
         D::commit(tx).await?;
         Ok(done == 1)
+    }
+
+    async fn record_deliveries(&self, reports: &[DeliveryReport]) -> StoreResult<u64> {
+        let mut tx = self.db.begin().await?;
+        let mut changed = 0;
+        for report in reports {
+            changed += if report.delivered {
+                sql(
+                    "UPDATE sms_outbox SET status = 'delivered', delivered_at = $1
+                     WHERE gateway_id = $2 AND status = 'sent'",
+                )
+                .bind(report.at)
+            } else {
+                sql("UPDATE sms_outbox SET status = 'failed', failure = $1
+                     WHERE gateway_id = $2 AND status = 'sent'")
+                .bind(format!(
+                    "undelivered: {}",
+                    report.reason.as_deref().unwrap_or("no reason given")
+                ))
+            }
+            .bind(&report.gateway_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        D::commit(tx).await?;
+        Ok(changed)
     }
 
     // ---- the quiz and tickets -------------------------------------------------------------------
@@ -2224,7 +2371,8 @@ impl<D: Dialect> Store for SqlStore<D> {
             "DELETE FROM login_codes WHERE created_at < $1",
             "DELETE FROM lookup_failures WHERE at < $1",
             "DELETE FROM participant_sessions WHERE expires_at < $1",
-            "DELETE FROM sms_outbox WHERE sent_at < $1",
+            // Whatever became of them; one in flight is left to its sender.
+            "DELETE FROM sms_outbox WHERE created_at < $1 AND status <> 'sending'",
             "DELETE FROM spent_challenges WHERE expires_at < $1",
             // A desk retries within minutes; a redemption's answer stays with it.
             "DELETE FROM idempotent_answers WHERE answer <> 'redeemed' AND answered_at < $1",

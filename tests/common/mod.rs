@@ -394,6 +394,7 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
                 ..LoginSettings::default()
             },
             vouchers: Default::default(),
+            sms: Default::default(),
         },
         config_dir: config_dir.to_path_buf(),
     }
@@ -764,7 +765,7 @@ pub async fn prove_phone(
                 code_hash: login_code_hash(phone, "123456"),
                 requested_from: format!("harness:{phone}"),
                 expires_at: now + chrono::Duration::minutes(5),
-                sms: "code".into(),
+                sms: code_sms(phone, "code"),
                 challenge: unspent_challenge(),
             },
             &limits,
@@ -1127,5 +1128,19 @@ impl Drop for SmallDisk {
             .arg("-l")
             .arg(self.path())
             .status();
+    }
+}
+
+/// A login code's text message as the store's tests queue it: `body` is what they look for.
+pub fn code_sms(phone: &str, body: impl Into<String>) -> campaign_lottery::store::NewSms {
+    campaign_lottery::store::NewSms {
+        phone: phone.into(),
+        template: "login_code".into(),
+        params: vec![
+            ("code".into(), "123456".into()),
+            ("minutes".into(), "5".into()),
+        ],
+        body: body.into(),
+        send_before: None,
     }
 }

@@ -5,7 +5,7 @@ use crate::common;
 use campaign_lottery::domain::token::Role;
 use campaign_lottery::startup::prepare;
 use campaign_lottery::store::SyncOutcome;
-use common::{demo_now, error_code, repo_config_dir, settings, TestApp, TestDb};
+use common::{code_sms, demo_now, error_code, repo_config_dir, settings, TestApp, TestDb};
 use serde_json::{json, Value};
 
 backend_tests!(
@@ -1141,7 +1141,14 @@ fn the_cli_makes_lists_and_revokes_tokens_and_verifies_the_audit_log() {
     });
     let out = cli(&url, &["sms", "pending"]);
     assert!(
-        text(&out.stdout).contains("2026-11-26 10:00:00  13800138000  验证码 424242"),
+        text(&out.stdout).contains("2026-11-26 10:00:00  13800138000  queued    验证码 424242"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&url, &["sms", "recent", "--limit", "1"]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
         "{}",
         text(&out.stdout)
     );
@@ -1426,7 +1433,7 @@ async fn the_service_forgets_day_old_login_codes_when_it_starts(db: TestDb) {
             code_hash: hash.into(),
             requested_from: hash.into(),
             expires_at: now - age + chrono::Duration::minutes(5),
-            sms: format!("code {hash}"),
+            sms: code_sms("13800138000", format!("code {hash}")),
             challenge: common::unspent_challenge(),
         };
         let limits = LoginLimits::default();

@@ -12,7 +12,7 @@ use campaign_lottery::store::{
     Newcomer, SharedStore, StoreError, Submission, SubmitOutcome, SyncOutcome, TicketOutcome,
 };
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use common::TestDb;
+use common::{code_sms, TestDb};
 
 backend_tests!(
     two_instances_starting_together_record_the_campaign_once,
@@ -40,6 +40,7 @@ backend_tests!(
     a_reissued_code_keeps_the_uses_of_the_voided_one,
     failed_lookups_are_counted_per_token_and_address,
     short_lived_rows_are_forgotten_and_live_ones_kept,
+    the_outbox_is_claimed_by_one_sender_and_sent_at_most_once,
     a_round_goes_through_its_lifecycle_once_and_in_order,
     winners_are_not_entered_again_and_unawarded_prizes_roll_over,
     two_store_instances_freeze_and_draw_a_round_once,
@@ -429,7 +430,7 @@ async fn participant(s: &SharedStore, phone: &str) -> store::Participant {
             code_hash: "h0".into(),
             requested_from: "9.9.9.9".into(),
             expires_at: t + Duration::minutes(5),
-            sms: "code h0".into(),
+            sms: code_sms("13800138000", "code h0"),
             challenge: common::unspent_challenge(),
         },
         &LoginLimits::default(),
@@ -470,7 +471,7 @@ async fn participants_come_from_proven_phones_once_and_sessions_expire(db: TestD
         code_hash: hash.into(),
         requested_from: "1.2.3.4".into(),
         expires_at: at(2) + Duration::minutes(5),
-        sms: format!("code {hash}"),
+        sms: code_sms("13800138000", format!("code {hash}")),
         challenge: common::unspent_challenge(),
     };
     s.issue_login_code(code("h1"), &limits, at(2))
@@ -605,7 +606,7 @@ async fn a_challenge_pays_for_one_code_and_the_service_secret_is_made_once(db: T
         code_hash: "h".into(),
         requested_from: "1.2.3.4".into(),
         expires_at: at(2) + Duration::minutes(5),
-        sms: "code".into(),
+        sms: code_sms("13800138000", "code"),
         challenge: store::SpentChallenge {
             nonce: nonce.into(),
             expires_at: at(2) + Duration::minutes(5),
@@ -675,7 +676,7 @@ async fn one_phone_registering_twice_at_once_is_one_participant(db: TestDb) {
                 code_hash: format!("h{i}"),
                 requested_from: "1.2.3.4".into(),
                 expires_at: at(2) + Duration::minutes(10),
-                sms: format!("code h{i}"),
+                sms: code_sms("13800138000", format!("code h{i}")),
                 challenge: common::unspent_challenge(),
             },
             &limits,
@@ -749,7 +750,7 @@ async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
         code_hash: hash.into(),
         requested_from: from.into(),
         expires_at: at(2) + Duration::minutes(5),
-        sms: format!("code {hash}"),
+        sms: code_sms("13800138000", format!("code {hash}")),
         challenge: common::unspent_challenge(),
     };
     let t0 = at(2);
@@ -824,7 +825,9 @@ async fn login_codes_are_throttled_counted_and_single_use(db: TestDb) {
     assert_eq!(late.await.unwrap(), LoginOutcome::NoActiveCode, "expired");
 
     // Each code issued queued its SMS with it; the refused one (h2) queued none.
-    s.enqueue_sms(&p.phone, "验证码 123456", t1).await.unwrap();
+    s.enqueue_sms(&code_sms(&p.phone, "验证码 123456"), t1)
+        .await
+        .unwrap();
     let outbox = s.pending_sms(10).await.unwrap();
     let bodies: Vec<(&str, &str)> = outbox
         .iter()
@@ -1546,7 +1549,7 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         code_hash: hash.into(),
         requested_from: from.into(),
         expires_at: at(day) + Duration::minutes(5),
-        sms: format!("code {hash}"),
+        sms: code_sms("13800138000", format!("code {hash}")),
         challenge: common::unspent_challenge(),
     };
     // Day 2: a code used for a session that ends on day 3; day 6: a code not used yet.
@@ -1578,17 +1581,19 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         .await
         .unwrap();
     for day in [2, 2, 6] {
-        s.enqueue_sms(&p.phone, "验证码", at(day)).await.unwrap();
+        s.enqueue_sms(&code_sms(&p.phone, "验证码"), at(day))
+            .await
+            .unwrap();
     }
-    // The outbox: the three codes' SMS (the first from the day before day 2) and these three.
-    let first = s.pending_sms(10).await.unwrap()[0].id;
+    // The outbox: the three codes' SMS (the first from the day before day 2) and these three;
+    // a sender holds the oldest.
     assert_eq!(s.pending_sms(10).await.unwrap().len(), 6);
-    assert!(s.mark_sms_sent(first, at(2)).await.unwrap());
-    assert!(!s.mark_sms_sent(first, at(3)).await.unwrap(), "sent once");
+    let in_flight = s.claim_sms(1, at(9), at(2)).await.unwrap();
+    assert_eq!(in_flight.len(), 1);
 
     // Forget what is from before day 5: the code that registered the participant, the day-2
-    // code, failure and sent SMS, the ended session.
-    assert_eq!(s.forget_expired(at(5)).await.unwrap(), 5);
+    // code, a failure, the SMS queued before (but the one in flight), the ended session.
+    assert_eq!(s.forget_expired(at(5)).await.unwrap(), 7);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM login_codes").await, 1);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM lookup_failures").await, 1);
     assert_eq!(
@@ -1596,8 +1601,9 @@ async fn short_lived_rows_are_forgotten_and_live_ones_kept(db: TestDb) {
         1
     );
     let pending: Vec<_> = s.pending_sms(10).await.unwrap();
-    assert_eq!(pending.len(), 5, "unsent SMS stay, however old");
-    assert_eq!(pending[0].created_at, at(2));
+    assert_eq!(pending.len(), 3, "the one in flight is its sender's");
+    assert_eq!(pending[0].id, in_flight[0].id);
+    assert!(pending[1..].iter().all(|m| m.created_at == at(6)));
     // What is kept still works.
     let long = token_hash("clp_13800138000");
     assert!(s
@@ -2023,4 +2029,166 @@ async fn sessions_find_their_own_attempts_only(db: TestDb) {
         .unwrap()
         .is_none());
     s.ping().await.unwrap();
+}
+
+async fn the_outbox_is_claimed_by_one_sender_and_sent_at_most_once(db: TestDb) {
+    use campaign_lottery::domain::sms::{Outcome, Status};
+    use campaign_lottery::store::{DeliveryReport, OutboxCounts};
+    let s = synced(&db).await;
+    let other = open(&db).await;
+    let t = at(2);
+    let expires = |m: i64| Some(t + Duration::minutes(m));
+    for (phone, send_before) in [
+        ("13800000001", None),
+        ("13800000002", expires(5)),
+        ("13800000003", None),
+        ("13800000004", None),
+    ] {
+        let m = campaign_lottery::store::NewSms {
+            send_before,
+            ..code_sms(phone, format!("code for {phone}"))
+        };
+        s.enqueue_sms(&m, t).await.unwrap();
+    }
+    // Two senders at once (two instances) claim different messages, all of them.
+    let lease = t + Duration::minutes(3);
+    let (a, b) = tokio::join!(s.claim_sms(2, lease, t), other.claim_sms(2, lease, t));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<i64> = a.iter().chain(&b).map(|m| m.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((a.len(), b.len(), ids.len()), (2, 2, 4), "{a:?} {b:?}");
+    let mut claimed: Vec<_> = a.into_iter().chain(b).collect();
+    claimed.sort_by_key(|m| m.id);
+    let m = &claimed[0];
+    assert_eq!((m.status, m.attempts), (Status::Sending, 1));
+    assert_eq!(
+        (m.template.as_str(), m.params.clone()),
+        ("login_code", code_sms("", "").params)
+    );
+    assert_eq!(claimed[1].send_before, expires(5));
+    assert!(
+        s.claim_sms(10, lease, t).await.unwrap().is_empty(),
+        "nothing left"
+    );
+
+    let sent = Outcome::Sent {
+        gateway_id: "gw-1".into(),
+    };
+    assert!(s.record_sms_outcome(claimed[0].id, &sent, t).await.unwrap());
+    assert!(
+        !s.record_sms_outcome(claimed[0].id, &sent, t).await.unwrap(),
+        "recorded once"
+    );
+    let retry = Outcome::Retry {
+        reason: "Throttling.User".into(),
+        at: t + Duration::minutes(1),
+    };
+    assert!(s
+        .record_sms_outcome(claimed[1].id, &retry, t)
+        .await
+        .unwrap());
+    let refused = Outcome::Failed {
+        reason: "isv.MOBILE_NUMBER_ILLEGAL".into(),
+    };
+    assert!(s
+        .record_sms_outcome(claimed[2].id, &refused, t)
+        .await
+        .unwrap());
+    // claimed[3] stays in its sender's hands: the sender stopped mid-way.
+
+    // The retry is due after its wait, not before; a second try counts.
+    let soon = t + Duration::seconds(30);
+    assert!(s
+        .claim_sms(10, soon + Duration::minutes(3), soon)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = t + Duration::minutes(2);
+    let again = s
+        .claim_sms(10, later + Duration::minutes(3), later)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (claimed[1].id, 2));
+    assert_eq!(again[0].failure.as_deref(), Some("Throttling.User"));
+    assert!(s
+        .record_sms_outcome(again[0].id, &retry, later)
+        .await
+        .unwrap());
+
+    // Past its lease, the abandoned one fails as perhaps sent (never sent again); past its
+    // send_before, the retried one expires.
+    let after = t + Duration::minutes(10);
+    assert!(s.claim_sms(10, after, after).await.unwrap().is_empty());
+    assert!(s.pending_sms(10).await.unwrap().is_empty());
+    let recent = s.recent_sms(10).await.unwrap();
+    let by_id = |id: i64| recent.iter().find(|m| m.id == id).unwrap();
+    assert_eq!(by_id(claimed[1].id).failure.as_deref(), Some("expired"));
+    assert!(by_id(claimed[3].id)
+        .failure
+        .as_deref()
+        .unwrap()
+        .starts_with("outcome_unknown"));
+    assert_eq!(by_id(claimed[3].id).status, Status::Failed);
+    let sent_one = by_id(claimed[0].id);
+    assert_eq!(
+        (
+            sent_one.status,
+            sent_one.gateway_id.as_deref(),
+            sent_one.sent_at
+        ),
+        (Status::Sent, Some("gw-1"), Some(t))
+    );
+    // The late word of the sender whose lease ran out changes nothing.
+    assert!(!s
+        .record_sms_outcome(claimed[3].id, &sent, after)
+        .await
+        .unwrap());
+
+    // Delivery reports: known and sent only, once.
+    let report = |id: &str, delivered: bool| DeliveryReport {
+        gateway_id: id.into(),
+        delivered,
+        reason: (!delivered).then(|| "MK:0001".to_owned()),
+        at: after,
+    };
+    let reports = [report("gw-1", true), report("gw-unknown", true)];
+    assert_eq!(s.record_deliveries(&reports).await.unwrap(), 1);
+    assert_eq!(s.record_deliveries(&reports).await.unwrap(), 0);
+    s.enqueue_sms(&code_sms("13800000005", "code"), after)
+        .await
+        .unwrap();
+    let fifth = s
+        .claim_sms(1, after + Duration::minutes(3), after)
+        .await
+        .unwrap();
+    let gw2 = Outcome::Sent {
+        gateway_id: "gw-2".into(),
+    };
+    assert!(s
+        .record_sms_outcome(fifth[0].id, &gw2, after)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.record_deliveries(&[report("gw-2", false)]).await.unwrap(),
+        1
+    );
+    let recent = s.recent_sms(1).await.unwrap();
+    assert_eq!(recent[0].failure.as_deref(), Some("undelivered: MK:0001"));
+    assert_eq!(
+        s.outbox_counts(at(1)).await.unwrap(),
+        OutboxCounts {
+            queued: 0,
+            sending: 0,
+            sent: 0,
+            delivered: 1,
+            failed: 4,
+        }
+    );
+    assert_eq!(
+        s.recent_sms(10).await.unwrap()[4].delivered_at,
+        Some(after),
+        "the first, delivered"
+    );
 }

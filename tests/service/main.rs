@@ -12,4 +12,5 @@ mod conformance;
 mod draws;
 mod faults;
 mod quiz;
+mod sms;
 mod vouchers;

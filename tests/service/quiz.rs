@@ -760,7 +760,8 @@ async fn past_the_campaigns_hourly_sms_budget_sending_pauses_and_the_console_say
     };
     assert_eq!(
         sms().await,
-        json!({"last_hour": 3, "hourly_budget": 3, "paused": true})
+        json!({"last_hour": 3, "hourly_budget": 3, "paused": true, "gateway": "outbox",
+               "last_day": {"queued": 3, "sending": 0, "sent": 0, "delivered": 0, "failed": 0}})
     );
     let res = app.request_code("13700137000").await;
     let retry: i64 = res.headers()["retry-after"]
@@ -785,7 +786,8 @@ async fn past_the_campaigns_hourly_sms_budget_sending_pauses_and_the_console_say
     app.clock.advance(Duration::minutes(31));
     assert_eq!(
         sms().await,
-        json!({"last_hour": 2, "hourly_budget": 3, "paused": false})
+        json!({"last_hour": 2, "hourly_budget": 3, "paused": false, "gateway": "outbox",
+               "last_day": {"queued": 3, "sending": 0, "sent": 0, "delivered": 0, "failed": 0}})
     );
     assert_eq!(app.request_code("13700137000").await.status(), 202);
 }
