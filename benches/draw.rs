@@ -72,7 +72,11 @@ async fn child(backend: Backend, n: u64, winners: Option<u32>) {
 
     // The floor: read the eligible ticket ids and hash them into the root.
     let t = Instant::now();
-    let ids = store.round_entries(CAMPAIGN, 1, 1).await.unwrap();
+    let ids = store
+        .round_sorted_out(CAMPAIGN, 1, 1)
+        .await
+        .unwrap()
+        .entries;
     let root = entries_root(&ids);
     let bare = t.elapsed().as_secs_f64();
     assert_eq!(ids.len() as u64, n);

@@ -109,6 +109,8 @@ async fn prepare(
                             started_at: now,
                             deadline: now + Duration::minutes(10),
                             local_day: now.date_naive(),
+                            network: None,
+                            device: None,
                         },
                         10,
                     )

@@ -21,6 +21,41 @@ pub struct Settings {
     pub vouchers: VoucherSettings,
     #[serde(default)]
     pub sms: SmsSettings,
+    #[serde(default)]
+    pub risk: RiskSettings,
+}
+
+/// Where the risk signals on tickets start (see [`crate::domain::risk`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RiskSettings {
+    pub virtual_prefixes: Vec<String>,
+    pub min_seconds_per_question: f64,
+    pub tickets_per_network: u64,
+    pub tickets_per_device: u64,
+}
+
+impl Default for RiskSettings {
+    fn default() -> Self {
+        let p = crate::domain::risk::RiskPolicy::default();
+        Self {
+            virtual_prefixes: p.virtual_prefixes,
+            min_seconds_per_question: p.min_seconds_per_question,
+            tickets_per_network: p.tickets_per_network,
+            tickets_per_device: p.tickets_per_device,
+        }
+    }
+}
+
+impl RiskSettings {
+    pub fn policy(&self) -> crate::domain::risk::RiskPolicy {
+        crate::domain::risk::RiskPolicy {
+            virtual_prefixes: self.virtual_prefixes.clone(),
+            min_seconds_per_question: self.min_seconds_per_question,
+            tickets_per_network: self.tickets_per_network,
+            tickets_per_device: self.tickets_per_device,
+        }
+    }
 }
 
 /// Which SMS gateway drains the outbox.
@@ -357,6 +392,7 @@ impl fmt::Debug for Settings {
             .field("login", &self.login)
             .field("vouchers", &self.vouchers)
             .field("sms", &self.sms)
+            .field("risk", &self.risk)
             .finish()
     }
 }

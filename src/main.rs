@@ -50,6 +50,10 @@ enum Command {
         /// The entries file (`GET /api/rounds/{round}/entries`).
         #[arg(long)]
         entries: String,
+        /// Also the exclusions file (`GET /api/rounds/{round}/exclusions`): its root, counts,
+        /// and that no ticket is in both lists.
+        #[arg(long)]
+        exclusions: Option<String>,
     },
     /// Freeze or draw a round from the terminal (the same rules as the API).
     #[command(subcommand)]
@@ -155,8 +159,13 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.unwrap_or(Command::Serve);
     // The verifier needs nothing of this installation: no settings, no database.
-    if let Command::Verify { record, entries } = &command {
-        return verify(record, entries).await;
+    if let Command::Verify {
+        record,
+        entries,
+        exclusions,
+    } = &command
+    {
+        return verify(record, entries, exclusions.as_deref()).await;
     }
     let loaded = load_settings(&cli.config_dir)?;
     let log = &loaded.settings.log;
@@ -397,13 +406,22 @@ async fn fetch(source: &str) -> anyhow::Result<String> {
     }
 }
 
-async fn verify(record_source: &str, entries_source: &str) -> anyhow::Result<ExitCode> {
-    use campaign_lottery::domain::draw::record::{verify, RoundRecord};
+async fn verify(
+    record_source: &str,
+    entries_source: &str,
+    exclusions_source: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    use campaign_lottery::domain::draw::record::{verify, verify_exclusions, RoundRecord};
     let record: RoundRecord = serde_json::from_str(&fetch(record_source).await?)
         .with_context(|| format!("{record_source} is not a round record"))?;
     let entries = fetch(entries_source).await?;
     println!("round {} of campaign {}", record.round, record.campaign_id);
-    let checks = verify(&record, &entries);
+    let mut checks = verify(&record, &entries);
+    if let Some(source) = exclusions_source {
+        if checks.iter().all(|c| c.ok) {
+            checks.extend(verify_exclusions(&record, &entries, &fetch(source).await?));
+        }
+    }
     for c in &checks {
         println!(
             "{} {:<24} {}",
@@ -415,6 +433,11 @@ async fn verify(record_source: &str, entries_source: &str) -> anyhow::Result<Exi
     match checks.iter().find(|c| !c.ok) {
         None => {
             println!("verified: the published winners follow from the published entries, secrets and beacon");
+            if exclusions_source.is_some() {
+                println!(
+                    "verified: every ticket issued is an entry or a published exclusion, once"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(c) => {

@@ -134,6 +134,7 @@ pub fn application(p: Prepared, loaded: &LoadedSettings, clock: Arc<dyn Clock>) 
         loaded.settings.login.clone(),
         loaded.settings.vouchers.clone(),
         sms,
+        loaded.settings.risk.policy(),
     )
 }
 

@@ -103,6 +103,8 @@ async function enter() {
   $("#witness").classList.toggle("hidden", me.role !== "witness");
   $("#overview").classList.toggle("hidden", !["operator", "auditor"].includes(me.role));
   $("#vouchers").classList.toggle("hidden", me.role !== "operator");
+  $("#review").classList.toggle("hidden", !["operator", "auditor"].includes(me.role));
+  $("#review-actions").classList.toggle("hidden", me.role !== "operator");
   $("#settle-venue").replaceChildren(h("option", { value: "" }, "全部场所"), ...campaign.venues.map((v) => h("option", { value: v.id }, v.name)));
   const current = campaign.rounds.find((r) => ["open", "closed", "frozen"].includes(r.state)) || campaign.rounds[0];
   $("#round").replaceChildren(...campaign.rounds.map((r) => h("option", { value: r.number, selected: r.number === current.number }, `第 ${r.number} 期（${STATE_NAMES[r.state] || r.state}）`)));
@@ -318,7 +320,90 @@ $("#login").addEventListener("submit", (e) => {
   token = $("#token").value.trim();
   enter();
 });
-$("#round").addEventListener("change", refresh);
+$("#round").addEventListener("change", () => { refresh(); clearReview(); });
+
+// ---- the review of a round's tickets (operators decide, auditors read) ----------------------
+
+let review = { flagged: [], sort: "signals", selected: new Set() };
+
+function clearReview() {
+  review = { flagged: [], sort: review.sort, selected: new Set() };
+  $("#review-rows").replaceChildren();
+  $("#review-tools").classList.add("hidden");
+  $("#review-summary").textContent = "";
+}
+
+function sortedReview() {
+  const key = review.sort;
+  const value = (t) => key === "signals" ? t.signals.length : key === "ticket" ? t.ticket : t[key] ?? 0;
+  return [...review.flagged].sort((a, b) => {
+    const [x, y] = [value(a), value(b)];
+    if (key === "ticket") return x < y ? -1 : x > y ? 1 : 0;
+    return key === "seconds_per_question" ? x - y : y - x;
+  });
+}
+
+function selectGroup(field, value) {
+  for (const t of review.flagged) if (t[field] === value) review.selected.add(t.ticket);
+  renderReview();
+}
+
+function renderReview() {
+  const items = sortedReview().map((t) => {
+    const box = h("input", { type: "checkbox", "aria-label": `选择 ${t.phone} 的奖券`, checked: review.selected.has(t.ticket) });
+    box.addEventListener("change", () => { box.checked ? review.selected.add(t.ticket) : review.selected.delete(t.ticket); });
+    const group = (field, label, count) => t[field]
+      ? h("button", { class: "linkish", type: "button", title: "选中这一组", onclick: () => selectGroup(field, t[field]) }, `${label}（${count} 张）`)
+      : null;
+    const status = t.excluded
+      ? `已排除：${$("#review-reason").querySelector(`option[value="${t.excluded}"]`)?.textContent || t.excluded}`
+      : "参加抽奖";
+    return h("li", { class: "review-item" },
+      h("label", { class: "check" }, box, h("span", {}, h("strong", {}, t.phone), " ", h("span", { class: "mono small" }, t.ticket.slice(0, 8)), " · ", status)),
+      h("p", { class: "small" }, t.signals.map((x) => x.detail).join("；") || "（无信号）", `；每题 ${t.seconds_per_question} 秒`),
+      h("p", { class: "small" }, group("network", `网络 ${t.network}`, t.same_network), " ", group("device", `设备 ${t.device}`, t.same_device)));
+  });
+  $("#review-rows").replaceChildren(...items);
+  $("#review-tools").classList.toggle("hidden", items.length === 0);
+}
+
+async function loadReview() {
+  const n = Number($("#round").value);
+  const res = await call(`/api/rounds/${n}/review`);
+  if (!res.ok) { $("#review-summary").textContent = res.error.message; return; }
+  review.flagged = res.data.flagged;
+  review.selected = new Set([...review.selected].filter((id) => review.flagged.some((t) => t.ticket === id)));
+  const excluded = review.flagged.filter((t) => t.excluded).length;
+  $("#review-summary").textContent = `第 ${n} 期共 ${res.data.tickets_issued} 张奖券，${review.flagged.length} 张有风险信号或已排除（已排除 ${excluded} 张）。`;
+  renderReview();
+}
+
+async function changeTickets(action) {
+  const n = Number($("#round").value);
+  const tickets = [...review.selected];
+  if (!tickets.length) { say("请先选择奖券", false); return; }
+  const exclude = action === "exclude";
+  const note = $("#review-note").value.trim();
+  if (exclude && !note) { say("请填写核实说明", false); return; }
+  if (!confirm(`${exclude ? "排除" : "恢复"} ${tickets.length} 张奖券？`)) return;
+  const res = exclude
+    ? await call(`/api/rounds/${n}/exclusions`, "POST", { tickets, reason: $("#review-reason").value, note })
+    : await call(`/api/rounds/${n}/exclusions/restore`, "POST", { tickets });
+  say(res.ok ? res.data.message : res.error.message, res.ok);
+  if (res.ok) review.selected.clear();
+  await loadReview();
+}
+
+$("#review-load").addEventListener("click", loadReview);
+$("#review-exclude").addEventListener("click", () => changeTickets("exclude"));
+$("#review-restore").addEventListener("click", () => changeTickets("restore"));
+$("#review-all").addEventListener("change", (e) => {
+  review.selected = e.target.checked ? new Set(review.flagged.map((t) => t.ticket)) : new Set();
+  renderReview();
+});
+for (const b of document.querySelectorAll("[data-sort]")) {
+  b.addEventListener("click", () => { review.sort = b.dataset.sort; renderReview(); });
+}
 $("#freeze").addEventListener("click", () => {
   const n = $("#round").value;
   act(`/api/rounds/${n}/freeze`, { beacon_source: $("#beacon-source").value }, `确认封存第 ${n} 期的抽奖券？封存后不能更改。`);

@@ -1,6 +1,10 @@
 import { api, h, $, localTime, STATE_NAMES } from "/static/common.js";
 
 const TIERS = { grand: "一等奖", standard: "二等奖" };
+const EXCLUDED = {
+  won_earlier: "已中过奖", virtual_number: "虚拟号段", shared_address: "同一网络大量参与", shared_device: "同一设备多个号码",
+  too_fast: "答题过快", duplicate_person: "一人多号", staff: "工作人员", other: "其他",
+};
 
 function hexToBytes(hex) {
   const out = new Uint8Array(hex.length / 2);
@@ -20,11 +24,12 @@ async function sha256(...parts) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", all));
 }
 
-/** RFC 9162 §2.1.3.2: does the audit path lead from the ticket to the root? */
-async function verifyInclusion(ticket, index, size, path, root) {
+/** RFC 9162 §2.1.3.2: does the audit path lead from the ticket's leaf to the root? An excluded
+ * ticket's leaf is its 16 bytes followed by the reason code (DESIGN §4a). */
+async function verifyInclusion(ticket, index, size, path, root, reason = "") {
   if (index >= size) return false;
   let fn = index, sn = size - 1;
-  let r = await sha256(new Uint8Array([0]), hexToBytes(ticket.replace(/-/g, "")));
+  let r = await sha256(new Uint8Array([0]), hexToBytes(ticket.replace(/-/g, "")), new TextEncoder().encode(reason));
   for (const p of path.map(hexToBytes)) {
     if (sn === 0) return false;
     if (fn % 2 === 1 || fn === sn) {
@@ -47,6 +52,10 @@ function roundCard(r, rec) {
     card.append(h("p", {}, `封存抽奖券 ${rec.entry_count} 张`, rec.frozen_at ? `（${localTime(rec.frozen_at)} 封存）` : ""));
     card.append(h("p", { class: "small" }, "清单根哈希：", h("span", { class: "mono" }, rec.entries_root)));
   }
+  if (rec.exclusion_count) {
+    const reasons = Object.entries(rec.exclusions_by_reason || {}).map(([k, n]) => `${EXCLUDED[k] || k} ${n}`).join("、");
+    card.append(h("p", { class: "small" }, `共发放抽奖券 ${rec.tickets_issued} 张，其中 ${rec.exclusion_count} 张未参加抽奖（${reasons}）；排除清单根哈希：`, h("span", { class: "mono" }, rec.exclusions_root)));
+  }
   if (rec.beacon_source) card.append(h("p", { class: "small" }, `公开随机源：${rec.beacon_source}`, rec.beacon ? `，取值 ${rec.beacon}` : ""));
   card.append(h("p", { class: "small" }, `见证人：${rec.witnesses.map((w) => w.name + (w.secret ? "（已揭示）" : "（已承诺）")).join("、") || "暂无"}`));
   if (rec.winners.length) {
@@ -57,6 +66,7 @@ function roundCard(r, rec) {
   links.append(h("a", { href: `/api/rounds/${r.number}`, download: `round-${r.number}.json` }, "下载抽奖记录"));
   if (rec.entry_count !== null && rec.entry_count !== undefined) {
     links.append(" · ", h("a", { href: `/api/rounds/${r.number}/entries`, download: `round-${r.number}-entries.txt` }, "下载抽奖券清单"));
+    links.append(" · ", h("a", { href: `/api/rounds/${r.number}/exclusions`, download: `round-${r.number}-exclusions.txt` }, "下载排除清单"));
   }
   card.append(links);
   return card;
@@ -79,8 +89,16 @@ async function check(e) {
   }
   const p = res.data;
   const rec = await api(`/api/rounds/${round}`);
-  const root = rec.ok ? rec.data.entries_root : p.root;
-  const ok = (await verifyInclusion(ticket, p.leaf_index, p.tree_size, p.path, root)) && root === p.root;
+  const excluded = p.list === "exclusions";
+  const root = rec.ok ? (excluded ? rec.data.exclusions_root : rec.data.entries_root) : p.root;
+  const ok = (await verifyInclusion(ticket, p.leaf_index, p.tree_size, p.path, root, excluded ? p.reason : "")) && root === p.root;
+  if (excluded) {
+    out.classList.toggle("ok", ok);
+    out.textContent = ok
+      ? `已在您的浏览器中验证：这张券在第 ${round} 期的排除清单中（共 ${p.tree_size} 张），原因：${EXCLUDED[p.reason] || p.reason}，没有参加本期抽奖。`
+      : "✗ 验证失败：服务器给出的证明与公布的排除清单根哈希不符，请联系主办方。";
+    return;
+  }
   const won = rec.ok && rec.data.winners.find((w) => w.ticket === ticket);
   out.classList.toggle("ok", ok);
   out.textContent = ok

@@ -59,6 +59,7 @@ if (res.status === 401) {
           h("p", {}, h("strong", {}, `第 ${t.round} 期`), " ", h("span", { class: `badge ${t.round_state}` }, STATE_NAMES[t.round_state] || t.round_state)),
           h("p", { class: "small" }, "券号：", h("span", { class: "mono" }, t.ticket)),
           h("p", { class: "small muted" }, `获得时间 ${localTime(t.obtained_at, true)}；报名截止 ${localTime(t.round_closes_at)}`),
+          t.excluded ? h("p", { class: "notice", role: "status" }, `这张券不参加本期抽奖：${t.excluded_reason}。如有疑问请联系主办方。`) : null,
         )),
     );
   }

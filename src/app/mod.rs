@@ -37,6 +37,8 @@ pub struct App {
     pub login: LoginSettings,
     pub vouchers: VoucherSettings,
     pub sms: SmsSettings,
+    /// Where the risk signals on tickets start.
+    pub risk: crate::domain::risk::RiskPolicy,
     /// Frozen rounds' entries and trees, for the entries file and inclusion proofs.
     frozen: rounds::FrozenCache,
     /// Attempts this process started, for one-write submissions.
@@ -56,6 +58,7 @@ impl App {
         login: LoginSettings,
         vouchers: VoucherSettings,
         sms: SmsSettings,
+        risk: crate::domain::risk::RiskPolicy,
     ) -> Self {
         Self {
             store,
@@ -66,6 +69,7 @@ impl App {
             login,
             vouchers,
             sms,
+            risk,
             frozen: Default::default(),
             attempts: Default::default(),
             health: Default::default(),

@@ -5,6 +5,7 @@ use super::auth::Session;
 use super::{App, Result};
 use crate::csprng;
 use crate::domain::campaign::{round_state, RoundProgress, RoundState, RoundWindow};
+use crate::domain::exclusion::Reason;
 use crate::domain::phone::Phone;
 use crate::domain::random::uniform;
 use crate::domain::refusal::Refusal;
@@ -174,6 +175,9 @@ pub struct HeldTicket {
     pub ticket: TicketRecord,
     pub window: RoundWindow,
     pub state: RoundState,
+    /// Why the ticket is not drawn among: an operator's exclusion, or, once the round is
+    /// frozen, the win limit reached in earlier rounds.
+    pub excluded: Option<Reason>,
 }
 
 /// What a participant holds in this campaign.
@@ -189,6 +193,10 @@ pub async fn holdings(app: &App, session: &Session) -> Result<Holdings> {
     let now = app.clock.now();
     let progress: HashMap<u32, RoundProgress> =
         app.store.round_progress(&c.id).await?.into_iter().collect();
+    let vouchers = super::vouchers::of(app, session.participant().id).await?;
+    let mut won: Vec<u32> = vouchers.iter().map(|v| v.round).collect();
+    won.sort_unstable();
+    won.dedup();
     let tickets = app
         .store
         .tickets_of(session.participant().id)
@@ -201,16 +209,22 @@ pub async fn holdings(app: &App, session: &Session) -> Result<Holdings> {
                 .get(&ticket.round)
                 .copied()
                 .unwrap_or(RoundProgress::Pending);
+            let wins_before = won.iter().filter(|r| **r < ticket.round).count() as u32;
+            let excluded = ticket.excluded.or_else(|| {
+                (p != RoundProgress::Pending && wins_before >= c.win_limit)
+                    .then_some(Reason::WonEarlier)
+            });
             Some(HeldTicket {
                 state: round_state(&window, p, now),
                 window,
                 ticket,
+                excluded,
             })
         })
         .collect();
     Ok(Holdings {
         current_round: c.open_round(now).map(|r| r.number),
         tickets,
-        vouchers: super::vouchers::of(app, session.participant().id).await?,
+        vouchers,
     })
 }

@@ -86,7 +86,23 @@ fn shown(app: &App, attempt: AttemptRecord) -> Result<Shown<'_>> {
 }
 
 /// Starts an attempt: questions drawn at random, options shuffled, within the daily limit.
-pub async fn start<'a>(app: &'a App, session: &Session) -> Result<Shown<'a>> {
+/// Where an attempt is made from, as the risk signals keep it: the client's network, never its
+/// address, and the hash of the browser's device id.
+pub struct Origin {
+    pub network: Option<String>,
+    pub device: Option<String>,
+}
+
+impl Origin {
+    pub fn new(address: &str, device_id: Option<&str>) -> Self {
+        Self {
+            network: crate::domain::risk::network_of(address),
+            device: device_id.map(crate::domain::token::token_hash),
+        }
+    }
+}
+
+pub async fn start<'a>(app: &'a App, session: &Session, origin: Origin) -> Result<Shown<'a>> {
     let rules = app.campaign.quiz;
     let now = app.clock.now();
     let questions = draw_questions(
@@ -101,6 +117,8 @@ pub async fn start<'a>(app: &'a App, session: &Session) -> Result<Shown<'a>> {
         started_at: now,
         deadline: now + Duration::minutes(i64::from(rules.time_limit_minutes)),
         local_day: now.with_timezone(&app.campaign.tz()).date_naive(),
+        network: origin.network,
+        device: origin.device,
     };
     if !app
         .store

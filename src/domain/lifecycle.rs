@@ -18,6 +18,12 @@ pub fn may_commit(round: u32, progress: RoundProgress) -> Result<(), Refusal> {
     }
 }
 
+/// Tickets are excluded or taken back only before the freeze, whose entries they decide: the
+/// same window as a witness's commitment.
+pub fn may_change_tickets(round: u32, progress: RoundProgress) -> Result<(), Refusal> {
+    may_commit(round, progress)
+}
+
 /// What a freeze depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreezeFacts {
@@ -129,14 +135,9 @@ pub fn may_draw(
 /// holder won in earlier rounds — those whose holder has won fewer than `win_limit` times, in
 /// canonical order (ascending 16 bytes, which is ascending lowercase hyphenated text). One ticket
 /// per participant and round is the database's to keep (a unique constraint).
+/// Without any operator's exclusion: [`super::exclusion::sort_out`] sorts them out in full.
 pub fn entries(tickets: impl IntoIterator<Item = (Uuid, u32)>, win_limit: u32) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = tickets
-        .into_iter()
-        .filter(|&(_, wins)| wins < win_limit)
-        .map(|(id, _)| id)
-        .collect();
-    ids.sort_unstable();
-    ids
+    super::exclusion::sort_out(tickets, &HashMap::new(), win_limit).entries
 }
 
 /// The prizes a round offers, `(tier, count)` in draw order: its own, plus what the previous
@@ -326,6 +327,11 @@ mod tests {
         assert_eq!(entries(held.clone(), 2), vec![t(3), t(5), t(9)]);
         assert_eq!(entries(held, 3), vec![t(1), t(3), t(5), t(9)]);
         assert!(entries(Vec::new(), 1).is_empty());
+        assert_eq!(may_change_tickets(1, RoundProgress::Pending), Ok(()));
+        assert_eq!(
+            may_change_tickets(1, RoundProgress::Frozen),
+            Err(Refusal::AlreadyFrozen { round: 1 })
+        );
         // Canonical order is the bytes' order, as the lowercase text sorts.
         let a = Uuid::parse_str("0fffffff-ffff-4fff-bfff-ffffffffffff").unwrap();
         let b = Uuid::parse_str("f0000000-0000-4000-8000-000000000000").unwrap();

@@ -3,12 +3,14 @@
 pub mod audit;
 pub mod campaign;
 pub mod draw;
+pub mod exclusion;
 pub mod lifecycle;
 pub mod phone;
 pub mod quiz;
 pub mod random;
 pub mod redemption;
 pub mod refusal;
+pub mod risk;
 pub mod settlement;
 pub mod sms;
 pub mod text;

@@ -210,6 +210,11 @@ pub enum Refusal {
         round: u32,
         ticket: String,
     },
+    /// The ticket is not one held for that round (so it cannot be excluded from it).
+    NotATicket {
+        round: u32,
+        ticket: String,
+    },
 
     // ---- vouchers -------------------------------------------------------------------------
     Typo,
@@ -343,6 +348,7 @@ pub const ALL_CODES: &[&str] = &[
     "unexpected_beacon",
     "beacon_required",
     "not_an_entry",
+    "not_a_ticket",
     "typo",
     "malformed_code",
     "unknown_code",
@@ -458,6 +464,7 @@ impl Refusal {
             UnexpectedBeacon { .. } => "unexpected_beacon",
             BeaconRequired { .. } => "beacon_required",
             NotAnEntry { .. } => "not_an_entry",
+            NotATicket { .. } => "not_a_ticket",
             Typo => "typo",
             MalformedCode { .. } => "malformed_code",
             UnknownCode => "unknown_code",
@@ -510,6 +517,7 @@ impl Refusal {
             | AttemptNotFound
             | RoundNotFound { .. }
             | NotAnEntry { .. }
+            | NotATicket { .. }
             | UnknownCode
             | VoucherNotFound
             | RedemptionNotFound => Kind::NotFound,
@@ -688,6 +696,7 @@ impl Refusal {
                 format!("第 {round} 期封存时声明的信标来源是“{source}”，请填写它的值")
             }
             NotAnEntry { round, ticket } => format!("{ticket} 不在第 {round} 期的抽奖名单中"),
+            NotATicket { round, ticket } => format!("{ticket} 不是第 {round} 期的奖券"),
             Typo => "券码有误：请核对后重新输入（最后一位校验不符）".into(),
             MalformedCode { message } => message.clone(),
             UnknownCode => "没有这个券码，请核对后重新输入".into(),

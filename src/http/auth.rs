@@ -18,6 +18,34 @@ use futures_util::future::LocalBoxFuture;
 /// takes the session as a Bearer token.
 pub const SESSION_COOKIE: &str = "clp_session";
 
+/// The first-party device cookie: a random id per browser, kept a year, whose hash an attempt
+/// records so that the review sees one browser behind many phones. It proves nothing and
+/// grants nothing.
+pub const DEVICE_COOKIE: &str = "cl_device";
+
+/// The browser's device id, and the cookie to set when it has none yet (a new id).
+pub fn device_id(
+    req: &HttpRequest,
+    secure: bool,
+) -> Result<(String, Option<actix_web::cookie::Cookie<'static>>), crate::csprng::RandomError> {
+    use actix_web::cookie::{time, Cookie, SameSite};
+    if let Some(c) = req
+        .cookie(DEVICE_COOKIE)
+        .filter(|c| (16..=64).contains(&c.value().len()))
+    {
+        return Ok((c.value().to_owned(), None));
+    }
+    let id = hex::encode(crate::csprng::bytes::<16>()?);
+    let cookie = Cookie::build(DEVICE_COOKIE, id.clone())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(time::Duration::days(365))
+        .finish();
+    Ok((id, Some(cookie)))
+}
+
 /// The Bearer token, if the request sends one.
 fn bearer(req: &HttpRequest) -> Result<Option<String>, Refusal> {
     let Some(value) = req.headers().get(AUTHORIZATION) else {

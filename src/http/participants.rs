@@ -171,6 +171,7 @@ pub struct CodeLoginBody {
 pub async fn login(
     app: web::Data<App>,
     settings: web::Data<Settings>,
+    req: HttpRequest,
     Body(body): Body<CodeLoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let l = participants::login(
@@ -183,7 +184,14 @@ pub async fn login(
         },
     )
     .await?;
-    Ok(logged_in(&app, &settings, l))
+    let mut res = logged_in(&app, &settings, l);
+    // The browser gets its device id with its first session (see DEVICE_COOKIE).
+    if let (_, Some(c)) =
+        super::auth::device_id(&req, settings.secure_cookies).map_err(crate::app::Error::from)?
+    {
+        res.add_cookie(&c).map_err(crate::app::internal)?;
+    }
+    Ok(res)
 }
 
 /// Ends this session.
@@ -210,6 +218,12 @@ pub struct TicketView {
     /// Local time the round's entries close.
     round_closes_at: String,
     obtained_at: String,
+    /// Why the ticket is not drawn among (DESIGN §4a), as a code and in Chinese; absent for a
+    /// ticket in the draw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    excluded: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    excluded_reason: Option<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -239,6 +253,8 @@ pub async fn me(app: web::Data<App>, session: Session) -> Result<HttpResponse, A
             round_state: t.state,
             round_closes_at: c.local_rfc3339(t.window.closes_at),
             obtained_at: c.local_rfc3339(t.ticket.created_at),
+            excluded: t.excluded.map(|r| r.as_str()),
+            excluded_reason: t.excluded.map(|r| r.label()),
         })
         .collect();
     Ok(ok_json(&Mine {

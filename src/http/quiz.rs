@@ -9,7 +9,7 @@ use crate::app::quiz::{self, Shown, Submitted};
 use crate::app::App;
 use crate::domain::quiz::{Answer, QuestionResult, Scored, ShownQuestion};
 use crate::store::TicketOutcome;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -107,9 +107,21 @@ fn attempt_view<'a>(app: &'a App, shown: Shown<'a>) -> AttemptView<'a> {
 #[utoipa::path(post, path = "/api/quiz/attempts", tag = "quiz", security(("session" = [])),
     responses((status = 201, body = AttemptView<'static>), SessionRefusals,
     (status = 429, body = ErrorBody, description = "`daily_limit`")))]
-pub async fn start(app: web::Data<App>, session: Session) -> Result<HttpResponse, ApiError> {
-    let shown = quiz::start(&app, &session).await?;
-    Ok(HttpResponse::Created().json(attempt_view(&app, shown)))
+pub async fn start(
+    app: web::Data<App>,
+    settings: web::Data<super::Settings>,
+    req: HttpRequest,
+    session: Session,
+) -> Result<HttpResponse, ApiError> {
+    let (device, new_cookie) =
+        super::auth::device_id(&req, settings.secure_cookies).map_err(crate::app::Error::from)?;
+    let origin = quiz::Origin::new(&super::client_address(&req), Some(&device));
+    let shown = quiz::start(&app, &session, origin).await?;
+    let mut res = HttpResponse::Created();
+    if let Some(c) = new_cookie {
+        res.cookie(c);
+    }
+    Ok(res.json(attempt_view(&app, shown)))
 }
 
 /// An attempt: its questions, and once submitted, its result.

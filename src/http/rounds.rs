@@ -22,6 +22,13 @@ use uuid::Uuid;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/rounds/{round}").get(record))
         .service(web::resource("/api/rounds/{round}/entries").get(entries))
+        .service(
+            web::resource("/api/rounds/{round}/exclusions")
+                .get(exclusions)
+                .post(exclude),
+        )
+        .service(web::resource("/api/rounds/{round}/exclusions/restore").post(restore))
+        .service(web::resource("/api/rounds/{round}/review").get(review))
         .service(web::resource("/api/rounds/{round}/proof/{ticket}").get(proof))
         .service(web::resource("/api/rounds/{round}/commitments").post(commit))
         .service(web::resource("/api/rounds/{round}/reveal").post(reveal))
@@ -59,6 +66,10 @@ fn record_view(app: &App, r: &Round) -> RoundRecordView {
             round: r.window.number,
             entry_count: s.entry_count,
             entries_root: s.entries_root.clone(),
+            tickets_issued: s.tickets_issued,
+            exclusion_count: s.exclusion_count,
+            exclusions_root: s.exclusions_root.clone(),
+            exclusions_by_reason: s.exclusions_by_reason.clone(),
             witnesses: s
                 .witnesses
                 .iter()
@@ -115,9 +126,191 @@ pub async fn entries(app: web::Data<App>, round: web::Path<u32>) -> Result<HttpR
         .body(entries_file(&frozen.tickets)))
 }
 
+/// The exclusions file (DESIGN §4a): `uuid SP reason LF` per ticket not drawn among, canonical
+/// order.
+#[utoipa::path(get, path = "/api/rounds/{round}/exclusions", tag = "draws", params(("round" = u32, Path)),
+    responses((status = 200, content_type = "text/plain"),
+    (status = 404, body = ErrorBody, description = "`round_not_found`"),
+    (status = 409, body = ErrorBody, description = "`round_not_frozen`")))]
+pub async fn exclusions(
+    app: web::Data<App>,
+    round: web::Path<u32>,
+) -> Result<HttpResponse, ApiError> {
+    let frozen = rounds::entries(&app, round.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(crate::domain::exclusion::exclusions_file(
+            &frozen.exclusions,
+        )))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExcludeBody {
+    /// The tickets (1 to 1000).
+    tickets: Vec<Uuid>,
+    /// `virtual_number`, `shared_address`, `shared_device`, `too_fast`, `duplicate_person`,
+    /// `staff` or `other`.
+    reason: String,
+    /// Why, for the audit log (not published); required.
+    #[serde(default)]
+    note: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TicketsChanged {
+    round: u32,
+    /// The tickets this request changed (one already excluded keeps its first reason).
+    tickets: Vec<Uuid>,
+    message: String,
+}
+
+/// Excludes tickets from the round's draw, before its freeze, with a reason; each is audited.
+#[utoipa::path(post, path = "/api/rounds/{round}/exclusions", tag = "draws", security(("bearer" = [])),
+    params(("round" = u32, Path)), request_body = ExcludeBody,
+    responses((status = 200, body = TicketsChanged), BodyRefusals, StaffRefusals,
+    (status = 404, body = ErrorBody, description = "`round_not_found`, `not_a_ticket`"),
+    (status = 409, body = ErrorBody, description = "`already_frozen`, `already_drawn`"),
+    (status = 422, body = ErrorBody, description = "`invalid_field` (`reason`, `tickets`, `note`)")))]
+pub async fn exclude(
+    app: web::Data<App>,
+    operator: Operator,
+    round: web::Path<u32>,
+    Body(body): Body<ExcludeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let round = round.into_inner();
+    let tickets = rounds::exclude(
+        &app,
+        &operator,
+        round,
+        body.tickets,
+        &body.reason,
+        &body.note,
+    )
+    .await?;
+    let message = format!("已排除 {} 张奖券", tickets.len());
+    Ok(ok_json(&TicketsChanged {
+        round,
+        tickets,
+        message,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    tickets: Vec<Uuid>,
+}
+
+/// Takes excluded tickets back into the round's draw, before its freeze; each is audited.
+#[utoipa::path(post, path = "/api/rounds/{round}/exclusions/restore", tag = "draws", security(("bearer" = [])),
+    params(("round" = u32, Path)), request_body = RestoreBody,
+    responses((status = 200, body = TicketsChanged), BodyRefusals, StaffRefusals,
+    (status = 404, body = ErrorBody, description = "`round_not_found`"),
+    (status = 409, body = ErrorBody, description = "`already_frozen`, `already_drawn`")))]
+pub async fn restore(
+    app: web::Data<App>,
+    operator: Operator,
+    round: web::Path<u32>,
+    Body(body): Body<RestoreBody>,
+) -> Result<HttpResponse, ApiError> {
+    let round = round.into_inner();
+    let tickets = rounds::restore(&app, &operator, round, body.tickets).await?;
+    let message = format!("已恢复 {} 张奖券", tickets.len());
+    Ok(ok_json(&TicketsChanged {
+        round,
+        tickets,
+        message,
+    }))
+}
+
+/// One signal on a ticket.
+#[derive(Serialize, ToSchema)]
+pub struct SignalView {
+    /// `virtual_number`, `shared_address`, `shared_device`, `too_fast`.
+    code: String,
+    /// For the operator, in Chinese.
+    detail: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReviewedTicket {
+    ticket: Uuid,
+    /// Masked.
+    phone: String,
+    signals: Vec<SignalView>,
+    /// The client's network (/24, /64) and how many of the round's tickets share it.
+    network: Option<String>,
+    same_network: u64,
+    /// How many of the round's tickets came from the same browser (its device cookie), if known.
+    same_device: Option<u64>,
+    /// A short id of the browser, to group by (not the cookie).
+    device: Option<String>,
+    seconds_per_question: f64,
+    /// An operator's exclusion, if made.
+    excluded: Option<&'static str>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReviewView {
+    round: u32,
+    tickets_issued: u64,
+    /// Tickets with a signal or an exclusion, strongest first.
+    flagged: Vec<ReviewedTicket>,
+}
+
+/// The review of a round's tickets: those with risk signals (virtual number ranges, many
+/// tickets from one network or one browser, a quiz answered too fast) or already excluded.
+/// Nothing is excluded by it.
+#[utoipa::path(get, path = "/api/rounds/{round}/review", tag = "draws", security(("bearer" = [])),
+    params(("round" = u32, Path)),
+    responses((status = 200, body = ReviewView), StaffRefusals,
+    (status = 404, body = ErrorBody, description = "`round_not_found`")))]
+pub async fn review(
+    app: web::Data<App>,
+    auditor: crate::app::auth::Auditor,
+    round: web::Path<u32>,
+) -> Result<HttpResponse, ApiError> {
+    let r = rounds::review(&app, &auditor, round.into_inner()).await?;
+    Ok(ok_json(&ReviewView {
+        round: r.round,
+        tickets_issued: r.tickets_issued,
+        flagged: r
+            .flagged
+            .into_iter()
+            .map(|t| {
+                let f = t.facts;
+                ReviewedTicket {
+                    ticket: f.ticket,
+                    phone: mask(&f.phone),
+                    signals: t
+                        .signals
+                        .iter()
+                        .map(|s| SignalView {
+                            code: s.reason().as_str().to_owned(),
+                            detail: s.describe(),
+                        })
+                        .collect(),
+                    network: f.network,
+                    same_network: f.same_network,
+                    same_device: f.device.as_ref().map(|_| f.same_device),
+                    device: f.device.map(|d| d[..8.min(d.len())].to_owned()),
+                    seconds_per_question: t.seconds_per_question,
+                    excluded: f.excluded.map(|r| r.as_str()),
+                }
+            })
+            .collect(),
+    }))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct InclusionProof {
     ticket: Uuid,
+    /// `entries`, or `exclusions` for a ticket not drawn among.
+    list: &'static str,
+    /// Why it is excluded (an exclusion only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     leaf_index: u64,
     tree_size: u64,
     /// Hex.
@@ -140,6 +333,12 @@ pub async fn proof(
     let p = rounds::proof(&app, round, &ticket).await?;
     Ok(ok_json(&InclusionProof {
         ticket: p.ticket,
+        list: if p.excluded.is_some() {
+            "exclusions"
+        } else {
+            "entries"
+        },
+        reason: p.excluded.map(|r| r.as_str()),
         leaf_index: p.leaf_index,
         tree_size: p.tree_size,
         root: p.root,

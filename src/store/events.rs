@@ -47,12 +47,33 @@ pub(super) fn freeze_event(
     root: &str,
     prizes: &[(String, u32)],
     beacon_source: &str,
+    (exclusions_root, by_reason): (&str, &std::collections::BTreeMap<String, u64>),
 ) -> AuditEvent {
     AuditEvent::new(
         actor,
         "round.freeze",
         format!("round:{round}"),
-        serde_json::json!({"entry_count": entries, "entries_root": root, "prizes": prizes, "beacon_source": beacon_source}),
+        serde_json::json!({"entry_count": entries, "entries_root": root, "prizes": prizes,
+            "beacon_source": beacon_source, "exclusions_root": exclusions_root,
+            "exclusions_by_reason": by_reason}),
+    )
+}
+
+pub(super) fn exclusion_event(actor: &str, x: &super::Exclusion, ticket: uuid::Uuid) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "ticket.exclude",
+        format!("ticket:{ticket}"),
+        serde_json::json!({"round": x.round, "reason": x.reason.as_str(), "note": x.note}),
+    )
+}
+
+pub(super) fn restore_event(actor: &str, round: u32, ticket: uuid::Uuid) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "ticket.restore",
+        format!("ticket:{ticket}"),
+        serde_json::json!({"round": round}),
     )
 }
 

@@ -21,6 +21,7 @@ pub type SqliteStore = SqlStore<sqlite::Lite>;
 
 use crate::domain::audit::{AuditEntry, AuditEvent, ChainBreak, ChainVerifier};
 use crate::domain::campaign::{Campaign, CampaignError, RoundProgress};
+pub use crate::domain::exclusion::{Reason, SortedOut};
 use crate::domain::quiz::AttemptQuestion;
 use crate::domain::refusal::Refusal;
 pub use crate::domain::throttle::{LoginLimits, LookupFailures};
@@ -257,6 +258,10 @@ pub struct NewAttempt {
     pub deadline: DateTime<Utc>,
     /// The campaign-local date the attempt counts against.
     pub local_day: NaiveDate,
+    /// Where it was made, for the risk signals on its ticket: the client's network (see
+    /// [`crate::domain::risk::network_of`]) and the hash of the device cookie.
+    pub network: Option<String>,
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,6 +321,8 @@ pub struct TicketRecord {
     pub campaign_id: String,
     pub round: u32,
     pub created_at: DateTime<Utc>,
+    /// An operator's exclusion from the round's draw.
+    pub excluded: Option<Reason>,
 }
 
 /// A witness's commitment to a round and, after the freeze, its secret.
@@ -347,6 +354,11 @@ pub struct RoundDrawState {
     pub entry_count: Option<u64>,
     /// Hex.
     pub entries_root: Option<String>,
+    /// Set at the freeze (DESIGN §4a).
+    pub tickets_issued: Option<u64>,
+    pub exclusion_count: Option<u64>,
+    pub exclusions_root: Option<String>,
+    pub exclusions_by_reason: Option<std::collections::BTreeMap<String, u64>>,
     pub beacon_source: Option<String>,
     /// (tier, count) in draw order, rollover included; set at the freeze.
     pub prizes: Vec<(String, u32)>,
@@ -356,6 +368,34 @@ pub struct RoundDrawState {
     pub drawn_at: Option<DateTime<Utc>>,
     pub witnesses: Vec<WitnessState>,
     pub winners: Vec<WinnerState>,
+}
+
+/// An operator's exclusion of tickets from a round.
+#[derive(Debug, Clone)]
+pub struct Exclusion {
+    pub campaign_id: String,
+    pub round: u32,
+    pub tickets: Vec<Uuid>,
+    pub reason: Reason,
+    /// Why, in the operator's words (audited, not published).
+    pub note: String,
+}
+
+/// A ticket as the review sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketFacts {
+    pub ticket: Uuid,
+    pub phone: String,
+    pub started_at: DateTime<Utc>,
+    pub submitted_at: DateTime<Utc>,
+    pub questions: u32,
+    pub network: Option<String>,
+    pub device: Option<String>,
+    /// Tickets of the round from the same network / device (itself included; 1 when unknown).
+    pub same_network: u64,
+    pub same_device: u64,
+    /// An operator's exclusion, if any.
+    pub excluded: Option<Reason>,
 }
 
 #[derive(Debug, Clone)]
@@ -719,14 +759,40 @@ pub trait Store: Send + Sync + 'static {
     /// recorded in the transaction that marks the round drawn. Happens once.
     async fn draw_round(&self, d: DrawRound, actor: &str, at: DateTime<Utc>) -> StoreResult<()>;
 
-    /// The eligible tickets of a round in canonical order: one per participant, none of a
-    /// participant who already won `win_limit` times in earlier rounds.
-    async fn round_entries(
+    /// A round's tickets sorted out (DESIGN §4a): the entries and the exclusions, each in
+    /// canonical order — an operator's exclusions, and `won_earlier` for a holder who already
+    /// won `win_limit` times in earlier rounds.
+    async fn round_sorted_out(
         &self,
         campaign_id: &str,
         round: u32,
         win_limit: u32,
+    ) -> StoreResult<SortedOut>;
+
+    /// Excludes tickets of a round that is not frozen yet, with a reason an operator may give,
+    /// each audited, in one transaction: the tickets newly excluded (one already excluded
+    /// keeps its first reason). A ticket not of the round refuses the whole (`not_a_ticket`).
+    async fn exclude_tickets(
+        &self,
+        x: &Exclusion,
+        actor: &str,
+        at: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>>;
+
+    /// Takes tickets back into a round that is not frozen yet, each audited: those that were
+    /// excluded.
+    async fn restore_tickets(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        tickets: &[Uuid],
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
+
+    /// What the review of a round's tickets needs: each ticket with the facts of the attempt
+    /// that won it and how many of the round's tickets share its network and its device.
+    async fn round_review(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<TicketFacts>>;
 
     // ---- vouchers ---------------------------------------------------------------------------
 

@@ -31,22 +31,51 @@ impl<D: Dialect> SqlStore<D> {
 }
 
 /// The tickets held for a round, each with its holder's wins in earlier rounds (`id`, `wins`):
-/// $1 campaign, $2 round. Which of them are entries is [`lifecycle::entries`]'s to say.
+/// $1 campaign, $2 round. Which of them are entries is [`crate::domain::exclusion::sort_out`]'s
+/// to say.
 pub(super) const ROUND_TICKETS: &str = "SELECT t.id, COALESCE(w.wins, 0) AS wins FROM tickets t
      LEFT JOIN (SELECT participant_id, COUNT(*) AS wins FROM round_winners
                 WHERE campaign_id = $1 AND round < $2 GROUP BY participant_id) w
        ON w.participant_id = t.participant_id
      WHERE t.campaign_id = $1 AND t.round = $2";
 
-/// A round's entries, as [`lifecycle::entries`] chooses them from its tickets.
-async fn entries_of<D: Dialect>(
+/// A round's operators' exclusions.
+async fn operator_exclusions(
+    conn: &mut impl Exec,
+    campaign_id: &str,
+    round: u32,
+) -> StoreResult<std::collections::HashMap<Uuid, Reason>> {
+    sql("SELECT ticket_id, reason FROM ticket_exclusions WHERE campaign_id = $1 AND round = $2")
+        .bind(campaign_id)
+        .bind(round)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.get("ticket_id")?,
+                parse_reason(&r.get::<String>("reason")?)?,
+            ))
+        })
+        .collect()
+}
+
+fn parse_reason(s: &str) -> StoreResult<Reason> {
+    Reason::parse(s).ok_or_else(|| StoreError::Database(format!("unknown exclusion reason {s}")))
+}
+
+/// A round's tickets sorted out into entries and exclusions (DESIGN §4a).
+async fn sorted_out_of<D: Dialect>(
     conn: &mut D::Conn,
     campaign_id: &str,
     round: u32,
     win_limit: u32,
-) -> StoreResult<Vec<Uuid>> {
+) -> StoreResult<SortedOut> {
     let tickets = D::round_tickets(conn, campaign_id, round).await?;
-    Ok(lifecycle::entries(tickets, win_limit))
+    let excluded = operator_exclusions(&mut *conn, campaign_id, round).await?;
+    Ok(crate::domain::exclusion::sort_out(
+        tickets, &excluded, win_limit,
+    ))
 }
 
 // ---- rows -------------------------------------------------------------------------------------
@@ -511,8 +540,8 @@ async fn draw_state(
     round: u32,
 ) -> StoreResult<Option<RoundDrawState>> {
     let row = sql(
-        "SELECT progress, frozen_at, entry_count, entries_root, beacon_source, prizes, beacon, seed,
-                drawn_at
+        "SELECT progress, frozen_at, entry_count, entries_root, tickets_issued, exclusion_count,
+                exclusions_root, exclusions_by_reason, beacon_source, prizes, beacon, seed, drawn_at
          FROM rounds WHERE campaign_id = $1 AND number = $2",
     )
     .bind(campaign_id)
@@ -563,6 +592,14 @@ async fn draw_state(
         frozen_at: r.get("frozen_at")?,
         entry_count: r.get("entry_count")?,
         entries_root: r.get("entries_root")?,
+        tickets_issued: r.get::<Option<u32>>("tickets_issued")?.map(u64::from),
+        exclusion_count: r.get::<Option<u32>>("exclusion_count")?.map(u64::from),
+        exclusions_root: r.get("exclusions_root")?,
+        exclusions_by_reason: r
+            .get::<Option<String>>("exclusions_by_reason")?
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| StoreError::Database(format!("unreadable exclusions_by_reason: {e}")))?,
         beacon_source: r.get("beacon_source")?,
         prizes: parse_prizes(r.get::<Option<String>>("prizes")?.as_deref())?,
         beacon: r.get("beacon")?,
@@ -1645,14 +1682,17 @@ impl<D: Dialect> Store for SqlStore<D> {
         if counted.is_none() {
             return Ok(false);
         }
-        sql("INSERT INTO quiz_attempts (id, participant_id, questions, started_at, deadline, local_day)
-             VALUES ($1, $2, $3, $4, $5, $6)")
+        sql("INSERT INTO quiz_attempts
+                 (id, participant_id, questions, started_at, deadline, local_day, network, device)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(a.id)
         .bind(a.participant_id)
         .bind(to_json(&a.questions)?)
         .bind(a.started_at)
         .bind(a.deadline)
         .bind(a.local_day.to_string())
+        .bind(&a.network)
+        .bind(&a.device)
         .execute(&mut *tx)
         .await?;
         D::commit(tx).await?;
@@ -1737,8 +1777,9 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn tickets_of(&self, participant_id: Uuid) -> StoreResult<Vec<TicketRecord>> {
         let mut conn = self.db.reader().await?;
         sql(
-            "SELECT id, campaign_id, round, created_at FROM tickets WHERE participant_id = $1
-             ORDER BY round",
+            "SELECT t.id, t.campaign_id, t.round, t.created_at, e.reason FROM tickets t
+             LEFT JOIN ticket_exclusions e ON e.ticket_id = t.id
+             WHERE t.participant_id = $1 ORDER BY t.round",
         )
         .bind(participant_id)
         .fetch_all(&mut *conn)
@@ -1750,6 +1791,10 @@ impl<D: Dialect> Store for SqlStore<D> {
                 campaign_id: r.get("campaign_id")?,
                 round: r.get("round")?,
                 created_at: r.get("created_at")?,
+                excluded: r
+                    .get::<Option<String>>("reason")?
+                    .map(|s| parse_reason(&s))
+                    .transpose()?,
             })
         })
         .collect()
@@ -1864,20 +1909,30 @@ impl<D: Dialect> Store for SqlStore<D> {
         } else {
             (Vec::new(), std::collections::HashMap::new())
         };
-        let entries = entries_of::<D>(&mut tx, &f.campaign_id, f.round, f.win_limit).await?;
-        let root = hex::encode(crate::domain::draw::entries_root(&entries));
+        let sorted = sorted_out_of::<D>(&mut tx, &f.campaign_id, f.round, f.win_limit).await?;
+        let entries = &sorted.entries;
+        let root = hex::encode(crate::domain::draw::entries_root(entries));
+        let excluded_root = hex::encode(crate::domain::exclusion::exclusions_root(
+            &sorted.exclusions,
+        ));
+        let by_reason = crate::domain::exclusion::by_reason(&sorted.exclusions);
         let prizes =
             lifecycle::prizes_with_rollover(&f.base_prizes, &previous_offered, &previous_awarded);
         sql(
             "UPDATE rounds SET progress = 'frozen', frozen_at = $1, entry_count = $2,
-                 entries_root = $3, beacon_source = $4, prizes = $5
-             WHERE campaign_id = $6 AND number = $7 AND progress = 'pending'",
+                 entries_root = $3, beacon_source = $4, prizes = $5, tickets_issued = $6,
+                 exclusion_count = $7, exclusions_root = $8, exclusions_by_reason = $9
+             WHERE campaign_id = $10 AND number = $11 AND progress = 'pending'",
         )
         .bind(at)
         .bind(entries.len() as u32)
         .bind(&root)
         .bind(&f.beacon_source)
         .bind(prizes_json(&prizes)?)
+        .bind((entries.len() + sorted.exclusions.len()) as u32)
+        .bind(sorted.exclusions.len() as u32)
+        .bind(&excluded_root)
+        .bind(to_json(&by_reason)?)
         .bind(&f.campaign_id)
         .bind(f.round)
         .execute(&mut *tx)
@@ -1889,6 +1944,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             &root,
             &prizes,
             &f.beacon_source,
+            (&excluded_root, &by_reason),
         );
         append::<D>(&mut tx, event, at).await?;
         D::commit(tx).await
@@ -1958,7 +2014,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                 Ok((w.name.clone(), secret))
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let entries = entries_of::<D>(&mut tx, &d.campaign_id, d.round, d.win_limit).await?;
+        let entries = sorted_out_of::<D>(&mut tx, &d.campaign_id, d.round, d.win_limit)
+            .await?
+            .entries;
         let root = hex::encode(crate::domain::draw::entries_root(&entries));
         if state.entry_count != Some(entries.len() as u64)
             || state.entries_root.as_deref() != Some(root.as_str())
@@ -2059,14 +2117,131 @@ impl<D: Dialect> Store for SqlStore<D> {
         D::commit(tx).await
     }
 
-    async fn round_entries(
+    async fn round_sorted_out(
         &self,
         campaign_id: &str,
         round: u32,
         win_limit: u32,
-    ) -> StoreResult<Vec<Uuid>> {
+    ) -> StoreResult<SortedOut> {
         let mut conn = self.db.reader().await?;
-        entries_of::<D>(&mut conn, campaign_id, round, win_limit).await
+        sorted_out_of::<D>(&mut conn, campaign_id, round, win_limit).await
+    }
+
+    async fn exclude_tickets(
+        &self,
+        x: &Exclusion,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut tx = self.db.begin().await?;
+        let progress = locked_progress::<D>(&mut tx, &x.campaign_id, x.round).await?;
+        lifecycle::may_change_tickets(x.round, progress)?;
+        let mut excluded = Vec::new();
+        for ticket in &x.tickets {
+            let held = sql(
+                "SELECT 1 AS held FROM tickets WHERE id = $1 AND campaign_id = $2 AND round = $3",
+            )
+            .bind(*ticket)
+            .bind(&x.campaign_id)
+            .bind(x.round)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if held.is_none() {
+                return Err(Refusal::NotATicket {
+                    round: x.round,
+                    ticket: ticket.to_string(),
+                }
+                .into());
+            }
+            let new = sql("INSERT INTO ticket_exclusions
+                     (ticket_id, campaign_id, round, reason, note, excluded_by, excluded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ticket_id) DO NOTHING")
+            .bind(*ticket)
+            .bind(&x.campaign_id)
+            .bind(x.round)
+            .bind(x.reason.as_str())
+            .bind(&x.note)
+            .bind(actor)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            if new == 1 {
+                append::<D>(&mut tx, exclusion_event(actor, x, *ticket), at).await?;
+                excluded.push(*ticket);
+            }
+        }
+        D::commit(tx).await?;
+        Ok(excluded)
+    }
+
+    async fn restore_tickets(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        tickets: &[Uuid],
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut tx = self.db.begin().await?;
+        let progress = locked_progress::<D>(&mut tx, campaign_id, round).await?;
+        lifecycle::may_change_tickets(round, progress)?;
+        let mut restored = Vec::new();
+        for ticket in tickets {
+            let gone = sql(
+                "DELETE FROM ticket_exclusions WHERE ticket_id = $1 AND campaign_id = $2 AND round = $3",
+            )
+            .bind(*ticket)
+            .bind(campaign_id)
+            .bind(round)
+            .execute(&mut *tx)
+            .await?;
+            if gone == 1 {
+                append::<D>(&mut tx, restore_event(actor, round, *ticket), at).await?;
+                restored.push(*ticket);
+            }
+        }
+        D::commit(tx).await?;
+        Ok(restored)
+    }
+
+    async fn round_review(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<TicketFacts>> {
+        let mut conn = self.db.reader().await?;
+        sql("SELECT t.id, p.phone, a.started_at, a.submitted_at, a.questions, a.network, a.device,
+                    COUNT(*) OVER (PARTITION BY COALESCE(a.network, CAST(t.id AS TEXT))) AS same_network,
+                    COUNT(*) OVER (PARTITION BY COALESCE(a.device, CAST(t.id AS TEXT))) AS same_device,
+                    e.reason
+             FROM tickets t
+             JOIN participants p ON p.id = t.participant_id
+             JOIN quiz_attempts a ON a.id = t.attempt_id
+             LEFT JOIN ticket_exclusions e ON e.ticket_id = t.id
+             WHERE t.campaign_id = $1 AND t.round = $2
+             ORDER BY t.id")
+        .bind(campaign_id)
+        .bind(round)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            let questions = parse_questions(&r.get::<String>("questions")?)?;
+            Ok(TicketFacts {
+                ticket: r.get("id")?,
+                phone: r.get("phone")?,
+                started_at: r.get("started_at")?,
+                submitted_at: r
+                    .get::<Option<DateTime<Utc>>>("submitted_at")?
+                    .unwrap_or(r.get("started_at")?),
+                questions: questions.len() as u32,
+                network: r.get("network")?,
+                device: r.get("device")?,
+                same_network: r.get::<i64>("same_network")?.max(1) as u64,
+                same_device: r.get::<i64>("same_device")?.max(1) as u64,
+                excluded: r
+                    .get::<Option<String>>("reason")?
+                    .map(|s| parse_reason(&s))
+                    .transpose()?,
+            })
+        })
+        .collect()
     }
 
     // ---- vouchers -------------------------------------------------------------------------------

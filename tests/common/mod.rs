@@ -395,6 +395,7 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
             },
             vouchers: Default::default(),
             sms: Default::default(),
+            risk: Default::default(),
         },
         config_dir: config_dir.to_path_buf(),
     }
@@ -803,11 +804,34 @@ pub async fn tickets_in(
     now: DateTime<Utc>,
     phones: std::ops::Range<u32>,
 ) {
-    for i in phones {
-        let phone = format!("1380000{i:04}");
-        let participant = match store.participant_by_phone(&phone).await.unwrap() {
+    let phones: Vec<String> = phones.map(|i| format!("1380000{i:04}")).collect();
+    tickets_from(store, campaign, round, now, &phones, &Attempted::default()).await
+}
+
+/// How the attempts behind [`tickets_from`]'s tickets were made.
+#[derive(Default)]
+pub struct Attempted<'a> {
+    pub network: Option<&'a str>,
+    pub device: Option<&'a str>,
+    /// Questions in the attempt, and the seconds it took (submitted that long after `now`).
+    pub questions: usize,
+    pub seconds: i64,
+}
+
+/// One passed attempt and ticket in round `round` for each of `phones`, made as `how` says.
+pub async fn tickets_from(
+    store: &SharedStore,
+    campaign: &str,
+    round: u32,
+    now: DateTime<Utc>,
+    phones: &[String],
+    how: &Attempted<'_>,
+) {
+    for phone in phones {
+        let phone = phone.as_str();
+        let participant = match store.participant_by_phone(phone).await.unwrap() {
             Some(p) => p,
-            None => prove_phone(store, &phone, &format!("clp_{phone}"), now).await,
+            None => prove_phone(store, phone, &format!("clp_{phone}"), now).await,
         };
         let id = uuid::Uuid::new_v4();
         assert!(store
@@ -815,10 +839,17 @@ pub async fn tickets_in(
                 campaign_lottery::store::NewAttempt {
                     id,
                     participant_id: participant.id,
-                    questions: Vec::new(),
+                    questions: (0..how.questions)
+                        .map(|q| campaign_lottery::domain::quiz::AttemptQuestion {
+                            question: format!("q{q}"),
+                            order: vec![0, 1],
+                        })
+                        .collect(),
                     started_at: now,
                     deadline: now + chrono::Duration::minutes(10),
                     local_day: now.date_naive(),
+                    network: how.network.map(str::to_owned),
+                    device: how.device.map(str::to_owned),
                 },
                 100,
             )
@@ -831,7 +862,7 @@ pub async fn tickets_in(
                 score: 10,
                 passed: true,
                 result: "[]".into(),
-                at: now,
+                at: now + chrono::Duration::seconds(how.seconds),
                 ticket_round: Some((campaign.into(), round)),
                 session: None,
             })

@@ -661,3 +661,103 @@ async fn operators_see_charts_and_void_and_reissue_a_lost_code_in_the_console() 
     screenshot(&c, "console-overview-360").await;
     c.close().await.unwrap();
 }
+
+/// An operator reviews a round's flagged tickets at 360 px, selects a whole network's group and
+/// excludes it with a reason and a note; the exclusions are what the store sorts out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reviews_flagged_tickets_and_excludes_a_group_in_the_console() {
+    use campaign_lottery::domain::exclusion::Reason;
+    use campaign_lottery::domain::token::Role;
+    use common::{tickets_from, Attempted};
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    let now = campaign_lottery::clock::Clock::now(app.clock.as_ref());
+    let farm: Vec<String> = (0..6).map(|i| format!("1390000{i:04}")).collect();
+    let script = Attempted {
+        network: Some("203.0.113.0/24"),
+        device: None,
+        questions: 10,
+        seconds: 300,
+    };
+    tickets_from(&app.store, "demo", 1, now, &farm, &script).await;
+    tickets_from(
+        &app.store,
+        "demo",
+        1,
+        now,
+        &["17012345678".into()],
+        &Attempted::default(),
+    )
+    .await;
+    common::tickets_in(&app.store, "demo", 1, now, 0..3).await;
+    let operator = app.token(Role::Operator, "值班运营").await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    c.goto(&app.url("/console")).await.unwrap();
+    type_into(&c, "#token", &operator).await;
+    click(&c, "#login button[type=submit]").await;
+    click(&c, "#review-load").await;
+    wait_text(&c, "#review-summary", "共 10 张奖券，7 张有风险信号").await;
+    wait_text(&c, "#review-rows", "170****5678").await;
+    click(&c, "#review-rows button.linkish").await;
+    let checked = c
+        .execute(
+            "return document.querySelectorAll('#review-rows input:checked').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(checked, 6, "the network's group");
+    c.execute(
+        "document.querySelector('#review-reason').value = 'shared_address'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    type_into(&c, "#review-note", "同一网段 6 个号码 1 分钟内注册").await;
+    c.execute(
+        "window.confirmed = []; window.confirm = (q) => { window.confirmed.push(q); return true; }",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "#review-exclude").await;
+    let asked = c.execute("return window.confirmed", vec![]).await.unwrap();
+    assert_eq!(asked, serde_json::json!(["排除 6 张奖券？"]));
+    wait_text(&c, "#result", "已排除 6 张奖券").await;
+    wait_text(&c, "#review-summary", "已排除 6 张").await;
+    let page_width = c
+        .execute("return document.documentElement.scrollWidth", vec![])
+        .await
+        .unwrap();
+    let wide = c
+        .execute(
+            "return [...document.querySelectorAll('#review *')].filter(e => e.getBoundingClientRect().right > 361).map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 5)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // The review fits the phone (the console as a whole does not yet: issue 15).
+    assert_eq!(
+        wide,
+        serde_json::json!([]),
+        "the review fits 360 px (the page: {page_width})"
+    );
+    c.execute(
+        "document.querySelector('#review-rows').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&c, "console-review-360").await;
+    let sorted = app.store.round_sorted_out("demo", 1, 1).await.unwrap();
+    assert_eq!(sorted.exclusions.len(), 6);
+    assert!(sorted
+        .exclusions
+        .iter()
+        .all(|(_, r)| *r == Reason::SharedAddress));
+    c.close().await.unwrap();
+}

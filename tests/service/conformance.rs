@@ -41,6 +41,7 @@ backend_tests!(
     failed_lookups_are_counted_per_token_and_address,
     short_lived_rows_are_forgotten_and_live_ones_kept,
     the_outbox_is_claimed_by_one_sender_and_sent_at_most_once,
+    the_review_sees_networks_devices_and_times_and_exclusions_sort_tickets_out,
     a_round_goes_through_its_lifecycle_once_and_in_order,
     winners_are_not_entered_again_and_unawarded_prizes_roll_over,
     two_store_instances_freeze_and_draw_a_round_once,
@@ -855,6 +856,8 @@ async fn attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_rou
         started_at: at(16),
         deadline: at(16) + Duration::minutes(10),
         local_day: day,
+        network: None,
+        device: None,
     };
     let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::new_v4()).collect();
     assert!(s.start_attempt(attempt(ids[0], day), 2).await.unwrap());
@@ -1755,7 +1758,11 @@ async fn a_round_goes_through_its_lifecycle_once_and_in_order(db: TestDb) {
 
     // Frozen: the eligible tickets, their root and the prizes are fixed.
     freeze(1, after).await.unwrap();
-    let entries = s.round_entries(&c.id, 1, c.win_limit).await.unwrap();
+    let entries = s
+        .round_sorted_out(&c.id, 1, c.win_limit)
+        .await
+        .unwrap()
+        .entries;
     assert_eq!(entries.len(), 12);
     assert!(entries.windows(2).all(|w| w[0] < w[1]), "canonical order");
     let state = s.round_draw_state(&c.id, 1).await.unwrap().unwrap();
@@ -1782,7 +1789,10 @@ async fn a_round_goes_through_its_lifecycle_once_and_in_order(db: TestDb) {
     );
     // Tickets are no longer taken for a frozen round.
     common::tickets_in(&s, &c.id, 1, at(16), 100..101).await;
-    assert_eq!(s.round_entries(&c.id, 1, 1).await.unwrap(), entries);
+    assert_eq!(
+        s.round_sorted_out(&c.id, 1, 1).await.unwrap().entries,
+        entries
+    );
 
     // Reveals, then the draw.
     assert_eq!(
@@ -1881,10 +1891,17 @@ async fn winners_are_not_entered_again_and_unawarded_prizes_roll_over(db: TestDb
         s.tickets_per_round(&c.id).await.unwrap(),
         vec![(1, 10), (2, 10)]
     );
-    let entries = s.round_entries(&c.id, 2, c.win_limit).await.unwrap();
+    let entries = s
+        .round_sorted_out(&c.id, 2, c.win_limit)
+        .await
+        .unwrap()
+        .entries;
     assert_eq!(entries.len(), 5);
     // A win limit of two would let them in again.
-    assert_eq!(s.round_entries(&c.id, 2, 2).await.unwrap().len(), 10);
+    assert_eq!(
+        s.round_sorted_out(&c.id, 2, 2).await.unwrap().entries.len(),
+        10
+    );
     let after = c.round(2).unwrap().closes_at + Duration::hours(1);
     common::draw_round(&s, &c, 2, after).await;
     let state = s.round_draw_state(&c.id, 2).await.unwrap().unwrap();
@@ -1998,6 +2015,8 @@ async fn sessions_find_their_own_attempts_only(db: TestDb) {
         started_at: at(16),
         deadline: at(16) + Duration::minutes(10),
         local_day: NaiveDate::from_ymd_opt(2024, 7, 16).unwrap(),
+        network: None,
+        device: None,
     };
     let mine = attempt(me.id);
     let theirs = attempt(other.id);
@@ -2190,5 +2209,110 @@ async fn the_outbox_is_claimed_by_one_sender_and_sent_at_most_once(db: TestDb) {
         s.recent_sms(10).await.unwrap()[4].delivered_at,
         Some(after),
         "the first, delivered"
+    );
+}
+
+async fn the_review_sees_networks_devices_and_times_and_exclusions_sort_tickets_out(db: TestDb) {
+    use campaign_lottery::domain::exclusion::Reason;
+    use campaign_lottery::store::Exclusion;
+    use common::{tickets_from, Attempted};
+    let s = synced(&db).await;
+    let c = campaign(REAL);
+    let t = c.rounds[0].opens_at + Duration::hours(1);
+    let phones = |range: std::ops::Range<u32>| -> Vec<String> {
+        range.map(|i| format!("1390000{i:04}")).collect()
+    };
+    // Three from one browser on one network, quickly; two elsewhere, slowly; one unknown.
+    let fast = Attempted {
+        network: Some("10.1.2.0/24"),
+        device: Some("dev-a"),
+        questions: 10,
+        seconds: 20,
+    };
+    tickets_from(&s, &c.id, 1, t, &phones(0..3), &fast).await;
+    let slow = Attempted {
+        network: Some("10.9.9.0/24"),
+        device: Some("dev-b"),
+        questions: 10,
+        seconds: 300,
+    };
+    tickets_from(&s, &c.id, 1, t, &phones(3..5), &slow).await;
+    tickets_from(&s, &c.id, 1, t, &phones(5..6), &Attempted::default()).await;
+    let review = s.round_review(&c.id, 1).await.unwrap();
+    assert_eq!(review.len(), 6);
+    let by_phone = |p: &str| review.iter().find(|f| f.phone == p).unwrap().clone();
+    let f = by_phone("13900000000");
+    assert_eq!((f.same_network, f.same_device, f.questions), (3, 3, 10));
+    assert_eq!((f.submitted_at - f.started_at).num_seconds(), 20);
+    assert_eq!(f.network.as_deref(), Some("10.1.2.0/24"));
+    let f = by_phone("13900000004");
+    assert_eq!((f.same_network, f.same_device), (2, 2));
+    let f = by_phone("13900000005");
+    assert_eq!(
+        (f.same_network, f.same_device, f.network),
+        (1, 1, None),
+        "unknown is alone"
+    );
+
+    // Exclusions: whole or nothing, once, before the freeze; restorations likewise.
+    let sorted = s.round_sorted_out(&c.id, 1, c.win_limit).await.unwrap();
+    assert_eq!((sorted.entries.len(), sorted.exclusions.len()), (6, 0));
+    let ticket_of = |p: &str| by_phone(p).ticket;
+    let (a, b) = (ticket_of("13900000000"), ticket_of("13900000001"));
+    let x = |tickets: Vec<uuid::Uuid>, reason| Exclusion {
+        campaign_id: c.id.clone(),
+        round: 1,
+        tickets,
+        reason,
+        note: "同一设备".into(),
+    };
+    let stranger = uuid::Uuid::new_v4();
+    let e = s
+        .exclude_tickets(&x(vec![a, stranger], Reason::SharedDevice), "op", t)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Refused(Refusal::NotATicket { .. })),
+        "{e:?}"
+    );
+    assert_eq!(
+        s.round_sorted_out(&c.id, 1, c.win_limit)
+            .await
+            .unwrap()
+            .exclusions,
+        vec![],
+        "nothing of a refused request"
+    );
+    let done = s
+        .exclude_tickets(&x(vec![a, b], Reason::SharedDevice), "op", t)
+        .await
+        .unwrap();
+    assert_eq!(done, vec![a, b]);
+    let again = s
+        .exclude_tickets(&x(vec![a], Reason::Staff), "op", t)
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(by_phone("13900000000").excluded, None, "the earlier read");
+    let review = s.round_review(&c.id, 1).await.unwrap();
+    assert_eq!(
+        review.iter().find(|f| f.ticket == a).unwrap().excluded,
+        Some(Reason::SharedDevice)
+    );
+    assert_eq!(
+        s.restore_tickets(&c.id, 1, &[b, stranger], "op", t)
+            .await
+            .unwrap(),
+        vec![b]
+    );
+    let sorted = s.round_sorted_out(&c.id, 1, c.win_limit).await.unwrap();
+    assert_eq!(sorted.exclusions, vec![(a, Reason::SharedDevice)]);
+    assert_eq!(sorted.entries.len(), 5);
+    let log = s.audit_page(0, 100).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions.iter().filter(|a| a.starts_with("ticket.")).count(),
+        3,
+        "{actions:?}"
     );
 }

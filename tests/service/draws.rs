@@ -18,6 +18,8 @@ backend_tests!(
     the_lifecycle_refuses_steps_out_of_order,
     concurrent_draws_draw_once,
     earlier_winners_are_not_entered_again,
+    exclusions_are_made_before_the_freeze_audited_and_published,
+    the_review_lists_the_tickets_with_risk_signals,
 );
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
@@ -531,6 +533,381 @@ async fn earlier_winners_are_not_entered_again(db: TestDb) {
             .scalar("SELECT COUNT(DISTINCT participant_id) FROM round_winners")
             .await,
         app.db.scalar("SELECT COUNT(*) FROM round_winners").await
+    );
+}
+
+/// Operators exclude tickets before the freeze only, with a reason, each audited; the freeze
+/// publishes every ticket as an entry or an exclusion (earlier winners as `won_earlier`), the
+/// holder sees why on /me, a proof answers for an excluded ticket, and the verifier checks it all.
+async fn exclusions_are_made_before_the_freeze_audited_and_published(db: TestDb) {
+    use campaign_lottery::domain::exclusion::Reason;
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    tickets(&app, 1, 0..10).await;
+    run_round(&app, &s, 1).await;
+    app.clock
+        .set(demo_now() + Duration::days(7) + Duration::hours(1));
+    tickets(&app, 2, 0..15).await;
+    let before = app.store.round_sorted_out("demo", 2, 1).await.unwrap();
+    assert_eq!((before.entries.len(), before.exclusions.len()), (5, 10));
+    assert!(before
+        .exclusions
+        .iter()
+        .all(|(_, r)| *r == Reason::WonEarlier));
+    let (a, b) = (before.entries[0], before.entries[1]);
+    let exclude = |body: Value, token: &str| {
+        let token = token.to_owned();
+        let app = &app;
+        async move {
+            app.post_json("/api/rounds/2/exclusions", Some(&token), &body)
+                .await
+        }
+    };
+    let audited = || {
+        app.db
+            .scalar("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'ticket.%'")
+    };
+
+    // Bad input changes nothing.
+    let unknown = uuid::Uuid::new_v4();
+    for (body, status, code) in [
+        (
+            json!({"tickets": [a], "reason": "won_earlier", "note": "x"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"tickets": [a], "reason": "bot", "note": "x"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"tickets": [], "reason": "too_fast", "note": "x"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"tickets": [a], "reason": "too_fast"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"tickets": [a, unknown], "reason": "too_fast", "note": "x"}),
+            404,
+            "not_a_ticket",
+        ),
+        (
+            json!({"tickets": ["nope"], "reason": "too_fast", "note": "x"}),
+            422,
+            "invalid_field",
+        ),
+    ] {
+        let (st, c) = error_code(exclude(body.clone(), &s.operator).await).await;
+        assert_eq!((st, c.as_str()), (status, code), "{body}");
+    }
+    let (st, _) = error_code(
+        exclude(
+            json!({"tickets": [a], "reason": "too_fast", "note": "x"}),
+            &s.notary,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 403, "a witness does not exclude");
+    assert_eq!(audited().await, 0);
+    assert_eq!(
+        app.store.round_sorted_out("demo", 2, 1).await.unwrap(),
+        before
+    );
+
+    let res = exclude(
+        json!({"tickets": [a, b], "reason": "too_fast", "note": "45 秒答完 10 题"}),
+        &s.operator,
+    )
+    .await;
+    assert_eq!(json_of(res).await["tickets"], json!([a, b]));
+    let again = exclude(
+        json!({"tickets": [a], "reason": "staff", "note": "员工"}),
+        &s.operator,
+    )
+    .await;
+    assert_eq!(
+        json_of(again).await["tickets"],
+        json!([]),
+        "the first reason stays"
+    );
+    let res = app
+        .post_json(
+            "/api/rounds/2/exclusions/restore",
+            Some(&s.operator),
+            &json!({"tickets": [b, a]}),
+        )
+        .await;
+    assert_eq!(json_of(res).await["tickets"], json!([b, a]));
+    let res = exclude(
+        json!({"tickets": [a], "reason": "too_fast", "note": "复核"}),
+        &s.operator,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = exclude(
+        json!({"tickets": [b], "reason": "shared_device", "note": "同一设备 6 个号码"}),
+        &s.operator,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        audited().await,
+        6,
+        "four exclusions and two restorations, each audited"
+    );
+
+    // The holder sees it.
+    let holder = app
+        .store
+        .round_review("demo", 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.ticket == a)
+        .unwrap()
+        .phone;
+    let me = json_of(app.get("/api/me", Some(&format!("clp_{holder}"))).await).await;
+    let mine = me["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["round"] == 2)
+        .unwrap()
+        .clone();
+    assert_eq!(mine["excluded"], "too_fast");
+    assert_eq!(mine["excluded_reason"], "答题速度明显快于正常阅读");
+
+    run_round(&app, &s, 2).await;
+    let (st, c) = error_code(
+        exclude(
+            json!({"tickets": [before.entries[2]], "reason": "staff", "note": "晚了"}),
+            &s.operator,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((st, c.as_str()), (409, "already_drawn"));
+    let (st, c) = error_code(
+        app.post_json(
+            "/api/rounds/2/exclusions/restore",
+            Some(&s.operator),
+            &json!({"tickets": [a]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((st, c.as_str()), (409, "already_drawn"));
+
+    let record = json_of(app.get("/api/rounds/2", None).await).await;
+    assert_eq!(record["entry_count"], 3);
+    assert_eq!(record["exclusion_count"], 12);
+    assert_eq!(record["tickets_issued"], 15);
+    assert_eq!(
+        record["exclusions_by_reason"],
+        json!({"shared_device": 1, "too_fast": 1, "won_earlier": 10})
+    );
+    let entries = app
+        .get("/api/rounds/2/entries", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let exclusions = app
+        .get("/api/rounds/2/exclusions", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(exclusions.lines().count(), 12);
+    assert!(exclusions.contains(&format!("{a} too_fast\n")));
+    let parsed: RoundRecord = serde_json::from_value(record.clone()).unwrap();
+    assert!(verify(&parsed, &entries).iter().all(|c| c.ok));
+    let checks =
+        campaign_lottery::domain::draw::record::verify_exclusions(&parsed, &entries, &exclusions);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    // The command line, as an outsider runs it on the downloaded files; one line dropped fails.
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (r, e) = (
+        file("round-2.json", &record.to_string()),
+        file("entries.txt", &entries),
+    );
+    let run = |x: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+            .args(["verify", "--round", &r, "--entries", &e, "--exclusions", x])
+            .output()
+            .unwrap()
+    };
+    let out = run(&file("exclusions.txt", &exclusions));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok   exclusions_root") && stdout.contains("every ticket issued"),
+        "{stdout}"
+    );
+    let dropped: String = exclusions
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let out = run(&file("dropped.txt", &dropped));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL exclusion_count"), "{stdout}");
+    // The seed and the selection are those of the entries alone (campaign-draw/v1).
+    assert!(record["winners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|w| w["ticket"] != json!(a) && w["ticket"] != json!(b)));
+
+    // A proof for an excluded ticket, in the exclusions tree.
+    let p = json_of(app.get(&format!("/api/rounds/2/proof/{a}"), None).await).await;
+    assert_eq!(
+        (p["list"].as_str(), p["reason"].as_str()),
+        (Some("exclusions"), Some("too_fast"))
+    );
+    let mut leaf = a.as_bytes().to_vec();
+    leaf.extend_from_slice(b"too_fast");
+    let path: Vec<[u8; 32]> = p["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let root: [u8; 32] = hex::decode(record["exclusions_root"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(p["tree_size"], 12);
+    assert!(verify_path(
+        &leaf_hash(&leaf),
+        p["leaf_index"].as_u64().unwrap(),
+        12,
+        &path,
+        &root
+    ));
+    let p = json_of(
+        app.get(&format!("/api/rounds/2/proof/{}", before.entries[2]), None)
+            .await,
+    )
+    .await;
+    assert_eq!(p["list"], "entries");
+}
+
+/// The operators' review: tickets with signals (a virtual range, one browser and one network
+/// behind many phones, a quiz answered too fast), strongest first, phones masked; ordinary
+/// tickets are not listed. The quiz records where an attempt came from: the network, never the
+/// address, and the device cookie it sets.
+async fn the_review_lists_the_tickets_with_risk_signals(db: TestDb) {
+    use common::{tickets_from, Attempted};
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    let auditor = app.token(Role::Auditor, "审计").await;
+    let now = app.clock.now();
+    let farm: Vec<String> = (0..6).map(|i| format!("1390000{i:04}")).collect();
+    let script = Attempted {
+        network: Some("203.0.113.0/24"),
+        device: Some("farm-device"),
+        questions: 10,
+        seconds: 12,
+    };
+    tickets_from(&app.store, "demo", 1, now, &farm, &script).await;
+    let person = Attempted {
+        network: Some("198.51.100.0/24"),
+        device: Some("own-phone"),
+        questions: 10,
+        seconds: 240,
+    };
+    tickets_from(&app.store, "demo", 1, now, &["13700000001".into()], &person).await;
+    tickets_from(
+        &app.store,
+        "demo",
+        1,
+        now,
+        &["17012345678".into()],
+        &Attempted {
+            device: Some("iot"),
+            ..person
+        },
+    )
+    .await;
+
+    let review = json_of(app.get("/api/rounds/1/review", Some(&auditor)).await).await;
+    assert_eq!(review["tickets_issued"], 8);
+    let flagged = review["flagged"].as_array().unwrap();
+    assert_eq!(flagged.len(), 7, "{review}");
+    let first = &flagged[0];
+    let codes: Vec<&str> = first["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["shared_device", "shared_address", "too_fast"]);
+    assert_eq!(first["same_network"], 6);
+    assert_eq!(first["same_device"], 6);
+    assert_eq!(first["seconds_per_question"], 1.2);
+    assert!(first["phone"].as_str().unwrap().contains("****"));
+    let last = &flagged[6];
+    assert_eq!(last["phone"], "170****5678");
+    assert_eq!(last["signals"][0]["code"], "virtual_number");
+    assert!(
+        !review.to_string().contains("13700000001") && !review.to_string().contains("137****0001")
+    );
+    let (st, _) = error_code(app.get("/api/rounds/1/review", Some(&s.notary)).await).await;
+    assert_eq!(st, 403);
+    let (st, c) = error_code(app.get("/api/rounds/99/review", Some(&auditor)).await).await;
+    assert_eq!((st, c.as_str()), (404, "round_not_found"));
+
+    // A real attempt records the network and the device cookie it sets, once.
+    let token = app.sign_up("13600000001").await;
+    let start = || {
+        app.client
+            .post(app.url("/api/quiz/attempts"))
+            .bearer_auth(&token)
+    };
+    let res = start().send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let device_cookie = |res: &reqwest::Response| {
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("cl_device="))
+            .map(|v| v.split(';').next().unwrap().to_owned())
+    };
+    let cookie = device_cookie(&res).expect("a device cookie");
+    let res = start()
+        .header("Cookie", format!("cl_device={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(device_cookie(&res), None, "kept, not replaced");
+    let hash = campaign_lottery::domain::token::token_hash(&cookie);
+    assert_eq!(
+        app.db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM quiz_attempts WHERE network = '127.0.0.0/24' AND device = '{hash}'"
+            ))
+            .await,
+        2
     );
 }
 

@@ -43,6 +43,15 @@ pub struct RoundRecord {
     pub entry_count: Option<u64>,
     #[serde(default)]
     pub entries_root: Option<String>,
+    /// DESIGN §4a: every ticket held for the round, and those not drawn among.
+    #[serde(default)]
+    pub tickets_issued: Option<u64>,
+    #[serde(default)]
+    pub exclusion_count: Option<u64>,
+    #[serde(default)]
+    pub exclusions_root: Option<String>,
+    #[serde(default)]
+    pub exclusions_by_reason: Option<std::collections::BTreeMap<String, u64>>,
     #[serde(default)]
     pub witnesses: Vec<WitnessRecord>,
     #[serde(default)]
@@ -237,9 +246,145 @@ pub fn verify(record: &RoundRecord, entries_text: &str) -> Vec<Check> {
     checks
 }
 
+/// Checks a round's exclusions file against its record and its entries file (DESIGN §4a): the
+/// file's form and order, `exclusion_count`, `exclusions_root`, `exclusions_by_reason`,
+/// `tickets_issued = entry_count + exclusion_count`, and that no ticket is in both lists.
+pub fn verify_exclusions(
+    record: &RoundRecord,
+    entries_text: &str,
+    exclusions_text: &str,
+) -> Vec<Check> {
+    use crate::domain::exclusion::{by_reason, exclusions_root, parse_exclusions_file};
+    let mut checks = Vec::new();
+    let list = match parse_exclusions_file(exclusions_text) {
+        Ok(list) => list,
+        Err(e) => return vec![check("exclusions file", false, e)],
+    };
+    checks.push(check(
+        "exclusions file",
+        true,
+        format!("{} exclusions in canonical order", list.len()),
+    ));
+    checks.push(check(
+        "exclusion_count",
+        record.exclusion_count == Some(list.len() as u64),
+        format!(
+            "record says {:?}, the exclusions file has {}",
+            record.exclusion_count,
+            list.len()
+        ),
+    ));
+    let root = exclusions_root(&list);
+    checks.push(check(
+        "exclusions_root",
+        hex32(record.exclusions_root.as_deref()) == Some(root),
+        format!("recomputed {}", hex::encode(root)),
+    ));
+    let counts = by_reason(&list);
+    checks.push(check(
+        "exclusions_by_reason",
+        record.exclusions_by_reason.as_ref() == Some(&counts),
+        format!(
+            "recomputed {}",
+            serde_json::to_string(&counts).unwrap_or_default()
+        ),
+    ));
+    let issued = record.entry_count.unwrap_or(0) + list.len() as u64;
+    checks.push(check(
+        "tickets_issued",
+        record.tickets_issued == Some(issued),
+        format!(
+            "record says {:?}; entries + exclusions = {issued}",
+            record.tickets_issued
+        ),
+    ));
+    let entries = parse_entries_file(entries_text).unwrap_or_default();
+    let both = first_in_both(&entries, &list);
+    checks.push(check(
+        "disjoint",
+        both.is_none(),
+        match both {
+            Some(t) => format!("{t} is both an entry and an exclusion"),
+            None => "no ticket is both an entry and an exclusion".into(),
+        },
+    ));
+    checks
+}
+
+/// The first ticket in both sorted lists.
+fn first_in_both(
+    entries: &[Uuid],
+    exclusions: &[(Uuid, crate::domain::exclusion::Reason)],
+) -> Option<Uuid> {
+    let (mut i, mut j) = (0, 0);
+    while i < entries.len() && j < exclusions.len() {
+        match entries[i].cmp(&exclusions[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return Some(entries[i]),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::exclusion::{exclusions_file, Reason};
+
+    /// The worked example's one exclusion.
+    fn worked_exclusions() -> Vec<(Uuid, Reason)> {
+        vec![(
+            Uuid::parse_str("00000000-0000-4000-8000-000000000009").unwrap(),
+            Reason::TooFast,
+        )]
+    }
+
+    #[test]
+    fn exclusions_are_checked_against_the_record_and_the_entries() {
+        let (record, entries) = worked_example();
+        let file = exclusions_file(&worked_exclusions());
+        let checks = verify_exclusions(&record, &entries, &file);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        assert_eq!(checks.len(), 6);
+        let failed = |record: &RoundRecord, file: &str| -> Vec<String> {
+            verify_exclusions(record, &entries, file)
+                .into_iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.name)
+                .collect()
+        };
+        // Another reason: the root and the counts no longer hold.
+        let other = file.replace("too_fast", "staff");
+        assert_eq!(
+            failed(&record, &other),
+            ["exclusions_root", "exclusions_by_reason"]
+        );
+        // A ticket dropped from the list silently.
+        assert_eq!(
+            failed(&record, ""),
+            [
+                "exclusion_count",
+                "exclusions_root",
+                "exclusions_by_reason",
+                "tickets_issued"
+            ]
+        );
+        let mut wrong = record.clone();
+        wrong.tickets_issued = Some(7);
+        assert_eq!(failed(&wrong, &file), ["tickets_issued"]);
+        // An entry also listed as excluded.
+        let entry = entries.lines().next().unwrap();
+        let both = format!("{entry} staff\n");
+        let mut record_both = record.clone();
+        let listed = crate::domain::exclusion::parse_exclusions_file(&both).unwrap();
+        record_both.exclusions_root = Some(hex::encode(crate::domain::exclusion::exclusions_root(
+            &listed,
+        )));
+        record_both.exclusions_by_reason = Some([("staff".to_owned(), 1)].into());
+        assert_eq!(failed(&record_both, &both), ["disjoint"]);
+        assert_eq!(failed(&record, "nonsense"), ["exclusions file"]);
+    }
 
     /// The worked example as a published record and entries file.
     fn worked_example() -> (RoundRecord, String) {
@@ -258,6 +403,12 @@ mod tests {
             round: 3,
             entry_count: Some(7),
             entries_root: Some(hex::encode(r.entries_root)),
+            tickets_issued: Some(8),
+            exclusion_count: Some(1),
+            exclusions_root: Some(hex::encode(crate::domain::exclusion::exclusions_root(
+                &worked_exclusions(),
+            ))),
+            exclusions_by_reason: Some([("too_fast".to_owned(), 1)].into()),
             witnesses: witnesses
                 .iter()
                 .map(|(name, secret)| WitnessRecord {
