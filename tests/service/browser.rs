@@ -287,6 +287,22 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
             .await;
         assert_eq!(res.status(), 200);
     }
+    // Two tickets excluded after review (not the holder of 0003, whom the page shows below).
+    let review = app.store.round_review("demo", 1).await.unwrap();
+    let excluded: Vec<uuid::Uuid> = review
+        .iter()
+        .filter(|t| t.phone != "13800000003")
+        .take(2)
+        .map(|t| t.ticket)
+        .collect();
+    let res = app
+        .post_json(
+            "/api/rounds/1/exclusions",
+            Some(&operator),
+            &serde_json::json!({"tickets": excluded, "reason": "too_fast", "note": "每题 1 秒"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
     app.clock.advance(chrono::Duration::days(7));
 
     // The operator's desk: state in view, freeze with a confirmation.
@@ -300,7 +316,7 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     screenshot(&c, "console-1280").await;
     click(&c, "#freeze").await;
     c.accept_alert().await.unwrap();
-    wait_text(&c, "#steps", "已封存 12 张").await;
+    wait_text(&c, "#steps", "已封存 10 张").await;
     wait_text(&c, "#missing", "等待见证人揭示").await;
     c.close().await.unwrap();
 
@@ -331,7 +347,13 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, &chromium, 360, &profile).await;
     c.goto(&app.url("/draws")).await.unwrap();
-    wait_text(&c, "#round-1", "中奖名单（12 名）").await;
+    wait_text(&c, "#round-1", "中奖名单（10 名）").await;
+    wait_text(
+        &c,
+        "#round-1",
+        "共发放抽奖券 12 张，其中 2 张未参加抽奖（答题过快 2）",
+    )
+    .await;
     wait_text(&c, "#round-1", "138****0003").await;
     let body = c
         .find(Locator::Css("body"))
@@ -341,21 +363,31 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
         .await
         .unwrap();
     assert!(!body.contains("13800000003"), "no full phone numbers");
-    let ticket = app
-        .db
-        .text("SELECT id FROM tickets ORDER BY id LIMIT 1 OFFSET 5")
-        .await;
-    type_into(&c, "#check-ticket", &ticket).await;
-    click(&c, "#check button[type=submit]").await;
-    wait_text(&c, "#check-result", "已在您的浏览器中验证").await;
-    wait_text(&c, "#check-result", "12 张抽奖券中的第 6 张").await;
-    screenshot(&c, "draws-360").await;
-    c.find(Locator::Css("#check-ticket"))
+    let entries = app
+        .store
+        .round_sorted_out("demo", 1, 1)
         .await
         .unwrap()
-        .clear()
-        .await
-        .unwrap();
+        .entries;
+    type_into(&c, "#check-ticket", &entries[5].to_string()).await;
+    click(&c, "#check button[type=submit]").await;
+    wait_text(&c, "#check-result", "已在您的浏览器中验证").await;
+    wait_text(&c, "#check-result", "10 张抽奖券中的第 6 张").await;
+    screenshot(&c, "draws-360").await;
+    // An excluded ticket: checked against the exclusions root, with its reason.
+    let clear = || async {
+        c.find(Locator::Css("#check-ticket"))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap()
+    };
+    clear().await;
+    type_into(&c, "#check-ticket", &excluded[0].to_string()).await;
+    click(&c, "#check button[type=submit]").await;
+    wait_text(&c, "#check-result", "排除清单中（共 2 张），原因：答题过快").await;
+    clear().await;
     type_into(&c, "#check-ticket", &uuid::Uuid::new_v4().to_string()).await;
     click(&c, "#check button[type=submit]").await;
     wait_text(&c, "#check-result", "没有这张券").await;
