@@ -7,20 +7,13 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use campaign_lottery::app::challenge::{judge, make, solve};
 use campaign_lottery::config::LoginSettings;
 use common::{repo_config_dir, settings, TestApp, TestDb};
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
+use support::arg;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

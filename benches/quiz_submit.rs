@@ -18,10 +18,8 @@ use campaign_lottery::store::{NewAttempt, SharedStore, Submission, SubmitOutcome
 use chrono::Duration;
 use common::{demo_now, repo_config_dir, Backend, TestApp, TestDb};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
-use support::Figures;
+use support::arg;
 
 struct Prepared {
     token: String,
@@ -129,40 +127,6 @@ async fn prepare(
     out
 }
 
-/// Runs `work(i)` for every i with `clients` concurrent workers.
-async fn run<F, Fut>(n: usize, clients: usize, work: F) -> Figures
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let work = Arc::new(work);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (work, next) = (work.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let t = Instant::now();
-                work(i).await;
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    support::figures(n, all, elapsed)
-}
-
 async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
     // Enough prepared attempts for wrk's whole run at a generous rate.
     let prepared_for_wrk = n.max(seconds * 7000);
@@ -199,7 +163,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
                 .build()
                 .unwrap();
             let http = http.clone();
-            let f = run(n, clients, move |i| {
+            let f = support::closed_loop(n, clients, move |i| {
                 let (client, p, base) = (client.clone(), http.clone(), base.clone());
                 async move {
                     let p = &p[i];
@@ -225,7 +189,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
         let store = store.clone();
         let raw = raw.clone();
         let campaign = app_campaign_id(&store).await;
-        run(n, clients, move |i| {
+        support::closed_loop(n, clients, move |i| {
             let (store, raw, campaign) = (store.clone(), raw.clone(), campaign.clone());
             async move {
                 let p = &raw[i];
@@ -270,15 +234,6 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
 
 async fn app_campaign_id(store: &SharedStore) -> String {
     store.recorded_campaign().await.unwrap().unwrap().id
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

@@ -2,7 +2,7 @@
 //! SQLite and on PostgreSQL, and a check that nothing was redeemed twice.
 //!
 //! `cargo bench --bench redeem` (PostgreSQL at TEST_DATABASE_URL when it answers). Options after
-//! `--`: `--clients N` (default 64), `--seconds N` (default 6), `--winners N` (default 10000),
+//! `--`: `--clients N` (default 64), `--seconds N` (default 6), `--winners N` (default 40000),
 //! `--rates 64,256` (the paced runs' redemptions per second, all desks together),
 //! `--raw-clients N` (tasks redeeming straight through the store; default: as many as clients).
 //!
@@ -23,7 +23,7 @@ use common::{demo_now, repo_config_dir, Backend, TestApp, TestDb};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use support::Figures;
+use support::{arg, Figures};
 
 const CAMPAIGN: &str = "bench";
 
@@ -397,15 +397,6 @@ async fn run_paced(
     }
     let elapsed = start.elapsed().as_secs_f64();
     support::figures(all.len(), all, elapsed)
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

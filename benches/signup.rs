@@ -18,53 +18,19 @@ use campaign_lottery::domain::throttle::LoginLimits;
 use campaign_lottery::domain::token::{login_code_hash, token_hash};
 use campaign_lottery::store::{LoginCode, LoginOutcome, NewSession, Newcomer};
 use common::{demo_now, repo_config_dir, Backend, TestApp, TestDb};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use support::Figures;
+use support::{arg, closed_loop, Figures};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
-
-/// Runs `work(i)` for every i with `clients` concurrent workers; the figures and the elapsed
-/// seconds.
-async fn run<F, Fut>(n: usize, clients: usize, work: F) -> (Figures, f64)
+/// [`closed_loop`], with the seconds it took.
+async fn timed<F, Fut>(n: usize, clients: usize, work: F) -> (Figures, f64)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let work = Arc::new(work);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (work, next) = (work.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let t = Instant::now();
-                work(i).await;
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    (support::figures(n, all, elapsed), elapsed)
+    let f = closed_loop(n, clients, work).await;
+    let elapsed = n as f64 / f.rate;
+    (f, elapsed)
 }
 
 fn line(step: &str, f: &Figures) {
@@ -102,7 +68,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, cost: u32) {
             phones.clone(),
             challenges.clone(),
         );
-        run(n, clients, move |i| {
+        timed(n, clients, move |i| {
             let (client, base, phones, out) =
                 (client.clone(), base.clone(), phones.clone(), out.clone());
             async move {
@@ -161,7 +127,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, cost: u32) {
             phones.clone(),
             solutions.clone(),
         );
-        run(n, clients, move |i| {
+        timed(n, clients, move |i| {
             let (client, base, phones, solutions) = (
                 client.clone(),
                 base.clone(),
@@ -197,7 +163,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, cost: u32) {
     let (registration, t3) = {
         let (client, base, phones, codes) =
             (client.clone(), base.clone(), phones.clone(), codes.clone());
-        run(n, clients, move |i| {
+        timed(n, clients, move |i| {
             let (client, base, phones, codes) =
                 (client.clone(), base.clone(), phones.clone(), codes.clone());
             async move {
@@ -225,7 +191,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, cost: u32) {
     // session token on the way in.
     let store = app.store.clone();
     let now = demo_now();
-    let (raw, raw_elapsed) = run(n, clients, move |i| {
+    let (raw, raw_elapsed) = timed(n, clients, move |i| {
         let store = store.clone();
         async move {
             let phone = format!("136{i:08}");

@@ -75,6 +75,24 @@ async fn reveal(app: &TestApp, token: &str, name: &str, round: u32) -> reqwest::
     .await
 }
 
+/// Whether a published proof leads from a leaf's data to `root` (hex), as an outsider checks it.
+fn proof_holds(proof: &Value, leaf: &[u8], root: &Value) -> bool {
+    let hash = |h: &Value| -> [u8; 32] {
+        hex::decode(h.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let path: Vec<[u8; 32]> = proof["path"].as_array().unwrap().iter().map(hash).collect();
+    verify_path(
+        &leaf_hash(leaf),
+        proof["leaf_index"].as_u64().unwrap(),
+        proof["tree_size"].as_u64().unwrap(),
+        &path,
+        &hash(root),
+    )
+}
+
 /// Commit, close the window, freeze, reveal, draw: the whole of one round.
 async fn run_round(app: &TestApp, s: &Staff, round: u32) {
     assert_eq!(
@@ -171,23 +189,8 @@ async fn a_round_goes_from_commitments_to_a_verifiable_draw(db: TestDb) {
     assert_eq!(proof["leaf_index"], 17);
     assert_eq!(proof["tree_size"], 40);
     assert_eq!(proof["root"], record["entries_root"]);
-    let path: Vec<[u8; 32]> = proof["path"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
-    let root: [u8; 32] = hex::decode(proof["root"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let leaf = leaf_hash(uuid::Uuid::parse_str(ticket).unwrap().as_bytes());
-    assert!(verify_path(&leaf, 17, 40, &path, &root));
+    let leaf = uuid::Uuid::parse_str(ticket).unwrap().as_bytes().to_vec();
+    assert!(proof_holds(&proof, &leaf, &proof["root"]));
     let stranger = uuid::Uuid::new_v4();
     assert_eq!(
         error_code(
@@ -779,29 +782,8 @@ async fn exclusions_are_made_before_the_freeze_audited_and_published(db: TestDb)
     );
     let mut leaf = a.as_bytes().to_vec();
     leaf.extend_from_slice(b"too_fast");
-    let path: Vec<[u8; 32]> = p["path"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
-    let root: [u8; 32] = hex::decode(record["exclusions_root"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
     assert_eq!(p["tree_size"], 12);
-    assert!(verify_path(
-        &leaf_hash(&leaf),
-        p["leaf_index"].as_u64().unwrap(),
-        12,
-        &path,
-        &root
-    ));
+    assert!(proof_holds(&p, &leaf, &record["exclusions_root"]));
     let p = json_of(
         app.get(&format!("/api/rounds/2/proof/{}", before.entries[2]), None)
             .await,
