@@ -502,15 +502,19 @@ async fn concurrent_draws_draw_once(db: TestDb) {
     assert!(verify(&record, &entries).iter().all(|c| c.ok));
 }
 
+/// 10 participants in round 1, drawn (all win), then the same 10 and 5 more in round 2, open.
+async fn earlier_winners_in_round_2(app: &TestApp, s: &Staff) {
+    tickets(app, 1, 0..10).await;
+    run_round(app, s, 1).await;
+    app.clock
+        .set(demo_now() + Duration::days(7) + Duration::hours(1));
+    tickets(app, 2, 0..15).await;
+}
+
 async fn earlier_winners_are_not_entered_again(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let s = staff(&app).await;
-    // 10 participants in round 1 (all win), the same 10 and 5 more in round 2.
-    tickets(&app, 1, 0..10).await;
-    run_round(&app, &s, 1).await;
-    app.clock
-        .set(demo_now() + Duration::days(7) + Duration::hours(1));
-    tickets(&app, 2, 0..15).await;
+    earlier_winners_in_round_2(&app, &s).await;
     run_round(&app, &s, 2).await;
     let record = json_of(app.get("/api/rounds/2", None).await).await;
     assert_eq!(
@@ -546,11 +550,7 @@ async fn exclusions_are_made_before_the_freeze_audited_and_published(db: TestDb)
     use campaign_lottery::domain::exclusion::Reason;
     let app = TestApp::spawn(db).await;
     let s = staff(&app).await;
-    tickets(&app, 1, 0..10).await;
-    run_round(&app, &s, 1).await;
-    app.clock
-        .set(demo_now() + Duration::days(7) + Duration::hours(1));
-    tickets(&app, 2, 0..15).await;
+    earlier_winners_in_round_2(&app, &s).await;
     let before = app.store.round_sorted_out("demo", 2, 1).await.unwrap();
     assert_eq!((before.entries.len(), before.exclusions.len()), (5, 10));
     assert!(before
