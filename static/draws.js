@@ -62,6 +62,10 @@ function roundCard(r, rec) {
     card.append(h("h3", {}, `中奖名单（${rec.winners.length} 名）`),
       h("ol", { class: "winners" }, ...rec.winners.map((w) => h("li", {}, `${w.phone} · ${TIERS[w.tier] || w.tier}`))));
   }
+  if (rec.reserves && rec.reserves.length) {
+    const first = rec.reserves[0].rank, last = rec.reserves[rec.reserves.length - 1].rank;
+    card.append(h("p", { class: "small" }, `候补 ${rec.reserves.length} 名（第 ${first}–${last} 名，同一次抽取接着选出）：中奖者未按时领取或放弃时，奖品依次转给候补。`));
+  }
   const links = h("p", { class: "small" });
   links.append(h("a", { href: `/api/rounds/${r.number}`, download: `round-${r.number}.json` }, "下载抽奖记录"));
   if (rec.entry_count !== null && rec.entry_count !== undefined) {

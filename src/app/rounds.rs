@@ -150,6 +150,7 @@ pub async fn draw(app: &App, who: &Operator, round: u32, beacon: &str) -> Result
                     .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
                     .collect(),
                 win_limit: c.win_limit,
+                reserves: c.reserves,
             },
             who.actor(),
             app.clock.now(),

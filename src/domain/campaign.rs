@@ -79,6 +79,10 @@ pub struct CampaignSection {
     pub win_limit: u32,
     #[serde(default = "default_min_witnesses")]
     pub min_witnesses: u32,
+    /// Reserves drawn per round after the winners (DESIGN §4b): a forfeited prize goes to the
+    /// next of them.
+    #[serde(default)]
+    pub reserves: u32,
 }
 
 fn default_win_limit() -> u32 {
@@ -275,6 +279,9 @@ pub struct Campaign {
     pub first_round_start: NaiveDate,
     pub win_limit: u32,
     pub min_witnesses: u32,
+    /// Reserves per round (DESIGN §4b); recorded campaigns from before have none.
+    #[serde(default)]
+    pub reserves: u32,
     pub rounds: Vec<RoundWindow>,
     pub voucher_kinds: Vec<VoucherKind>,
     pub tiers: Vec<PrizeTier>,
@@ -375,6 +382,9 @@ impl Campaign {
                 ),
             )
         })?;
+        if c.reserves > 100_000 {
+            return Err(err("campaign.reserves", "must be at most 100000"));
+        }
         if c.win_limit == 0 {
             return Err(err("campaign.win_limit", "must be at least 1"));
         }
@@ -517,6 +527,7 @@ impl Campaign {
             first_round_start,
             win_limit: c.win_limit,
             min_witnesses: c.min_witnesses,
+            reserves: c.reserves,
             rounds,
             voucher_kinds,
             tiers,

@@ -10,7 +10,7 @@ use crate::app::rounds::{self, Round};
 use crate::app::App;
 use crate::domain::campaign::{round_state, RoundState};
 use crate::domain::draw::record::{
-    entries_file, PrizeRecord, RoundRecord, WinnerRecord, WitnessRecord,
+    entries_file, PrizeRecord, ReserveRecord, RoundRecord, WinnerRecord, WitnessRecord,
 };
 use crate::domain::draw::ALGORITHM;
 use crate::domain::phone::mask;
@@ -94,6 +94,14 @@ fn record_view(app: &App, r: &Round) -> RoundRecordView {
                     ticket: w.ticket,
                     tier: w.tier.clone(),
                     phone: Some(mask(&w.phone)),
+                })
+                .collect(),
+            reserves: s
+                .reserves
+                .iter()
+                .map(|r| ReserveRecord {
+                    rank: r.rank,
+                    ticket: r.ticket,
                 })
                 .collect(),
         },

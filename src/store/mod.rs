@@ -368,6 +368,14 @@ pub struct RoundDrawState {
     pub drawn_at: Option<DateTime<Utc>>,
     pub witnesses: Vec<WitnessState>,
     pub winners: Vec<WinnerState>,
+    /// Ranks after the winners, in order (DESIGN §4b).
+    pub reserves: Vec<ReserveState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveState {
+    pub rank: u32,
+    pub ticket: Uuid,
 }
 
 /// An operator's exclusion of tickets from a round.
@@ -420,6 +428,8 @@ pub struct DrawRound {
     /// For each tier, the voucher kinds a winner of it receives.
     pub tier_kinds: Vec<(String, Vec<String>)>,
     pub win_limit: u32,
+    /// Reserves to draw after the winners (DESIGN §4b).
+    pub reserves: u32,
 }
 
 /// A winner's voucher, its holder and its unreversed uses (under this code or the codes it

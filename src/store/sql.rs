@@ -587,6 +587,20 @@ async fn draw_state(
         })
     })
     .collect::<StoreResult<Vec<_>>>()?;
+    let reserves = sql("SELECT rank, ticket_id FROM round_reserves
+         WHERE campaign_id = $1 AND round = $2 ORDER BY rank")
+    .bind(campaign_id)
+    .bind(round)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(ReserveState {
+            rank: r.get("rank")?,
+            ticket: r.get("ticket_id")?,
+        })
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
     Ok(Some(RoundDrawState {
         progress: parse_progress(&r.get::<String>("progress")?)?,
         frozen_at: r.get("frozen_at")?,
@@ -607,6 +621,7 @@ async fn draw_state(
         drawn_at: r.get("drawn_at")?,
         witnesses,
         winners,
+        reserves,
     }))
 }
 
@@ -2026,13 +2041,14 @@ impl<D: Dialect> Store for SqlStore<D> {
                 d.round
             )));
         }
-        let result = crate::domain::draw::draw(
+        let result = crate::domain::draw::draw_with_reserves(
             &d.campaign_id,
             d.round,
             &entries,
             &secrets,
             &d.beacon,
             &state.prizes,
+            d.reserves,
         );
         drop(entries);
         // Set-based: winners (their participant found by a join) and vouchers a thousand rows
@@ -2065,6 +2081,22 @@ impl<D: Dialect> Store for SqlStore<D> {
             for r in &rows {
                 holders.insert(r.get::<u32>("rank")?, r.get::<Uuid>("participant_id")?);
             }
+        }
+        for chunk in result.reserves.chunks(ROWS_PER_INSERT) {
+            let mut q = sql(format!(
+                "INSERT INTO round_reserves (campaign_id, round, rank, ticket_id, participant_id)
+                 SELECT {}, {}, r.column1, t.id, t.participant_id
+                 FROM ({}) r JOIN tickets t ON t.id = r.column2",
+                D::placeholder(1),
+                D::placeholder(2),
+                values::<D>(chunk.len(), 2, 3)
+            ))
+            .bind(d.campaign_id.as_str())
+            .bind(d.round);
+            for r in chunk {
+                q = q.bind(r.rank).bind(r.ticket);
+            }
+            q.execute(&mut *tx).await?;
         }
         let kinds_of = |tier: &str| {
             d.tier_kinds

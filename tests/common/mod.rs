@@ -964,6 +964,7 @@ pub fn draw_request(
             .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
             .collect(),
         win_limit: campaign.win_limit,
+        reserves: campaign.reserves,
     }
 }
 

@@ -1967,10 +1967,23 @@ async fn a_draw_of_thousands_writes_every_winner_and_voucher(db: TestDb) {
     let c = campaign(&text);
     assert_eq!(c.winners_per_round(), 2100);
     s.sync_campaign(&c, at(1)).await.unwrap();
-    common::bulk_tickets(&db, &c.id, 1, 2100, at(16)).await;
+    // 100 more tickets than prizes: the campaign's 30 reserves are drawn too.
+    common::bulk_tickets(&db, &c.id, 1, 2200, at(16)).await;
     common::draw_round(&s, &c, 1, at(22)).await;
     let state = s.round_draw_state(&c.id, 1).await.unwrap().unwrap();
     assert_eq!(state.winners.len(), 2100);
+    let reserve_ranks: Vec<u32> = state.reserves.iter().map(|r| r.rank).collect();
+    assert_eq!(reserve_ranks, (2101..=2130).collect::<Vec<_>>());
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM round_reserves r JOIN tickets t ON t.id = r.ticket_id
+             WHERE t.participant_id = r.participant_id
+               AND r.ticket_id NOT IN (SELECT ticket_id FROM round_winners)"
+        )
+        .await,
+        30,
+        "each reserve held by its ticket's holder, none a winner"
+    );
     let ranks: Vec<u32> = state.winners.iter().map(|w| w.rank).collect();
     assert_eq!(ranks, (1..=2100).collect::<Vec<_>>());
     assert_eq!(

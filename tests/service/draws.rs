@@ -20,6 +20,7 @@ backend_tests!(
     earlier_winners_are_not_entered_again,
     exclusions_are_made_before_the_freeze_audited_and_published,
     the_review_lists_the_tickets_with_risk_signals,
+    reserves_are_drawn_after_the_winners_and_verified,
 );
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
@@ -541,6 +542,48 @@ async fn earlier_winners_are_not_entered_again(db: TestDb) {
             .await,
         app.db.scalar("SELECT COUNT(*) FROM round_winners").await
     );
+}
+
+/// The campaign's 30 reserves per round follow its 265 winners from the same shuffle: published
+/// in the record, recorded with their holders, no vouchers; the verifier recomputes them.
+async fn reserves_are_drawn_after_the_winners_and_verified(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    tickets(&app, 1, 0..300).await;
+    run_round(&app, &s, 1).await;
+    let record = json_of(app.get("/api/rounds/1", None).await).await;
+    let winners = record["winners"].as_array().unwrap();
+    let reserves = record["reserves"].as_array().unwrap();
+    assert_eq!((winners.len(), reserves.len()), (265, 30));
+    let ranks: Vec<u64> = reserves
+        .iter()
+        .map(|r| r["rank"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ranks, (266..=295).collect::<Vec<u64>>());
+    assert!(reserves
+        .iter()
+        .all(|r| winners.iter().all(|w| w["ticket"] != r["ticket"])));
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM round_reserves").await,
+        30
+    );
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(DISTINCT rank) FROM vouchers WHERE rank > 265")
+            .await,
+        0,
+        "reserves hold no vouchers"
+    );
+    let entries = app
+        .get("/api/rounds/1/entries", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let parsed: RoundRecord = serde_json::from_value(record).unwrap();
+    let checks = verify(&parsed, &entries);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    assert_eq!(checks.last().unwrap().name, "reserves");
 }
 
 /// Operators exclude tickets before the freeze only, with a reason, each audited; the freeze

@@ -42,16 +42,24 @@ pub struct Winner {
     pub tier: String,
 }
 
+/// A reserve (DESIGN §4b): the ranks after the winners, from the same shuffle, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserve {
+    pub rank: u32,
+    pub ticket: Uuid,
+}
+
 /// Everything a draw computes from its inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrawResult {
     pub entries_root: Hash,
     pub seed: Hash,
     pub winners: Vec<Winner>,
+    pub reserves: Vec<Reserve>,
 }
 
-/// Runs a draw over tickets already in canonical order. `witnesses` are (name, secret) in any
-/// order; `prizes` are (tier, count) in draw order.
+/// Runs a draw over tickets already in canonical order, without reserves. `witnesses` are
+/// (name, secret) in any order; `prizes` are (tier, count) in draw order.
 pub fn draw(
     campaign_id: &str,
     round: u32,
@@ -59,6 +67,21 @@ pub fn draw(
     witnesses: &[(String, Vec<u8>)],
     beacon: &str,
     prizes: &[(String, u32)],
+) -> DrawResult {
+    draw_with_reserves(campaign_id, round, tickets, witnesses, beacon, prizes, 0)
+}
+
+/// [`draw`], with up to `reserves` ranks after the winners (DESIGN §4b): the selection loop runs
+/// for k' = min(n, prizes + reserves) instead of k = min(n, prizes), so the winners are exactly
+/// those of [`draw`] and the reserves the next ranks of the same shuffle.
+pub fn draw_with_reserves(
+    campaign_id: &str,
+    round: u32,
+    tickets: &[Uuid],
+    witnesses: &[(String, Vec<u8>)],
+    beacon: &str,
+    prizes: &[(String, u32)],
+    reserves: u32,
 ) -> DrawResult {
     let root = entries_root(tickets);
     let seed = seed::seed(
@@ -70,9 +93,10 @@ pub fn draw(
         beacon,
     );
     let k: u32 = prizes.iter().map(|(_, c)| *c).sum();
-    let chosen = select::winners(tickets.len(), k as usize, &seed);
+    let mut chosen = select::winners(tickets.len(), k.saturating_add(reserves) as usize, &seed);
+    let behind = chosen.split_off(chosen.len().min(k as usize));
     let tiers = select::tiers_by_rank(prizes, chosen.len());
-    let winners = chosen
+    let winners: Vec<Winner> = chosen
         .into_iter()
         .zip(tiers)
         .enumerate()
@@ -82,16 +106,59 @@ pub fn draw(
             tier,
         })
         .collect();
+    let reserves = behind
+        .into_iter()
+        .enumerate()
+        .map(|(i, index)| Reserve {
+            rank: (winners.len() + i) as u32 + 1,
+            ticket: tickets[index],
+        })
+        .collect();
     DrawResult {
         entries_root: root,
         seed,
         winners,
+        reserves,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reserves take the ranks after the winners from the same shuffle, and change nothing of
+    /// the winners (the selection loop only runs further).
+    #[test]
+    fn reserves_are_the_next_ranks_of_the_same_shuffle() {
+        use crate::domain::random::partial_shuffle;
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+        let tickets: Vec<Uuid> = (0..50u128).map(Uuid::from_u128).collect();
+        let prizes = vec![("grand".to_owned(), 3), ("standard".to_owned(), 7)];
+        let witnesses = vec![("notary".to_owned(), vec![7; 32])];
+        let plain = draw("c", 2, &tickets, &witnesses, "b", &prizes);
+        let with = draw_with_reserves("c", 2, &tickets, &witnesses, "b", &prizes, 5);
+        assert_eq!(
+            (with.winners.clone(), with.seed),
+            (plain.winners, plain.seed)
+        );
+        assert!(plain.reserves.is_empty());
+        let mut a: Vec<usize> = (0..50).collect();
+        partial_shuffle(&mut ChaCha20Rng::from_seed(with.seed), &mut a, 15);
+        let expected: Vec<Reserve> = (10..15)
+            .map(|i| Reserve {
+                rank: i as u32 + 1,
+                ticket: tickets[a[i]],
+            })
+            .collect();
+        assert_eq!(with.reserves, expected);
+        // Fewer entries than prizes and reserves: everyone is a winner or a reserve, once.
+        let few = draw_with_reserves("c", 2, &tickets[..12], &witnesses, "b", &prizes, 5);
+        assert_eq!((few.winners.len(), few.reserves.len()), (10, 2));
+        assert_eq!(few.reserves[0].rank, 11);
+        let none = draw_with_reserves("c", 2, &tickets[..4], &witnesses, "b", &prizes, 5);
+        assert_eq!((none.winners.len(), none.reserves.len()), (4, 0));
+    }
 
     fn worked_example_tickets() -> Vec<Uuid> {
         (1..=7)

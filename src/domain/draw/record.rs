@@ -2,7 +2,7 @@
 //! from those two documents alone.
 
 use super::merkle::Hash;
-use super::{canonical, draw, seed::commitment, ALGORITHM};
+use super::{canonical, draw_with_reserves, seed::commitment, ALGORITHM};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -30,6 +30,13 @@ pub struct WinnerRecord {
     /// The winner's phone, masked (`138****5678`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+}
+
+/// A reserve (DESIGN §4b): a rank after the winners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReserveRecord {
+    pub rank: u32,
+    pub ticket: Uuid,
 }
 
 /// `GET /api/rounds/{round}`: the fields known so far; complete once the round is drawn.
@@ -64,6 +71,9 @@ pub struct RoundRecord {
     pub prizes: Vec<PrizeRecord>,
     #[serde(default)]
     pub winners: Vec<WinnerRecord>,
+    /// Left out when there are none, so that a round drawn without reserves reads as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserves: Vec<ReserveRecord>,
 }
 
 /// The entries file: one lowercase hyphenated UUID per line, canonical order, `\n` after each.
@@ -199,13 +209,14 @@ pub fn verify(record: &RoundRecord, entries_text: &str) -> Vec<Check> {
         .iter()
         .map(|p| (p.tier.clone(), p.count))
         .collect();
-    let result = draw(
+    let result = draw_with_reserves(
         &record.campaign_id,
         record.round,
         &tickets,
         &secrets,
         &beacon,
         &prizes,
+        record.reserves.len() as u32,
     );
     push!(check(
         "seed",
@@ -241,6 +252,27 @@ pub fn verify(record: &RoundRecord, entries_text: &str) -> Vec<Check> {
             format!("{} winners, ranks and tiers as recomputed", expected.len())
         } else {
             first_difference
+        }
+    ));
+    let expected: Vec<(u32, Uuid)> = result.reserves.iter().map(|r| (r.rank, r.ticket)).collect();
+    let claimed: Vec<(u32, Uuid)> = record.reserves.iter().map(|r| (r.rank, r.ticket)).collect();
+    push!(check(
+        "reserves",
+        expected == claimed,
+        if expected == claimed {
+            format!("{} reserves, ranks as recomputed", expected.len())
+        } else {
+            format!(
+                "{} reserves recomputed, the record lists {} (first difference at position {})",
+                expected.len(),
+                claimed.len(),
+                expected
+                    .iter()
+                    .zip(&claimed)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(expected.len().min(claimed.len()))
+                    + 1
+            )
         }
     ));
     checks
@@ -341,6 +373,39 @@ mod tests {
     }
 
     #[test]
+    fn reserves_are_recomputed_and_a_changed_list_is_refused() {
+        let (record, entries) = worked_example();
+        assert_eq!(record.reserves.len(), 2);
+        assert_eq!(record.reserves[0].rank, 4, "after the three winners");
+        let last = |r: &RoundRecord| verify(r, &entries).last().cloned().unwrap();
+        let ok = last(&record);
+        assert!(ok.ok && ok.name == "reserves", "{ok:?}");
+        let mut swapped = record.clone();
+        swapped.reserves.swap(0, 1);
+        swapped.reserves[0].rank = 4;
+        swapped.reserves[1].rank = 5;
+        let mut dropped = record.clone();
+        dropped.reserves.pop();
+        let mut extra = record.clone();
+        extra.reserves.push(ReserveRecord {
+            rank: 6,
+            ticket: record.winners[0].ticket,
+        });
+        let mut stranger = record.clone();
+        stranger.reserves[1].ticket = Uuid::nil();
+        // A shorter list recomputes as that many, and holds: it is the same prefix.
+        assert!(last(&dropped).ok);
+        for bad in [swapped, extra, stranger] {
+            let c = last(&bad);
+            assert!(!c.ok && c.name == "reserves", "{bad:?}: {c:?}");
+        }
+        // A record without reserves reads and writes as before: no "reserves" key.
+        let mut none = record.clone();
+        none.reserves.clear();
+        assert!(!serde_json::to_string(&none).unwrap().contains("reserves"));
+    }
+
+    #[test]
     fn exclusions_are_checked_against_the_record_and_the_entries() {
         let (record, entries) = worked_example();
         let file = exclusions_file(&worked_exclusions());
@@ -396,7 +461,7 @@ mod tests {
             ("operator".to_owned(), vec![0x22; 32]),
         ];
         let prizes = vec![("grand".to_owned(), 1), ("standard".to_owned(), 2)];
-        let r = draw("hengyang-2024", 3, &tickets, &witnesses, "", &prizes);
+        let r = draw_with_reserves("hengyang-2024", 3, &tickets, &witnesses, "", &prizes, 2);
         let record = RoundRecord {
             algorithm: ALGORITHM.into(),
             campaign_id: "hengyang-2024".into(),
@@ -437,6 +502,14 @@ mod tests {
                     phone: None,
                 })
                 .collect(),
+            reserves: r
+                .reserves
+                .iter()
+                .map(|x| ReserveRecord {
+                    rank: x.rank,
+                    ticket: x.ticket,
+                })
+                .collect(),
         };
         (record, entries_file(&tickets))
     }
@@ -457,7 +530,7 @@ mod tests {
         );
         let checks = verify(&record, &entries);
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
-        assert_eq!(checks.len(), 8);
+        assert_eq!(checks.len(), 9, "with the reserves");
         // The JSON of the contract reads back, extra fields and all.
         let mut json = serde_json::to_value(&record).unwrap();
         json["state"] = "drawn".into();
