@@ -151,6 +151,7 @@ pub async fn draw(app: &App, who: &Operator, round: u32, beacon: &str) -> Result
                     .collect(),
                 win_limit: c.win_limit,
                 reserves: c.reserves,
+                claim_deadline: app.clock.now() + chrono::Duration::days(i64::from(c.claim_days)),
             },
             who.actor(),
             app.clock.now(),

@@ -85,7 +85,7 @@ pub async fn check(app: &App, desk: &Desk, address: &str, code: &str) -> Result<
     })?;
     let verdict = judge(
         kind,
-        voucher.void,
+        voucher.standing(),
         &voucher.domain_uses(),
         desk.venue(),
         app.clock.now(),

@@ -83,6 +83,14 @@ pub struct CampaignSection {
     /// next of them.
     #[serde(default)]
     pub reserves: u32,
+    /// Days a winner has to claim a prize after the draw (a reserve: after the prize came to
+    /// them); then it is forfeited.
+    #[serde(default = "default_claim_days")]
+    pub claim_days: u32,
+}
+
+fn default_claim_days() -> u32 {
+    14
 }
 
 fn default_win_limit() -> u32 {
@@ -282,6 +290,8 @@ pub struct Campaign {
     /// Reserves per round (DESIGN §4b); recorded campaigns from before have none.
     #[serde(default)]
     pub reserves: u32,
+    #[serde(default = "default_claim_days")]
+    pub claim_days: u32,
     pub rounds: Vec<RoundWindow>,
     pub voucher_kinds: Vec<VoucherKind>,
     pub tiers: Vec<PrizeTier>,
@@ -382,6 +392,9 @@ impl Campaign {
                 ),
             )
         })?;
+        if !(1..=365).contains(&c.claim_days) {
+            return Err(err("campaign.claim_days", "must be 1 to 365"));
+        }
         if c.reserves > 100_000 {
             return Err(err("campaign.reserves", "must be at most 100000"));
         }
@@ -528,6 +541,7 @@ impl Campaign {
             win_limit: c.win_limit,
             min_witnesses: c.min_witnesses,
             reserves: c.reserves,
+            claim_days: c.claim_days,
             rounds,
             voucher_kinds,
             tiers,

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod campaign;
+pub mod claim;
 pub mod draw;
 pub mod exclusion;
 pub mod lifecycle;

@@ -19,8 +19,10 @@ pub struct Use {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Reason {
-    /// The operators voided it (lost, or replaced by a reissued code).
+    /// The operators voided it (lost, or replaced by a reissued code), or its prize was forfeited.
     Void,
+    /// Its prize is not claimed yet.
+    NotClaimed,
     /// A hotel voucher at a restaurant, say.
     WrongCategory {
         venue: Category,
@@ -40,6 +42,24 @@ pub enum Reason {
     HolderMismatch,
 }
 
+/// Whether a voucher may be used at all: not void, and its prize claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Usable,
+    Void,
+    Unclaimed,
+}
+
+impl Standing {
+    pub fn of(void: bool, claimed: bool) -> Self {
+        match (void, claimed) {
+            (true, _) => Standing::Void,
+            (false, false) => Standing::Unclaimed,
+            (false, true) => Standing::Usable,
+        }
+    }
+}
+
 /// What the front desk was told about the holder.
 #[derive(Debug, Clone, Copy)]
 pub enum HolderCheck<'a> {
@@ -56,14 +76,16 @@ pub enum HolderCheck<'a> {
 /// else holds; a wrong kind of venue before dates; dates before earlier use; the holder last.
 pub fn judge(
     kind: &VoucherKind,
-    void: bool,
+    standing: Standing,
     uses: &[Use],
     venue: &Venue,
     now: DateTime<Utc>,
     holder: HolderCheck<'_>,
 ) -> Result<(), Reason> {
-    if void {
-        return Err(Reason::Void);
+    match standing {
+        Standing::Void => return Err(Reason::Void),
+        Standing::Unclaimed => return Err(Reason::NotClaimed),
+        Standing::Usable => {}
     }
     if venue.category != kind.category {
         return Err(Reason::WrongCategory {
@@ -113,6 +135,7 @@ impl Reason {
         let day = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y年%m月%d日").to_string();
         match self {
             Reason::Void => Refusal::VoucherVoid,
+            Reason::NotClaimed => Refusal::PrizeNotClaimed,
             Reason::WrongCategory { venue, voucher } => Refusal::WrongVenueCategory {
                 voucher: category_name(*voucher),
                 venue: category_name(*venue),
@@ -396,11 +419,11 @@ mod tests {
         let card = kind(RedemptionPolicy::OncePerVenue, Category::Scenic);
         let spot = venue("spot", Category::Scenic);
         assert_eq!(
-            judge(&card, false, &[], &spot, at(20, 9), digits("5678")),
+            judge(&card, Standing::Usable, &[], &spot, at(20, 9), digits("5678")),
             Ok(())
         );
         assert_eq!(
-            judge(&card, false, &[], &spot, at(20, 9), HolderCheck::NotYet),
+            judge(&card, Standing::Usable, &[], &spot, at(20, 9), HolderCheck::NotYet),
             Ok(())
         );
     }
@@ -411,13 +434,13 @@ mod tests {
         let desk = venue("h1", Category::Hotel);
         let now = at(20, 9);
         assert_eq!(
-            judge(&hotel, true, &[], &desk, now, digits("5678")),
+            judge(&hotel, Standing::Void, &[], &desk, now, digits("5678")),
             Err(Reason::Void)
         );
         assert_eq!(
             judge(
                 &hotel,
-                false,
+                Standing::Usable,
                 &[],
                 &venue("r", Category::Dining),
                 now,
@@ -429,12 +452,12 @@ mod tests {
             })
         );
         assert_eq!(
-            judge(&hotel, false, &[], &desk, at(14, 23), digits("5678")),
+            judge(&hotel, Standing::Usable, &[], &desk, at(14, 23), digits("5678")),
             Err(Reason::NotYetValid { from: at(15, 0) })
         );
         // valid_until is exclusive: the first instant after the last valid local day.
         assert_eq!(
-            judge(&hotel, false, &[], &desk, at(31, 0), digits("5678")),
+            judge(&hotel, Standing::Usable, &[], &desk, at(31, 0), digits("5678")),
             Err(Reason::Expired { until: at(31, 0) })
         );
         let used = Use {
@@ -444,7 +467,7 @@ mod tests {
         assert_eq!(
             judge(
                 &hotel,
-                false,
+                Standing::Usable,
                 std::slice::from_ref(&used),
                 &desk,
                 now,
@@ -457,15 +480,15 @@ mod tests {
             phone: PHONE,
         };
         assert_eq!(
-            judge(&hotel, false, &[], &desk, now, none),
+            judge(&hotel, Standing::Usable, &[], &desk, now, none),
             Err(Reason::HolderDigitsRequired)
         );
         assert_eq!(
-            judge(&hotel, false, &[], &desk, now, digits("5679")),
+            judge(&hotel, Standing::Usable, &[], &desk, now, digits("5679")),
             Err(Reason::HolderMismatch)
         );
         assert_eq!(
-            judge(&hotel, false, &[], &desk, now, digits("")),
+            judge(&hotel, Standing::Usable, &[], &desk, now, digits("")),
             Err(Reason::HolderMismatch)
         );
     }
@@ -482,17 +505,17 @@ mod tests {
         let spot_a = venue("a", Category::Scenic);
         let spot_b = venue("b", Category::Scenic);
         assert!(matches!(
-            judge(&card, false, &uses, &spot_a, now, digits("5678")),
+            judge(&card, Standing::Usable, &uses, &spot_a, now, digits("5678")),
             Err(Reason::AlreadyUsed(_))
         ));
         assert_eq!(
-            judge(&card, false, &uses, &spot_b, now, digits("5678")),
+            judge(&card, Standing::Usable, &uses, &spot_b, now, digits("5678")),
             Ok(())
         );
         assert!(matches!(
             judge(
                 &hotel,
-                false,
+                Standing::Usable,
                 &uses,
                 &venue("b", Category::Hotel),
                 now,
@@ -511,7 +534,7 @@ mod tests {
             phone: PHONE,
         };
         let desk = venue("d", Category::Dining);
-        assert_eq!(judge(&dining, false, &[], &desk, at(20, 9), none), Ok(()));
+        assert_eq!(judge(&dining, Standing::Usable, &[], &desk, at(20, 9), none), Ok(()));
     }
 
     #[test]

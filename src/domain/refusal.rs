@@ -215,6 +215,16 @@ pub enum Refusal {
         round: u32,
         ticket: String,
     },
+    /// The participant holds no prize of that round.
+    NoPrize {
+        round: u32,
+    },
+    /// The prize can no longer be claimed or declined: its deadline passed, or it was forfeited.
+    ClaimClosed {
+        round: u32,
+    },
+    /// The voucher's prize has not been claimed yet.
+    PrizeNotClaimed,
 
     // ---- vouchers -------------------------------------------------------------------------
     Typo,
@@ -349,6 +359,9 @@ pub const ALL_CODES: &[&str] = &[
     "beacon_required",
     "not_an_entry",
     "not_a_ticket",
+    "no_prize",
+    "claim_closed",
+    "prize_not_claimed",
     "typo",
     "malformed_code",
     "unknown_code",
@@ -465,6 +478,9 @@ impl Refusal {
             BeaconRequired { .. } => "beacon_required",
             NotAnEntry { .. } => "not_an_entry",
             NotATicket { .. } => "not_a_ticket",
+            NoPrize { .. } => "no_prize",
+            ClaimClosed { .. } => "claim_closed",
+            PrizeNotClaimed => "prize_not_claimed",
             Typo => "typo",
             MalformedCode { .. } => "malformed_code",
             UnknownCode => "unknown_code",
@@ -518,6 +534,7 @@ impl Refusal {
             | RoundNotFound { .. }
             | NotAnEntry { .. }
             | NotATicket { .. }
+            | NoPrize { .. }
             | UnknownCode
             | VoucherNotFound
             | RedemptionNotFound => Kind::NotFound,
@@ -532,6 +549,8 @@ impl Refusal {
             | PreviousRoundNotDrawn { .. }
             | NotEnoughCommitments { .. }
             | AlreadyFrozen { .. }
+            | ClaimClosed { .. }
+            | PrizeNotClaimed
             | AlreadyDrawn { .. }
             | RoundNotFrozen { .. }
             | RevealsMissing { .. }
@@ -697,6 +716,11 @@ impl Refusal {
             }
             NotAnEntry { round, ticket } => format!("{ticket} 不在第 {round} 期的抽奖名单中"),
             NotATicket { round, ticket } => format!("{ticket} 不是第 {round} 期的奖券"),
+            NoPrize { round } => format!("您在第 {round} 期没有奖品"),
+            ClaimClosed { round } => {
+                format!("第 {round} 期的奖品已不能领取：领取期限已过，或已放弃")
+            }
+            PrizeNotClaimed => "中奖者还没有领取这份奖品：请先在“我的”页面领取，领取后券码才能使用".into(),
             Typo => "券码有误：请核对后重新输入（最后一位校验不符）".into(),
             MalformedCode { message } => message.clone(),
             UnknownCode => "没有这个券码，请核对后重新输入".into(),

@@ -152,3 +152,21 @@ pub(super) fn issue_event(actor: &str, round: u32, issued: &[(Uuid, u32, String)
         }),
     )
 }
+
+pub(super) fn claim_event(actor: &str, p: &super::PrizeState) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "prize.claim",
+        format!("round:{}:rank:{}", p.round, p.rank),
+        serde_json::json!({"tier": p.tier}),
+    )
+}
+
+pub(super) fn reallocation_event(actor: &str, round: u32, r: &super::Reallocation) -> AuditEvent {
+    AuditEvent::new(
+        actor,
+        "prize.forfeit",
+        format!("round:{round}:rank:{}", r.forfeited_rank),
+        serde_json::json!({"seq": r.seq, "reason": r.reason.as_str(), "reserve_rank": r.reserve_rank, "tier": r.tier}),
+    )
+}

@@ -430,6 +430,42 @@ pub struct DrawRound {
     pub win_limit: u32,
     /// Reserves to draw after the winners (DESIGN §4b).
     pub reserves: u32,
+    /// Until when the winners may claim their prizes.
+    pub claim_deadline: DateTime<Utc>,
+}
+
+/// A prize held: a drawn winner's, or a reserve's it went to (`promoted_from` the forfeited
+/// rank), with where its claim stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrizeState {
+    pub campaign_id: String,
+    pub round: u32,
+    pub rank: u32,
+    pub tier: String,
+    pub participant_id: Uuid,
+    pub promoted_from: Option<u32>,
+    pub standing: crate::domain::claim::Standing,
+}
+
+/// What forfeiting a prize needs to know to pass it on.
+#[derive(Debug, Clone)]
+pub struct Forfeit {
+    pub campaign_id: String,
+    pub tier_kinds: Vec<(String, Vec<String>)>,
+    /// The claim period of a reserve who gets the prize.
+    pub claim_days: u32,
+}
+
+/// One line of a round's reallocations document (DESIGN §4b).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reallocation {
+    pub seq: u32,
+    pub forfeited_rank: u32,
+    pub reason: crate::domain::claim::ForfeitReason,
+    /// None: no reserve was left, the prize is unawarded.
+    pub reserve_rank: Option<u32>,
+    pub tier: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A winner's voucher, its holder and its unreversed uses (under this code or the codes it
@@ -449,6 +485,8 @@ pub struct VoucherRecord {
     pub holder_phone: String,
     pub holder_name: Option<String>,
     pub void: bool,
+    /// Its prize has been claimed (vouchers are usable only then).
+    pub claimed: bool,
     pub issued_at: DateTime<Utc>,
     pub voided_at: Option<DateTime<Utc>>,
     pub void_reason: Option<String>,
@@ -457,6 +495,10 @@ pub struct VoucherRecord {
 }
 
 impl VoucherRecord {
+    pub fn standing(&self) -> crate::domain::redemption::Standing {
+        crate::domain::redemption::Standing::of(self.void, self.claimed)
+    }
+
     pub fn entitlement(&self) -> String {
         crate::domain::redemption::entitlement(&self.campaign_id, self.round, self.rank, &self.kind)
     }
@@ -803,6 +845,39 @@ pub trait Store: Send + Sync + 'static {
     /// What the review of a round's tickets needs: each ticket with the facts of the attempt
     /// that won it and how many of the round's tickets share its network and its device.
     async fn round_review(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<TicketFacts>>;
+
+    // ---- claims ---------------------------------------------------------------------------------
+
+    /// The prizes a participant holds or held, by round.
+    async fn prizes_of(&self, participant_id: Uuid) -> StoreResult<Vec<PrizeState>>;
+
+    /// Claims the participant's prize of a round, while open and before its deadline (`no_prize`,
+    /// `claim_closed`); claiming twice changes nothing. Audited. The prize as it stands.
+    async fn claim_prize(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        participant_id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<PrizeState>;
+
+    /// Declines the participant's open prize of a round: forfeited, passed to the next reserve.
+    async fn decline_prize(
+        &self,
+        f: &Forfeit,
+        round: u32,
+        participant_id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Reallocation>;
+
+    /// Forfeits every open prize past its deadline at `now`, each passed to the next reserve of its
+    /// round, in one transaction; what was reallocated.
+    async fn forfeit_overdue(&self, f: &Forfeit, now: DateTime<Utc>) -> StoreResult<Vec<Reallocation>>;
+
+    /// A round's reallocations document, by seq.
+    async fn reallocations(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<Reallocation>>;
 
     // ---- vouchers ---------------------------------------------------------------------------
 

@@ -154,6 +154,7 @@ fn voucher_from_row(row: &impl ReadRow) -> StoreResult<VoucherRecord> {
         holder_phone: row.get("phone")?,
         holder_name: row.get("display_name")?,
         void: row.get::<String>("status")? == "void",
+        claimed: row.get::<Option<DateTime<Utc>>>("claimed_at")?.is_some(),
         issued_at: row.get("issued_at")?,
         voided_at: row.get("voided_at")?,
         void_reason: row.get("void_reason")?,
@@ -271,7 +272,7 @@ pub(super) fn judge_redeem(
     })?;
     Ok(judge(
         kind,
-        voucher.void,
+        voucher.standing(),
         &voucher.domain_uses(),
         &r.venue,
         r.at,
@@ -297,7 +298,7 @@ pub(super) fn redemption_slot<'a>(
 pub(super) const VOUCHER_COLUMNS: &str =
     "v.id, v.code, v.campaign_id, v.round, v.rank, w.tier, v.kind,
      v.participant_id, p.phone, p.display_name, v.status, v.issued_at, v.voided_at, v.void_reason,
-     v.reissued_from";
+     v.reissued_from, w.claimed_at";
 
 pub(super) const VOUCHER_FROM: &str = "FROM vouchers v
      JOIN participants p ON p.id = v.participant_id
@@ -571,7 +572,7 @@ async fn draw_state(
     let winners = sql(
         "SELECT w.rank, w.ticket_id, w.tier, p.phone FROM round_winners w
          JOIN participants p ON p.id = w.participant_id
-         WHERE w.campaign_id = $1 AND w.round = $2 ORDER BY w.rank",
+         WHERE w.campaign_id = $1 AND w.round = $2 AND w.promoted_from IS NULL ORDER BY w.rank",
     )
     .bind(campaign_id)
     .bind(round)
@@ -974,6 +975,222 @@ fn values<D: Dialect>(rows: usize, width: usize, first: usize) -> String {
         text.push(')');
     }
     text
+}
+
+/// The voucher kinds a prize of `tier` comes with.
+fn kinds_of_tier<'a>(tier_kinds: &'a [(String, Vec<String>)], tier: &str) -> &'a [String] {
+    tier_kinds
+        .iter()
+        .find(|(t, _)| t == tier)
+        .map(|(_, k)| k.as_slice())
+        .unwrap_or(&[])
+}
+
+/// Issues one voucher of each `(rank, holder, kind)`, a fresh code each, a thousand a statement;
+/// what was issued, `(id, rank, kind)`, for the audit log.
+async fn issue_vouchers<D: Dialect>(
+    tx: &mut D::Conn,
+    campaign_id: &str,
+    round: u32,
+    issued: &[(u32, Uuid, &str)],
+    at: DateTime<Utc>,
+) -> StoreResult<Vec<(Uuid, u32, String)>> {
+    let mut out = Vec::with_capacity(issued.len());
+    for chunk in issued.chunks(ROWS_PER_INSERT) {
+        let mut q = sql(format!(
+            "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind,
+                 issued_at) {}",
+            values::<D>(chunk.len(), 8, 1)
+        ));
+        for (rank, holder, kind) in chunk {
+            let id = Uuid::new_v4();
+            out.push((id, *rank, (*kind).to_owned()));
+            q = q
+                .bind(id)
+                .bind(voucher_code()?)
+                .bind(campaign_id)
+                .bind(round)
+                .bind(*rank)
+                .bind(*holder)
+                .bind(*kind)
+                .bind(at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(out)
+}
+
+/// The participant's prize of a round, locked for the change to come; `no_prize` if none.
+async fn held_prize<D: Dialect>(
+    tx: &mut D::Conn,
+    campaign_id: &str,
+    round: u32,
+    participant_id: Uuid,
+) -> StoreResult<PrizeState> {
+    let row = sql(format!(
+        "SELECT {PRIZE_COLUMNS} FROM round_winners w
+         WHERE w.campaign_id = $1 AND w.round = $2 AND w.participant_id = $3{}",
+        for_update::<D>("w")
+    ))
+    .bind(campaign_id)
+    .bind(round)
+    .bind(participant_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Refusal::NoPrize { round })?;
+    prize_from_row(&row)
+}
+
+/// A prize's row, as [`prize_from_row`] reads it.
+const PRIZE_COLUMNS: &str = "w.campaign_id, w.round, w.rank, w.tier, w.participant_id,
+     w.promoted_from, w.claim_deadline, w.claimed_at, w.forfeited_at, w.forfeit_reason";
+
+fn prize_from_row(r: &impl ReadRow) -> StoreResult<PrizeState> {
+    let forfeited = match r.get::<Option<DateTime<Utc>>>("forfeited_at")? {
+        Some(at) => {
+            let reason: String = r.get::<Option<String>>("forfeit_reason")?.unwrap_or_default();
+            let reason = crate::domain::claim::ForfeitReason::parse(&reason)
+                .ok_or_else(|| StoreError::Database(format!("unknown forfeit reason {reason}")))?;
+            Some((at, reason))
+        }
+        None => None,
+    };
+    let claimed_at = r.get::<Option<DateTime<Utc>>>("claimed_at")?;
+    let deadline = r
+        .get::<Option<DateTime<Utc>>>("claim_deadline")?
+        .or(claimed_at)
+        .ok_or_else(|| StoreError::Database("a prize without a claim deadline".into()))?;
+    Ok(PrizeState {
+        campaign_id: r.get("campaign_id")?,
+        round: r.get("round")?,
+        rank: r.get("rank")?,
+        tier: r.get("tier")?,
+        participant_id: r.get("participant_id")?,
+        promoted_from: r.get("promoted_from")?,
+        standing: crate::domain::claim::Standing::of(deadline, claimed_at, forfeited),
+    })
+}
+
+/// Forfeits an open prize for `reason` (its vouchers void), then gives it to the next unused
+/// reserve of its round, who gets the vouchers and a claim period of their own; both recorded
+/// in the reallocations document and audited. Nothing when the prize is no longer open.
+async fn forfeit_prize<D: Dialect>(
+    tx: &mut D::Conn,
+    f: &Forfeit,
+    prize: &PrizeState,
+    reason: crate::domain::claim::ForfeitReason,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<Option<Reallocation>> {
+    // The round's row serialises its reallocations (the next seq, the next reserve).
+    locked_progress::<D>(tx, &prize.campaign_id, prize.round).await?;
+    let taken = sql(
+        "UPDATE round_winners SET forfeited_at = $1, forfeit_reason = $2
+         WHERE campaign_id = $3 AND round = $4 AND rank = $5
+           AND claimed_at IS NULL AND forfeited_at IS NULL",
+    )
+    .bind(at)
+    .bind(reason.as_str())
+    .bind(prize.campaign_id.as_str())
+    .bind(prize.round)
+    .bind(prize.rank)
+    .execute(&mut *tx)
+    .await?;
+    if taken == 0 {
+        return Ok(None);
+    }
+    sql("UPDATE vouchers SET status = 'void', voided_at = $1, void_reason = 'forfeited'
+         WHERE campaign_id = $2 AND round = $3 AND rank = $4 AND status = 'issued'")
+    .bind(at)
+    .bind(prize.campaign_id.as_str())
+    .bind(prize.round)
+    .bind(prize.rank)
+    .execute(&mut *tx)
+    .await?;
+    let reserves: Vec<(u32, Uuid, Uuid)> = sql(
+        "SELECT rank, ticket_id, participant_id FROM round_reserves
+         WHERE campaign_id = $1 AND round = $2 ORDER BY rank",
+    )
+    .bind(prize.campaign_id.as_str())
+    .bind(prize.round)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| Ok((r.get("rank")?, r.get("ticket_id")?, r.get("participant_id")?)))
+    .collect::<StoreResult<_>>()?;
+    let used: Vec<u32> = sql(
+        "SELECT reserve_rank FROM reallocations
+         WHERE campaign_id = $1 AND round = $2 AND reserve_rank IS NOT NULL",
+    )
+    .bind(prize.campaign_id.as_str())
+    .bind(prize.round)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| r.get("reserve_rank"))
+    .collect::<StoreResult<_>>()?;
+    let ranks: Vec<u32> = reserves.iter().map(|r| r.0).collect();
+    let next = crate::domain::claim::next_reserve(&ranks, &used);
+    let seq: u32 = sql(
+        "SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM reallocations
+         WHERE campaign_id = $1 AND round = $2",
+    )
+    .bind(prize.campaign_id.as_str())
+    .bind(prize.round)
+    .fetch_one(&mut *tx)
+    .await?
+    .get("seq")?;
+    let r = Reallocation {
+        seq,
+        forfeited_rank: prize.rank,
+        reason,
+        reserve_rank: next,
+        tier: prize.tier.clone(),
+        at,
+    };
+    sql("INSERT INTO reallocations
+             (campaign_id, round, seq, forfeited_rank, reason, reserve_rank, tier, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+    .bind(prize.campaign_id.as_str())
+    .bind(prize.round)
+    .bind(seq)
+    .bind(prize.rank)
+    .bind(reason.as_str())
+    .bind(next)
+    .bind(prize.tier.as_str())
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(rank) = next {
+        let (_, ticket, holder) = reserves
+            .iter()
+            .find(|x| x.0 == rank)
+            .copied()
+            .ok_or_else(|| StoreError::Database(format!("reserve {rank} vanished")))?;
+        sql("INSERT INTO round_winners (campaign_id, round, rank, ticket_id, participant_id, tier,
+                 promoted_from, claim_deadline)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(prize.campaign_id.as_str())
+        .bind(prize.round)
+        .bind(rank)
+        .bind(ticket)
+        .bind(holder)
+        .bind(prize.tier.as_str())
+        .bind(prize.rank)
+        .bind(at + chrono::Duration::days(i64::from(f.claim_days)))
+        .execute(&mut *tx)
+        .await?;
+        let issued: Vec<(u32, Uuid, &str)> = kinds_of_tier(&f.tier_kinds, &prize.tier)
+            .iter()
+            .map(|k| (rank, holder, k.as_str()))
+            .collect();
+        let issued = issue_vouchers::<D>(tx, &prize.campaign_id, prize.round, &issued, at).await?;
+        append::<D>(tx, reallocation_event(actor, prize.round, &r), at).await?;
+        append::<D>(tx, issue_event(actor, prize.round, &issued), at).await?;
+    } else {
+        append::<D>(tx, reallocation_event(actor, prize.round, &r), at).await?;
+    }
+    Ok(Some(r))
 }
 
 // ---- the store ---------------------------------------------------------------------------------
@@ -1912,7 +2129,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 .await?
                 .get::<Option<String>>("prizes")?;
             let awarded = sql("SELECT tier, COUNT(*) AS n FROM round_winners
-                 WHERE campaign_id = $1 AND round = $2 GROUP BY tier")
+                 WHERE campaign_id = $1 AND round = $2 AND promoted_from IS NULL GROUP BY tier")
             .bind(&f.campaign_id)
             .bind(f.round - 1)
             .fetch_all(&mut *tx)
@@ -2056,16 +2273,19 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut holders = std::collections::HashMap::with_capacity(result.winners.len());
         for chunk in result.winners.chunks(ROWS_PER_INSERT) {
             let mut q = sql(format!(
-                "INSERT INTO round_winners (campaign_id, round, rank, ticket_id, participant_id, tier)
-                 SELECT {}, {}, w.column1, t.id, t.participant_id, w.column3
+                "INSERT INTO round_winners
+                     (campaign_id, round, rank, ticket_id, participant_id, tier, claim_deadline)
+                 SELECT {}, {}, w.column1, t.id, t.participant_id, w.column3, {}
                  FROM ({}) w JOIN tickets t ON t.id = w.column2
                  RETURNING rank, participant_id",
                 D::placeholder(1),
                 D::placeholder(2),
-                values::<D>(chunk.len(), 3, 3)
+                D::placeholder(3),
+                values::<D>(chunk.len(), 3, 4)
             ))
             .bind(d.campaign_id.as_str())
-            .bind(d.round);
+            .bind(d.round)
+            .bind(d.claim_deadline);
             for w in chunk {
                 q = q.bind(w.rank).bind(w.ticket).bind(w.tier.as_str());
             }
@@ -2098,41 +2318,17 @@ impl<D: Dialect> Store for SqlStore<D> {
             }
             q.execute(&mut *tx).await?;
         }
-        let kinds_of = |tier: &str| {
-            d.tier_kinds
-                .iter()
-                .find(|(t, _)| t == tier)
-                .map(|(_, k)| k.as_slice())
-                .unwrap_or(&[])
-        };
+        let kinds_of = |tier: &str| kinds_of_tier(&d.tier_kinds, tier);
         let mut issued = Vec::new();
         for w in &result.winners {
+            let holder = holders.get(&w.rank).copied().ok_or_else(|| {
+                StoreError::Database(format!("winner of rank {} has no holder", w.rank))
+            })?;
             for kind in kinds_of(&w.tier) {
-                issued.push((Uuid::new_v4(), w.rank, kind.clone()));
+                issued.push((w.rank, holder, kind.as_str()));
             }
         }
-        for chunk in issued.chunks(ROWS_PER_INSERT) {
-            let mut q = sql(format!(
-                "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind,
-                     issued_at) {}",
-                values::<D>(chunk.len(), 8, 1)
-            ));
-            for (id, rank, kind) in chunk {
-                let holder = holders.get(rank).copied().ok_or_else(|| {
-                    StoreError::Database(format!("winner of rank {rank} has no holder"))
-                })?;
-                q = q
-                    .bind(*id)
-                    .bind(voucher_code()?)
-                    .bind(d.campaign_id.as_str())
-                    .bind(d.round)
-                    .bind(*rank)
-                    .bind(holder)
-                    .bind(kind.as_str())
-                    .bind(at);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let issued = issue_vouchers::<D>(&mut tx, &d.campaign_id, d.round, &issued, at).await?;
         sql(
             "UPDATE rounds SET progress = 'drawn', beacon = $1, seed = $2, drawn_at = $3
              WHERE campaign_id = $4 AND number = $5 AND progress = 'frozen'",
@@ -2271,6 +2467,140 @@ impl<D: Dialect> Store for SqlStore<D> {
                     .get::<Option<String>>("reason")?
                     .map(|s| parse_reason(&s))
                     .transpose()?,
+            })
+        })
+        .collect()
+    }
+
+    // ---- claims ---------------------------------------------------------------------------------
+
+    async fn prizes_of(&self, participant_id: Uuid) -> StoreResult<Vec<PrizeState>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {PRIZE_COLUMNS} FROM round_winners w WHERE w.participant_id = $1
+             ORDER BY w.round, w.rank"
+        ))
+        .bind(participant_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(prize_from_row)
+        .collect()
+    }
+
+    async fn claim_prize(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        participant_id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<PrizeState> {
+        let mut tx = self.db.begin().await?;
+        let prize = held_prize::<D>(&mut tx, campaign_id, round, participant_id).await?;
+        if crate::domain::claim::may_claim(round, prize.standing, at)? {
+            sql("UPDATE round_winners SET claimed_at = $1
+                 WHERE campaign_id = $2 AND round = $3 AND rank = $4
+                   AND claimed_at IS NULL AND forfeited_at IS NULL")
+            .bind(at)
+            .bind(campaign_id)
+            .bind(round)
+            .bind(prize.rank)
+            .execute(&mut *tx)
+            .await?;
+            append::<D>(&mut tx, claim_event(actor, &prize), at).await?;
+        }
+        let prize = held_prize::<D>(&mut tx, campaign_id, round, participant_id).await?;
+        D::commit(tx).await?;
+        Ok(prize)
+    }
+
+    async fn decline_prize(
+        &self,
+        f: &Forfeit,
+        round: u32,
+        participant_id: Uuid,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Reallocation> {
+        let mut tx = self.db.begin().await?;
+        let prize = held_prize::<D>(&mut tx, &f.campaign_id, round, participant_id).await?;
+        // Only an open prize is declined: a claimed one may already be in use.
+        let open = matches!(prize.standing, crate::domain::claim::Standing::Open { .. })
+            && crate::domain::claim::may_claim(round, prize.standing, at)?;
+        if !open {
+            return Err(Refusal::ClaimClosed { round }.into());
+        }
+        let r = forfeit_prize::<D>(
+            &mut tx,
+            f,
+            &prize,
+            crate::domain::claim::ForfeitReason::Declined,
+            actor,
+            at,
+        )
+        .await?
+        .ok_or(Refusal::ClaimClosed { round })?;
+        D::commit(tx).await?;
+        Ok(r)
+    }
+
+    async fn forfeit_overdue(
+        &self,
+        f: &Forfeit,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Reallocation>> {
+        let mut tx = self.db.begin().await?;
+        let overdue: Vec<PrizeState> = sql(format!(
+            "SELECT {PRIZE_COLUMNS} FROM round_winners w
+             WHERE w.campaign_id = $1 AND w.claim_deadline <= $2
+               AND w.claimed_at IS NULL AND w.forfeited_at IS NULL
+             ORDER BY w.round, w.rank"
+        ))
+        .bind(f.campaign_id.as_str())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(prize_from_row)
+        .collect::<StoreResult<_>>()?;
+        let mut done = Vec::new();
+        for prize in &overdue {
+            let reason = crate::domain::claim::ForfeitReason::Unclaimed;
+            if let Some(r) =
+                forfeit_prize::<D>(&mut tx, f, prize, reason, "system:claim-deadline", now).await?
+            {
+                done.push(r);
+            }
+        }
+        D::commit(tx).await?;
+        Ok(done)
+    }
+
+    async fn reallocations(
+        &self,
+        campaign_id: &str,
+        round: u32,
+    ) -> StoreResult<Vec<Reallocation>> {
+        let mut conn = self.db.reader().await?;
+        sql("SELECT seq, forfeited_rank, reason, reserve_rank, tier, at FROM reallocations
+             WHERE campaign_id = $1 AND round = $2 ORDER BY seq")
+        .bind(campaign_id)
+        .bind(round)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            let reason: String = r.get("reason")?;
+            Ok(Reallocation {
+                seq: r.get("seq")?,
+                forfeited_rank: r.get("forfeited_rank")?,
+                reason: crate::domain::claim::ForfeitReason::parse(&reason).ok_or_else(|| {
+                    StoreError::Database(format!("unknown forfeit reason {reason}"))
+                })?,
+                reserve_rank: r.get("reserve_rank")?,
+                tier: r.get("tier")?,
+                at: r.get("at")?,
             })
         })
         .collect()
