@@ -32,8 +32,12 @@ impl ForfeitReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
     /// To be claimed before the deadline.
-    Open { deadline: DateTime<Utc> },
-    Claimed { at: DateTime<Utc> },
+    Open {
+        deadline: DateTime<Utc>,
+    },
+    Claimed {
+        at: DateTime<Utc>,
+    },
     Forfeited {
         at: DateTime<Utc>,
         reason: ForfeitReason,
@@ -69,9 +73,7 @@ pub fn may_claim(round: u32, s: Standing, now: DateTime<Utc>) -> Result<bool, Re
     match s {
         Standing::Open { deadline } if now < deadline => Ok(true),
         Standing::Claimed { .. } => Ok(false),
-        Standing::Open { .. } | Standing::Forfeited { .. } => {
-            Err(Refusal::ClaimClosed { round })
-        }
+        Standing::Open { .. } | Standing::Forfeited { .. } => Err(Refusal::ClaimClosed { round }),
     }
 }
 
@@ -82,11 +84,7 @@ pub fn overdue(s: Standing, now: DateTime<Utc>) -> bool {
 
 /// The reserve a forfeited prize goes to: the lowest-ranked one not used yet.
 pub fn next_reserve(reserves: &[u32], used: &[u32]) -> Option<u32> {
-    reserves
-        .iter()
-        .copied()
-        .filter(|r| !used.contains(r))
-        .min()
+    reserves.iter().copied().filter(|r| !used.contains(r)).min()
 }
 
 #[cfg(test)]

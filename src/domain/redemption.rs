@@ -419,11 +419,25 @@ mod tests {
         let card = kind(RedemptionPolicy::OncePerVenue, Category::Scenic);
         let spot = venue("spot", Category::Scenic);
         assert_eq!(
-            judge(&card, Standing::Usable, &[], &spot, at(20, 9), digits("5678")),
+            judge(
+                &card,
+                Standing::Usable,
+                &[],
+                &spot,
+                at(20, 9),
+                digits("5678")
+            ),
             Ok(())
         );
         assert_eq!(
-            judge(&card, Standing::Usable, &[], &spot, at(20, 9), HolderCheck::NotYet),
+            judge(
+                &card,
+                Standing::Usable,
+                &[],
+                &spot,
+                at(20, 9),
+                HolderCheck::NotYet
+            ),
             Ok(())
         );
     }
@@ -452,12 +466,26 @@ mod tests {
             })
         );
         assert_eq!(
-            judge(&hotel, Standing::Usable, &[], &desk, at(14, 23), digits("5678")),
+            judge(
+                &hotel,
+                Standing::Usable,
+                &[],
+                &desk,
+                at(14, 23),
+                digits("5678")
+            ),
             Err(Reason::NotYetValid { from: at(15, 0) })
         );
         // valid_until is exclusive: the first instant after the last valid local day.
         assert_eq!(
-            judge(&hotel, Standing::Usable, &[], &desk, at(31, 0), digits("5678")),
+            judge(
+                &hotel,
+                Standing::Usable,
+                &[],
+                &desk,
+                at(31, 0),
+                digits("5678")
+            ),
             Err(Reason::Expired { until: at(31, 0) })
         );
         let used = Use {
@@ -534,7 +562,10 @@ mod tests {
             phone: PHONE,
         };
         let desk = venue("d", Category::Dining);
-        assert_eq!(judge(&dining, Standing::Usable, &[], &desk, at(20, 9), none), Ok(()));
+        assert_eq!(
+            judge(&dining, Standing::Usable, &[], &desk, at(20, 9), none),
+            Ok(())
+        );
     }
 
     #[test]

@@ -874,7 +874,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forfeits every open prize past its deadline at `now`, each passed to the next reserve of its
     /// round, in one transaction; what was reallocated.
-    async fn forfeit_overdue(&self, f: &Forfeit, now: DateTime<Utc>) -> StoreResult<Vec<Reallocation>>;
+    async fn forfeit_overdue(
+        &self,
+        f: &Forfeit,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Reallocation>>;
 
     /// A round's reallocations document, by seq.
     async fn reallocations(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<Reallocation>>;

@@ -1048,7 +1048,9 @@ const PRIZE_COLUMNS: &str = "w.campaign_id, w.round, w.rank, w.tier, w.participa
 fn prize_from_row(r: &impl ReadRow) -> StoreResult<PrizeState> {
     let forfeited = match r.get::<Option<DateTime<Utc>>>("forfeited_at")? {
         Some(at) => {
-            let reason: String = r.get::<Option<String>>("forfeit_reason")?.unwrap_or_default();
+            let reason: String = r
+                .get::<Option<String>>("forfeit_reason")?
+                .unwrap_or_default();
             let reason = crate::domain::claim::ForfeitReason::parse(&reason)
                 .ok_or_else(|| StoreError::Database(format!("unknown forfeit reason {reason}")))?;
             Some((at, reason))
@@ -1099,29 +1101,34 @@ async fn forfeit_prize<D: Dialect>(
     if taken == 0 {
         return Ok(None);
     }
-    sql("UPDATE vouchers SET status = 'void', voided_at = $1, void_reason = 'forfeited'
-         WHERE campaign_id = $2 AND round = $3 AND rank = $4 AND status = 'issued'")
+    sql(
+        "UPDATE vouchers SET status = 'void', voided_at = $1, void_reason = 'forfeited'
+         WHERE campaign_id = $2 AND round = $3 AND rank = $4 AND status = 'issued'",
+    )
     .bind(at)
     .bind(prize.campaign_id.as_str())
     .bind(prize.round)
     .bind(prize.rank)
     .execute(&mut *tx)
     .await?;
-    let reserves: Vec<(u32, Uuid, Uuid)> = sql(
-        "SELECT rank, ticket_id, participant_id FROM round_reserves
-         WHERE campaign_id = $1 AND round = $2 ORDER BY rank",
-    )
-    .bind(prize.campaign_id.as_str())
-    .bind(prize.round)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| Ok((r.get("rank")?, r.get("ticket_id")?, r.get("participant_id")?)))
-    .collect::<StoreResult<_>>()?;
-    let used: Vec<u32> = sql(
-        "SELECT reserve_rank FROM reallocations
-         WHERE campaign_id = $1 AND round = $2 AND reserve_rank IS NOT NULL",
-    )
+    let reserves: Vec<(u32, Uuid, Uuid)> =
+        sql("SELECT rank, ticket_id, participant_id FROM round_reserves
+         WHERE campaign_id = $1 AND round = $2 ORDER BY rank")
+        .bind(prize.campaign_id.as_str())
+        .bind(prize.round)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.get("rank")?,
+                r.get("ticket_id")?,
+                r.get("participant_id")?,
+            ))
+        })
+        .collect::<StoreResult<_>>()?;
+    let used: Vec<u32> = sql("SELECT reserve_rank FROM reallocations
+         WHERE campaign_id = $1 AND round = $2 AND reserve_rank IS NOT NULL")
     .bind(prize.campaign_id.as_str())
     .bind(prize.round)
     .fetch_all(&mut *tx)
@@ -1131,10 +1138,8 @@ async fn forfeit_prize<D: Dialect>(
     .collect::<StoreResult<_>>()?;
     let ranks: Vec<u32> = reserves.iter().map(|r| r.0).collect();
     let next = crate::domain::claim::next_reserve(&ranks, &used);
-    let seq: u32 = sql(
-        "SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM reallocations
-         WHERE campaign_id = $1 AND round = $2",
-    )
+    let seq: u32 = sql("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM reallocations
+         WHERE campaign_id = $1 AND round = $2")
     .bind(prize.campaign_id.as_str())
     .bind(prize.round)
     .fetch_one(&mut *tx)
@@ -1167,9 +1172,11 @@ async fn forfeit_prize<D: Dialect>(
             .find(|x| x.0 == rank)
             .copied()
             .ok_or_else(|| StoreError::Database(format!("reserve {rank} vanished")))?;
-        sql("INSERT INTO round_winners (campaign_id, round, rank, ticket_id, participant_id, tier,
+        sql(
+            "INSERT INTO round_winners (campaign_id, round, rank, ticket_id, participant_id, tier,
                  promoted_from, claim_deadline)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
         .bind(prize.campaign_id.as_str())
         .bind(prize.round)
         .bind(rank)
@@ -2577,14 +2584,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(done)
     }
 
-    async fn reallocations(
-        &self,
-        campaign_id: &str,
-        round: u32,
-    ) -> StoreResult<Vec<Reallocation>> {
+    async fn reallocations(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<Reallocation>> {
         let mut conn = self.db.reader().await?;
-        sql("SELECT seq, forfeited_rank, reason, reserve_rank, tier, at FROM reallocations
-             WHERE campaign_id = $1 AND round = $2 ORDER BY seq")
+        sql(
+            "SELECT seq, forfeited_rank, reason, reserve_rank, tier, at FROM reallocations
+             WHERE campaign_id = $1 AND round = $2 ORDER BY seq",
+        )
         .bind(campaign_id)
         .bind(round)
         .fetch_all(&mut *conn)

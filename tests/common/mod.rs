@@ -987,8 +987,7 @@ pub fn draw_request(
             .collect(),
         win_limit: campaign.win_limit,
         reserves: campaign.reserves,
-        claim_deadline: chrono::DateTime::<Utc>::UNIX_EPOCH
-            + chrono::Duration::days(365 * 100),
+        claim_deadline: chrono::DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(365 * 100),
     }
 }
 
