@@ -54,6 +54,10 @@ enum Command {
         /// and that no ticket is in both lists.
         #[arg(long)]
         exclusions: Option<String>,
+        /// Also the reallocations document (`GET /api/rounds/{round}/reallocations`): forfeited
+        /// prizes passed to the reserves in order, each once.
+        #[arg(long)]
+        reallocations: Option<String>,
     },
     /// Freeze or draw a round from the terminal (the same rules as the API).
     #[command(subcommand)]
@@ -163,9 +167,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         record,
         entries,
         exclusions,
+        reallocations,
     } = &command
     {
-        return verify(record, entries, exclusions.as_deref()).await;
+        return verify(
+            record,
+            entries,
+            exclusions.as_deref(),
+            reallocations.as_deref(),
+        )
+        .await;
     }
     let loaded = load_settings(&cli.config_dir)?;
     let log = &loaded.settings.log;
@@ -410,8 +421,11 @@ async fn verify(
     record_source: &str,
     entries_source: &str,
     exclusions_source: Option<&str>,
+    reallocations_source: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    use campaign_lottery::domain::draw::record::{verify, verify_exclusions, RoundRecord};
+    use campaign_lottery::domain::draw::record::{
+        verify, verify_exclusions, verify_reallocations, ReallocationsDocument, RoundRecord,
+    };
     let record: RoundRecord = serde_json::from_str(&fetch(record_source).await?)
         .with_context(|| format!("{record_source} is not a round record"))?;
     let entries = fetch(entries_source).await?;
@@ -420,6 +434,13 @@ async fn verify(
     if let Some(source) = exclusions_source {
         if checks.iter().all(|c| c.ok) {
             checks.extend(verify_exclusions(&record, &entries, &fetch(source).await?));
+        }
+    }
+    if let Some(source) = reallocations_source {
+        if checks.iter().all(|c| c.ok) {
+            let doc: ReallocationsDocument = serde_json::from_str(&fetch(source).await?)
+                .with_context(|| format!("{source} is not a reallocations document"))?;
+            checks.extend(verify_reallocations(&record, &doc));
         }
     }
     for c in &checks {

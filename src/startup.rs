@@ -146,6 +146,8 @@ pub struct Application {
     clock: Arc<dyn Clock>,
     /// Drains the outbox through the configured gateway; none for the outbox alone.
     sender: Option<crate::sms::sender::Sender>,
+    /// For the use cases the service runs by itself (forfeiting unclaimed prizes).
+    app: web::Data<App>,
     /// On SQLite, the lock that keeps a second server off the same file, held while serving.
     _sole_server: Option<std::fs::File>,
 }
@@ -202,6 +204,20 @@ async fn forget_expired_hourly(store: SharedStore, clock: Arc<dyn Clock>) {
     }
 }
 
+const FORFEIT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Forfeits the prizes whose claim period ended, passing each to the next reserve, every minute;
+/// never returns. Several instances may run it: each prize is forfeited once.
+async fn forfeit_unclaimed(app: web::Data<App>) {
+    let mut tick = tokio::time::interval(FORFEIT_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::app::claims::forfeit_overdue(&app).await {
+            tracing::warn!(error = %e, "forfeiting unclaimed prizes failed; tried again in a minute");
+        }
+    }
+}
+
 impl Application {
     /// Prepares the store and binds the listener (port 0 picks a free port).
     pub async fn build(loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
@@ -228,6 +244,7 @@ impl Application {
         let app = web::Data::new(application(prepared, loaded, clock.clone()));
         let store = app.store.clone();
         let campaign = app.campaign.clone();
+        let app_for_tasks = app.clone();
         let metrics = web::Data::new(crate::telemetry::metrics_handle());
         let http_settings = http::Settings::new(server_settings);
         let mut server = HttpServer::new(move || {
@@ -256,6 +273,7 @@ impl Application {
             campaign,
             clock,
             sender,
+            app: app_for_tasks,
             _sole_server: sole_server,
         })
     }
@@ -279,6 +297,7 @@ impl Application {
             stopped = self.server => stopped,
             () = forget_expired_hourly(self.store, self.clock) => Ok(()),
             () = sending => Ok(()),
+            () = forfeit_unclaimed(self.app) => Ok(()),
         }
     }
 }

@@ -39,7 +39,7 @@ export const STATE_NAMES = {
   drawn: "已开奖",
 };
 
-export const VOUCHER_STATUS_NAMES = { usable: "可使用", not_yet_valid: "未到使用日期", used: "已使用", expired: "已过期", void: "已作废" };
+export const VOUCHER_STATUS_NAMES = { usable: "可使用", not_yet_valid: "未到使用日期", used: "已使用", expired: "已过期", void: "已作废", to_claim: "领取后可用" };
 
 export const KIND_NAMES = {
   tourism_card: "城市旅游卡",

@@ -25,6 +25,39 @@ function voucherCard(v) {
   );
 }
 
+/** A prize won: to claim (with the deadline, claim and decline), claimed, or forfeited. */
+function prizeCard(p) {
+  const title = `第 ${p.round} 期 ${p.tier_label}`;
+  if (p.state === "to_claim") {
+    const status = h("p", { class: "small", role: "status" });
+    const act = async (what, button) => {
+      if (what === "decline" && !confirm(`确定放弃${title}吗？放弃后奖品将转给候补，不能恢复。`)) return;
+      button.disabled = true;
+      button.textContent = what === "claim" ? "正在领取…" : "正在提交…";
+      const res = await api(`/api/me/prizes/${p.round}/${what}`, { method: "POST", body: {} });
+      if (res.ok) { location.reload(); return; }
+      status.textContent = `${res.error.message}。请稍后重试。`;
+      button.disabled = false;
+      button.textContent = what === "claim" ? "领取奖品" : "放弃";
+    };
+    const claim = h("button", { class: "btn", type: "button" }, "领取奖品");
+    const decline = h("button", { class: "btn secondary", type: "button" }, "放弃");
+    claim.addEventListener("click", () => act("claim", claim));
+    decline.addEventListener("click", () => act("decline", decline));
+    return h("div", { class: "card now prize-won" },
+      h("h2", {}, `恭喜！您获得${title}`),
+      p.promoted_from ? h("p", { class: "small" }, "原中奖者未领取或放弃，奖品按候补顺序转给了您。") : null,
+      h("p", {}, h("strong", {}, `请在 ${localTime(p.claim_by)} 前领取`), "，逾期视为放弃。领取后下面的兑换码即可使用。"),
+      h("div", { class: "row" }, claim, decline),
+      status);
+  }
+  if (p.state === "claimed") {
+    return h("div", { class: "card prize-won" }, h("p", {}, h("strong", {}, `✓ ${title}已领取`), `（${localTime(p.claimed_at, true)}）`));
+  }
+  const why = p.forfeit_reason === "declined" ? "您已放弃" : "逾期未领取";
+  return h("div", { class: "card" }, h("p", {}, `${title}：${why}（${localTime(p.forfeited_at, true)}），奖品已按规则转给候补。`));
+}
+
 $("#logout").addEventListener("click", async () => {
   await api("/api/logout", { method: "POST", body: {} });
   location.href = "/";
@@ -62,6 +95,10 @@ if (res.status === 401) {
           t.excluded ? h("p", { class: "notice", role: "status" }, `这张券不参加本期抽奖：${t.excluded_reason}。如有疑问请联系主办方。`) : null,
         )),
     );
+  }
+
+  if (me.prizes && me.prizes.length > 0) {
+    $("#prizes").replaceChildren(...me.prizes.map(prizeCard));
   }
 
   if (me.vouchers.length > 0) {

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod challenge;
+pub mod claims;
 pub mod health;
 pub mod participants;
 pub mod quiz;

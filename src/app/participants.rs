@@ -186,6 +186,8 @@ pub struct Holdings {
     pub current_round: Option<u32>,
     pub tickets: Vec<HeldTicket>,
     pub vouchers: Vec<VoucherRecord>,
+    /// Prizes won (or passed on to them as a reserve), with where each claim stands.
+    pub prizes: Vec<crate::store::PrizeState>,
 }
 
 pub async fn holdings(app: &App, session: &Session) -> Result<Holdings> {
@@ -222,9 +224,17 @@ pub async fn holdings(app: &App, session: &Session) -> Result<Holdings> {
             })
         })
         .collect();
+    let prizes = app
+        .store
+        .prizes_of(session.participant().id)
+        .await?
+        .into_iter()
+        .filter(|p| p.campaign_id == c.id)
+        .collect();
     Ok(Holdings {
         current_round: c.open_round(now).map(|r| r.number),
         tickets,
         vouchers,
+        prizes,
     })
 }

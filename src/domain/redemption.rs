@@ -202,11 +202,13 @@ pub enum VoucherStatus {
     Used,
     Expired,
     Void,
+    /// Its prize is to be claimed first.
+    ToClaim,
 }
 
 pub fn status(
     kind: &VoucherKind,
-    void: bool,
+    standing: Standing,
     uses: &[Use],
     venues: &[Venue],
     now: DateTime<Utc>,
@@ -218,8 +220,10 @@ pub fn status(
             .filter(|v| v.category == kind.category)
             .all(|v| uses.iter().any(|u| u.venue_id == v.id)),
     };
-    if void {
+    if standing == Standing::Void {
         VoucherStatus::Void
+    } else if standing == Standing::Unclaimed {
+        VoucherStatus::ToClaim
     } else if used_up {
         VoucherStatus::Used
     } else if now >= kind.valid_until {
@@ -371,6 +375,40 @@ mod tests {
     }
 
     const PHONE: &str = "13812345678";
+
+    #[test]
+    fn a_voucher_of_a_prize_not_claimed_is_not_usable_yet() {
+        let hotel = kind(RedemptionPolicy::SingleUse, Category::Hotel);
+        let desk = venue("h", Category::Hotel);
+        let now = at(20, 9);
+        assert_eq!(Standing::of(false, false), Standing::Unclaimed);
+        assert_eq!(Standing::of(true, false), Standing::Void);
+        assert_eq!(
+            judge(&hotel, Standing::Unclaimed, &[], &desk, now, digits("5678")),
+            Err(Reason::NotClaimed)
+        );
+        assert_eq!(
+            status(
+                &hotel,
+                Standing::Unclaimed,
+                &[],
+                std::slice::from_ref(&desk),
+                now
+            ),
+            VoucherStatus::ToClaim
+        );
+        assert_eq!(
+            judge(
+                &hotel,
+                Standing::of(false, true),
+                &[],
+                &desk,
+                now,
+                digits("5678")
+            ),
+            Ok(())
+        );
+    }
 
     #[test]
     fn a_code_is_reissued_once_and_only_once_voided() {
@@ -582,29 +620,38 @@ mod tests {
         };
         let now = at(20, 9);
         assert_eq!(
-            status(&card, false, &[], &venues, now),
+            status(&card, Standing::Usable, &[], &venues, now),
             VoucherStatus::Usable
         );
         assert_eq!(
-            status(&card, false, &[use_at("a")], &venues, now),
+            status(&card, Standing::Usable, &[use_at("a")], &venues, now),
             VoucherStatus::Usable
         );
         assert_eq!(
-            status(&card, false, &[use_at("a"), use_at("b")], &venues, now),
+            status(
+                &card,
+                Standing::Usable,
+                &[use_at("a"), use_at("b")],
+                &venues,
+                now
+            ),
             VoucherStatus::Used
         );
-        assert_eq!(status(&card, true, &[], &venues, now), VoucherStatus::Void);
         assert_eq!(
-            status(&card, false, &[], &venues, at(31, 0)),
+            status(&card, Standing::Void, &[], &venues, now),
+            VoucherStatus::Void
+        );
+        assert_eq!(
+            status(&card, Standing::Usable, &[], &venues, at(31, 0)),
             VoucherStatus::Expired
         );
         assert_eq!(
-            status(&card, false, &[], &venues, at(14, 0)),
+            status(&card, Standing::Usable, &[], &venues, at(14, 0)),
             VoucherStatus::NotYetValid
         );
         let hotel = kind(RedemptionPolicy::SingleUse, Category::Hotel);
         assert_eq!(
-            status(&hotel, false, &[use_at("h")], &venues, now),
+            status(&hotel, Standing::Usable, &[use_at("h")], &venues, now),
             VoucherStatus::Used
         );
     }

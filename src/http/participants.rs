@@ -22,7 +22,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/login/code").post(request_code))
         .service(web::resource("/api/login").post(login))
         .service(web::resource("/api/logout").post(logout))
-        .service(web::resource("/api/me").get(me));
+        .service(web::resource("/api/me").get(me))
+        .service(web::resource("/api/me/prizes/{round}/claim").post(claim))
+        .service(web::resource("/api/me/prizes/{round}/decline").post(decline));
 }
 
 /// A participant as they see themselves: the phone is masked even here, since pages show it.
@@ -226,6 +228,86 @@ pub struct TicketView {
     excluded_reason: Option<&'static str>,
 }
 
+/// A prize won, or passed on from a forfeit to this participant as a reserve.
+#[derive(Serialize, ToSchema)]
+pub struct PrizeView {
+    round: u32,
+    rank: u32,
+    tier: String,
+    /// 一等奖…
+    tier_label: String,
+    /// `to_claim`, `claimed` or `forfeited`.
+    state: &'static str,
+    /// Local time: claim before it (while `to_claim`).
+    claim_by: Option<String>,
+    claimed_at: Option<String>,
+    forfeited_at: Option<String>,
+    /// `unclaimed` or `declined`.
+    forfeit_reason: Option<&'static str>,
+    /// The rank whose forfeited prize came to this reserve.
+    promoted_from: Option<u32>,
+}
+
+fn prize_view(app: &App, p: &crate::store::PrizeState) -> PrizeView {
+    use crate::domain::claim::Standing;
+    let c = &app.campaign;
+    let (claim_by, claimed_at, forfeited) = match p.standing {
+        Standing::Open { deadline } => (Some(c.local_rfc3339(deadline)), None, None),
+        Standing::Claimed { at } => (None, Some(c.local_rfc3339(at)), None),
+        Standing::Forfeited { at, reason } => (None, None, Some((c.local_rfc3339(at), reason))),
+    };
+    PrizeView {
+        round: p.round,
+        rank: p.rank,
+        tier_label: c
+            .tiers
+            .iter()
+            .find(|t| t.name == p.tier)
+            .map_or_else(|| p.tier.clone(), |t| t.label.clone()),
+        tier: p.tier.clone(),
+        state: p.standing.code(),
+        claim_by,
+        claimed_at,
+        forfeit_reason: forfeited.as_ref().map(|(_, r)| r.as_str()),
+        forfeited_at: forfeited.map(|(at, _)| at),
+        promoted_from: p.promoted_from,
+    }
+}
+
+/// Claims my prize of a round, before its deadline; its vouchers become usable. Claiming again
+/// answers the same.
+#[utoipa::path(post, path = "/api/me/prizes/{round}/claim", tag = "participants", security(("session" = [])),
+    params(("round" = u32, Path)),
+    responses((status = 200, body = PrizeView), SessionRefusals,
+    (status = 404, body = ErrorBody, description = "`round_not_found`, `no_prize`"),
+    (status = 409, body = ErrorBody, description = "`claim_closed`: the deadline passed, or the prize was declined")))]
+pub async fn claim(
+    app: web::Data<App>,
+    session: Session,
+    round: web::Path<u32>,
+) -> Result<HttpResponse, ApiError> {
+    let p = crate::app::claims::claim(&app, &session, round.into_inner()).await?;
+    Ok(ok_json(&prize_view(&app, &p)))
+}
+
+/// Declines my prize of a round (before claiming it, before its deadline): it goes to the next
+/// reserve, and cannot be taken back.
+#[utoipa::path(post, path = "/api/me/prizes/{round}/decline", tag = "participants", security(("session" = [])),
+    params(("round" = u32, Path)),
+    responses((status = 200, body = Reallocated), SessionRefusals,
+    (status = 404, body = ErrorBody, description = "`round_not_found`, `no_prize`"),
+    (status = 409, body = ErrorBody, description = "`claim_closed`: already claimed, declined, or past the deadline")))]
+pub async fn decline(
+    app: web::Data<App>,
+    session: Session,
+    round: web::Path<u32>,
+) -> Result<HttpResponse, ApiError> {
+    let r = crate::app::claims::decline(&app, &session, round.into_inner()).await?;
+    Ok(ok_json(&super::rounds::reallocation_view(&app, &r)))
+}
+
+pub use super::rounds::Reallocated;
+
 #[derive(Serialize, ToSchema)]
 pub struct Mine {
     participant: ParticipantView,
@@ -234,8 +316,10 @@ pub struct Mine {
     /// Whether this participant already holds a ticket for the current round.
     holds_current_ticket: bool,
     tickets: Vec<TicketView>,
-    /// Vouchers won (after a draw).
+    /// Vouchers won (after a draw); usable once their prize is claimed.
     vouchers: Vec<super::vouchers::VoucherView>,
+    /// Prizes won, with where each claim stands.
+    prizes: Vec<PrizeView>,
 }
 
 /// The participant, their tickets by round and (once drawn) their vouchers.
@@ -263,5 +347,6 @@ pub async fn me(app: web::Data<App>, session: Session) -> Result<HttpResponse, A
         holds_current_ticket: tickets.iter().any(|t| Some(t.round) == held.current_round),
         tickets,
         vouchers: super::vouchers::views(&app, &held.vouchers)?,
+        prizes: held.prizes.iter().map(|p| prize_view(&app, p)).collect(),
     }))
 }

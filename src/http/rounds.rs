@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/api/rounds/{round}/exclusions/restore").post(restore))
         .service(web::resource("/api/rounds/{round}/review").get(review))
+        .service(web::resource("/api/rounds/{round}/reallocations").get(reallocations))
         .service(web::resource("/api/rounds/{round}/proof/{ticket}").get(proof))
         .service(web::resource("/api/rounds/{round}/commitments").post(commit))
         .service(web::resource("/api/rounds/{round}/reveal").post(reveal))
@@ -229,6 +230,54 @@ pub async fn restore(
         round,
         tickets,
         message,
+    }))
+}
+
+/// One reallocation (DESIGN §4b).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Reallocated {
+    pub seq: u32,
+    pub forfeited_rank: u32,
+    /// `unclaimed` or `declined`.
+    pub reason: String,
+    /// The reserve the prize went to; null when none was left (the prize is unawarded).
+    pub reserve_rank: Option<u32>,
+    pub tier: String,
+    /// Local time.
+    pub at: String,
+}
+
+pub fn reallocation_view(app: &App, r: &crate::store::Reallocation) -> Reallocated {
+    Reallocated {
+        seq: r.seq,
+        forfeited_rank: r.forfeited_rank,
+        reason: r.reason.as_str().to_owned(),
+        reserve_rank: r.reserve_rank,
+        tier: r.tier.clone(),
+        at: app.campaign.local_rfc3339(r.at),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Reallocations {
+    round: u32,
+    reallocations: Vec<Reallocated>,
+}
+
+/// The round's reallocations document (DESIGN §4b): append-only, each forfeited prize and the
+/// reserve it went to, in order.
+#[utoipa::path(get, path = "/api/rounds/{round}/reallocations", tag = "draws", params(("round" = u32, Path)),
+    responses((status = 200, body = Reallocations),
+    (status = 404, body = ErrorBody, description = "`round_not_found`")))]
+pub async fn reallocations(
+    app: web::Data<App>,
+    round: web::Path<u32>,
+) -> Result<HttpResponse, ApiError> {
+    let round = round.into_inner();
+    let list = crate::app::claims::reallocations(&app, round).await?;
+    Ok(ok_json(&Reallocations {
+        round,
+        reallocations: list.iter().map(|r| reallocation_view(&app, r)).collect(),
     }))
 }
 

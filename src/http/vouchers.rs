@@ -150,7 +150,7 @@ fn voucher_view(
         face_value_yuan: k.face_value_yuan,
         valid_from: k.valid_from.with_timezone(&c.tz()).date_naive(),
         valid_until: last_valid_day(c, k),
-        status: status(k, v.void, &v.domain_uses(), &c.venues, now),
+        status: status(k, v.standing(), &v.domain_uses(), &c.venues, now),
         policy: k.policy.as_str().into(),
         holder_check: k.holder_check,
         venues: c
@@ -679,7 +679,7 @@ pub async fn vouchers_csv(
     .to_vec()];
     for v in &vouchers {
         let k = kind_of(c, v)?;
-        let st = status(k, v.void, &v.domain_uses(), &c.venues, now);
+        let st = status(k, v.standing(), &v.domain_uses(), &c.venues, now);
         rows.push(vec![
             v.round.to_string(),
             v.rank.to_string(),

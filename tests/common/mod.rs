@@ -887,6 +887,17 @@ pub async fn draw_round(
     round: u32,
     at: DateTime<Utc>,
 ) {
+    draw_round_unclaimed(store, campaign, round, at).await;
+    claim_all(store, campaign, round, at).await;
+}
+
+/// [`draw_round`], the prizes left to claim.
+pub async fn draw_round_unclaimed(
+    store: &SharedStore,
+    campaign: &campaign_lottery::domain::campaign::Campaign,
+    round: u32,
+    at: DateTime<Utc>,
+) {
     use campaign_lottery::domain::draw::seed::commitment;
     let witnesses = ["衡阳公证处", "律师见证人"];
     let secret = |name: &str| {
@@ -923,7 +934,6 @@ pub async fn draw_round(
         .draw_round(draw_request(campaign, round, ""), "operator:test", at)
         .await
         .unwrap();
-    claim_all(store, campaign, round, at).await;
 }
 
 /// Every winner of a drawn round claims the prize, as the tests of what comes after want.

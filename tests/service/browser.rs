@@ -407,7 +407,7 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
     common::tickets_in(&app.store, "demo", 1, now, 0..40).await;
     let after = now + chrono::Duration::days(7) + chrono::Duration::minutes(1);
     app.clock.set(after);
-    common::draw_round(&app.store, &app.campaign, 1, after).await;
+    common::draw_round_unclaimed(&app.store, &app.campaign, 1, after).await;
     let hotel = app
         .store
         .all_vouchers("demo")
@@ -418,6 +418,14 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
         .unwrap();
     let code = VoucherCode::parse(&hotel.code).unwrap().to_string();
     let digits = &hotel.holder_phone[7..];
+    let claimed = || async {
+        app.store
+            .prizes_of(hotel.participant_id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.standing.code() == "claimed")
+    };
 
     // The winner's page: the three vouchers, each with its QR code.
     for width in [360, 1280] {
@@ -435,6 +443,17 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
         .await
         .unwrap();
         c.goto(&app.url("/me")).await.unwrap();
+        if width == 360 {
+            // The prize first: congratulations, the deadline, claim; the codes wait for it.
+            wait_text(&c, "#prizes", "恭喜！您获得第 1 期 一等奖").await;
+            wait_text(&c, "#prizes", "前领取").await;
+            wait_text(&c, "#vouchers", "领取后可用").await;
+            screenshot(&c, "me-prize-to-claim-360").await;
+            assert!(!claimed().await);
+            click(&c, "#prizes button.btn:not(.secondary)").await;
+            wait_text(&c, "#prizes", "已领取").await;
+            assert!(claimed().await);
+        }
         wait_text(&c, "#vouchers", "星级酒店住宿一晚").await;
         wait_text(&c, "#vouchers", &code).await;
         wait_text(&c, "#vouchers", "神龙大酒店").await;

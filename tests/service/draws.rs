@@ -21,6 +21,7 @@ backend_tests!(
     exclusions_are_made_before_the_freeze_audited_and_published,
     the_review_lists_the_tickets_with_risk_signals,
     reserves_are_drawn_after_the_winners_and_verified,
+    prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_order,
 );
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
@@ -584,6 +585,242 @@ async fn reserves_are_drawn_after_the_winners_and_verified(db: TestDb) {
     let checks = verify(&parsed, &entries);
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
     assert_eq!(checks.last().unwrap().name, "reserves");
+}
+
+/// Claims: vouchers usable only once claimed; a decline and the deadline forfeit the prize, which
+/// goes to the next reserve (who is told on /me, with vouchers and a claim period), and to none
+/// when none is left; all published in the reallocations document, which the verifier checks,
+/// while the record stays byte for byte; two instances forfeiting at once forfeit once.
+async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_order(db: TestDb) {
+    use campaign_lottery::domain::draw::record::{verify_reallocations, ReallocationsDocument};
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    tickets(&app, 1, 0..270).await;
+    run_round(&app, &s, 1).await;
+    let record_text = app.get("/api/rounds/1", None).await.text().await.unwrap();
+    let record: RoundRecord = serde_json::from_str(&record_text).unwrap();
+    assert_eq!((record.winners.len(), record.reserves.len()), (265, 5));
+    let state = app
+        .store
+        .round_draw_state("demo", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let phone_of = |rank: u32| -> String {
+        state
+            .winners
+            .iter()
+            .find(|w| w.rank == rank)
+            .unwrap()
+            .phone
+            .clone()
+    };
+    let session = |phone: &str| format!("clp_{phone}");
+    let (a, b) = (session(&phone_of(1)), session(&phone_of(2)));
+    let app = &app;
+    let me = |token: String| async move { json_of(app.get("/api/me", Some(&token)).await).await };
+    let prize = me(a.clone()).await["prizes"][0].clone();
+    assert_eq!(prize["state"], "to_claim");
+    assert_eq!(prize["tier_label"], "一等奖");
+    assert!(prize["claim_by"].as_str().unwrap().starts_with("2026-"));
+
+    // Not usable before the claim.
+    let desk = app.venue_token("shenlong-hotel").await;
+    let hotel = app
+        .store
+        .all_vouchers("demo")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.rank == 1 && v.kind == "hotel_night")
+        .unwrap();
+    let redeem = |key: &str| {
+        app.client
+            .post(app.url("/api/venue/redeem"))
+            .bearer_auth(&desk)
+            .header("Idempotency-Key", key.to_owned())
+            .json(&json!({"code": hotel.code, "holder_digits": &hotel.holder_phone[7..]}))
+            .send()
+    };
+    let (st, c) = error_code(redeem("k1").await.unwrap()).await;
+    assert_eq!((st, c.as_str()), (409, "prize_not_claimed"));
+    let claim = |token: &str, round: u32| {
+        app.client
+            .post(app.url(&format!("/api/me/prizes/{round}/claim")))
+            .bearer_auth(token)
+            .send()
+    };
+    let decline = |token: &str| {
+        app.client
+            .post(app.url("/api/me/prizes/1/decline"))
+            .bearer_auth(token)
+            .send()
+    };
+    let claimed = json_of(claim(&a, 1).await.unwrap()).await;
+    assert_eq!(claimed["state"], "claimed");
+    assert_eq!(
+        json_of(claim(&a, 1).await.unwrap()).await["state"],
+        "claimed",
+        "again"
+    );
+    assert_eq!(redeem("k2").await.unwrap().status(), 200);
+
+    // B declines: the prize goes to the first reserve, who is told on /me.
+    let r = json_of(decline(&b).await.unwrap()).await;
+    assert_eq!(
+        (r["seq"].as_u64(), r["reserve_rank"].as_u64()),
+        (Some(1), Some(266))
+    );
+    assert_eq!(r["reason"], "declined");
+    let b_prize = me(b.clone()).await["prizes"][0].clone();
+    assert_eq!(
+        (
+            b_prize["state"].as_str(),
+            b_prize["forfeit_reason"].as_str()
+        ),
+        (Some("forfeited"), Some("declined"))
+    );
+    let reserve_phone = app
+        .store
+        .round_review("demo", 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.ticket == record.reserves[0].ticket)
+        .unwrap()
+        .phone;
+    let reserve = me(session(&reserve_phone)).await;
+    assert_eq!(reserve["prizes"][0]["state"], "to_claim");
+    assert_eq!(reserve["prizes"][0]["promoted_from"], 2);
+    assert_eq!(reserve["prizes"][0]["rank"], 266);
+    assert_eq!(
+        reserve["vouchers"].as_array().unwrap().len(),
+        3,
+        "rank 2 is a grand prize: three vouchers"
+    );
+    let b_vouchers = app.store.all_vouchers("demo").await.unwrap();
+    assert!(b_vouchers.iter().filter(|v| v.rank == 2).all(|v| v.void));
+
+    for (res, status, code) in [
+        (decline(&b).await.unwrap(), 409, "claim_closed"),
+        (decline(&a).await.unwrap(), 409, "claim_closed"),
+        (claim(&b, 1).await.unwrap(), 409, "claim_closed"),
+        (
+            claim("clp_13800000999", 1).await.unwrap(),
+            401,
+            "unknown_session",
+        ),
+        (claim(&a, 99).await.unwrap(), 404, "round_not_found"),
+    ] {
+        let (st, c) = error_code(res).await;
+        assert_eq!(st, status, "{c}");
+        if status != 401 {
+            assert_eq!(c, code);
+        }
+    }
+    let stranger = "13999999999";
+    common::prove_phone(&app.store, stranger, &session(stranger), app.clock.now()).await;
+    let (st, c) = error_code(claim(&session(stranger), 1).await.unwrap()).await;
+    assert_eq!((st, c.as_str()), (404, "no_prize"));
+
+    // Past the deadline, two instances forfeit at once: every unclaimed prize once, the four
+    // reserves left in order, the rest unawarded.
+    app.clock.advance(Duration::days(15));
+    let f = campaign_lottery::store::Forfeit {
+        campaign_id: "demo".into(),
+        tier_kinds: app
+            .campaign
+            .tiers
+            .iter()
+            .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
+            .collect(),
+        claim_days: app.campaign.claim_days,
+    };
+    let other = campaign_lottery::store::connect(
+        &app.db.url,
+        campaign_lottery::store::ConnectLimits::with_connections(4),
+    )
+    .await
+    .unwrap();
+    let now = app.clock.now();
+    let (x, y) = tokio::join!(
+        app.store.forfeit_overdue(&f, now),
+        other.forfeit_overdue(&f, now)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(
+        x.len() + y.len(),
+        264,
+        "263 unclaimed winners and the first reserve's prize"
+    );
+    let doc_text = app
+        .get("/api/rounds/1/reallocations", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let doc: ReallocationsDocument = serde_json::from_str(&doc_text).unwrap();
+    assert_eq!(doc.reallocations.len(), 265);
+    let used: Vec<u32> = doc
+        .reallocations
+        .iter()
+        .filter_map(|l| l.reserve_rank)
+        .collect();
+    assert_eq!(used, [266, 267, 268, 269, 270]);
+    let checks = verify_reallocations(&record, &doc);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    assert!(checks[1].detail.contains("260 unawarded"), "{checks:?}");
+    assert_eq!(
+        app.get("/api/rounds/1", None).await.text().await.unwrap(),
+        record_text,
+        "the record never changes"
+    );
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'prize.forfeit'")
+            .await,
+        265
+    );
+
+    // The command line on the downloaded documents; a reserve taken out of order fails.
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let entries = app
+        .get("/api/rounds/1/entries", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (r, e) = (file("r.json", &record_text), file("e.txt", &entries));
+    let run = |x: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+            .args([
+                "verify",
+                "--round",
+                &r,
+                "--entries",
+                &e,
+                "--reallocations",
+                x,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run(&file("ok.json", &doc_text));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut swapped = doc.clone();
+    swapped.reallocations[0].reserve_rank = Some(267);
+    let out = run(&file("bad.json", &serde_json::to_string(&swapped).unwrap()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL reallocations"));
 }
 
 /// Operators exclude tickets before the freeze only, with a reason, each audited; the freeze

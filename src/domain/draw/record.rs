@@ -343,6 +343,89 @@ pub fn verify_exclusions(
     checks
 }
 
+/// A round's reallocations document (DESIGN §4b), as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReallocationsDocument {
+    pub round: u32,
+    pub reallocations: Vec<ReallocationLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReallocationLine {
+    pub seq: u32,
+    pub forfeited_rank: u32,
+    pub reason: String,
+    pub reserve_rank: Option<u32>,
+    pub tier: String,
+    pub at: String,
+}
+
+/// Checks a round's reallocations against its record: seq counts from 1; each forfeited rank held
+/// a prize of that tier (a winner's, or one an earlier line gave to a reserve) and is forfeited
+/// once; the prize goes to the lowest-ranked reserve not yet used, and to none only when none is
+/// left. The prizes left unawarded are counted.
+pub fn verify_reallocations(record: &RoundRecord, doc: &ReallocationsDocument) -> Vec<Check> {
+    use std::collections::HashMap;
+    let mut checks = vec![check(
+        "reallocations round",
+        doc.round == record.round,
+        format!(
+            "document of round {}, record of round {}",
+            doc.round, record.round
+        ),
+    )];
+    let mut held: HashMap<u32, String> = record
+        .winners
+        .iter()
+        .map(|w| (w.rank, w.tier.clone()))
+        .collect();
+    let mut free: Vec<u32> = record.reserves.iter().map(|r| r.rank).collect();
+    free.sort_unstable();
+    free.reverse();
+    let mut problem = None;
+    let mut unawarded = 0;
+    for (i, line) in doc.reallocations.iter().enumerate() {
+        let fail = |why: String| Some(format!("seq {}: {why}", line.seq));
+        if line.seq != i as u32 + 1 {
+            problem = fail(format!("expected seq {}", i + 1));
+        } else if !matches!(line.reason.as_str(), "unclaimed" | "declined") {
+            problem = fail(format!("unknown reason {:?}", line.reason));
+        } else if held.get(&line.forfeited_rank) != Some(&line.tier) {
+            problem = fail(format!(
+                "rank {} held no {} prize to forfeit",
+                line.forfeited_rank, line.tier
+            ));
+        } else if line.reserve_rank != free.last().copied() {
+            problem = fail(format!(
+                "the prize went to {:?}, the next unused reserve is {:?}",
+                line.reserve_rank,
+                free.last()
+            ));
+        }
+        if problem.is_some() {
+            break;
+        }
+        held.remove(&line.forfeited_rank);
+        match free.pop() {
+            Some(reserve) => {
+                held.insert(reserve, line.tier.clone());
+            }
+            None => unawarded += 1,
+        }
+    }
+    checks.push(check(
+        "reallocations",
+        problem.is_none(),
+        problem.unwrap_or_else(|| {
+            format!(
+                "{} reallocations in order, reserves used lowest rank first, each once; {unawarded} unawarded",
+                doc.reallocations.len()
+            )
+        }),
+    ));
+    checks
+}
+
 /// The first ticket in both sorted lists.
 fn first_in_both(
     entries: &[Uuid],
@@ -370,6 +453,64 @@ mod tests {
             Uuid::parse_str("00000000-0000-4000-8000-000000000009").unwrap(),
             Reason::TooFast,
         )]
+    }
+
+    #[test]
+    fn reallocations_use_reserves_in_order_each_once() {
+        let (record, _) = worked_example();
+        // Winners ranks 1..3 (grand, standard, standard), reserves 4 and 5.
+        let line = |seq, forfeited_rank, reserve_rank: Option<u32>, tier: &str| ReallocationLine {
+            seq,
+            forfeited_rank,
+            reason: "unclaimed".into(),
+            reserve_rank,
+            tier: tier.into(),
+            at: "2024-07-30T12:00:00+08:00".into(),
+        };
+        let doc = |lines| ReallocationsDocument {
+            round: 3,
+            reallocations: lines,
+        };
+        let ok = doc(vec![
+            line(1, 2, Some(4), "standard"),
+            line(2, 4, Some(5), "standard"),
+            line(3, 1, None, "grand"),
+        ]);
+        let checks = verify_reallocations(&record, &ok);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        assert!(checks[1].detail.contains("1 unawarded"));
+        let failed = |d: &ReallocationsDocument| {
+            verify_reallocations(&record, d)
+                .into_iter()
+                .find(|c| !c.ok)
+                .map(|c| c.detail)
+        };
+        for (bad, says) in [
+            (
+                doc(vec![line(1, 2, Some(5), "standard")]),
+                "next unused reserve",
+            ),
+            (doc(vec![line(1, 2, Some(4), "grand")]), "held no grand"),
+            (doc(vec![line(1, 9, Some(4), "standard")]), "rank 9"),
+            (
+                doc(vec![
+                    line(1, 2, Some(4), "standard"),
+                    line(2, 2, Some(5), "standard"),
+                ]),
+                "rank 2",
+            ),
+            (doc(vec![line(2, 2, Some(4), "standard")]), "expected seq 1"),
+            (
+                doc(vec![line(1, 2, None, "standard")]),
+                "next unused reserve",
+            ),
+        ] {
+            let got = failed(&bad).expect("refused");
+            assert!(got.contains(says), "{got}");
+        }
+        let mut other = ok.clone();
+        other.round = 4;
+        assert!(failed(&other).is_some());
     }
 
     #[test]
