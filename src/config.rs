@@ -107,6 +107,8 @@ pub struct SmsSettings {
     pub max_attempts: i32,
     pub first_retry_secs: i64,
     pub longest_retry_secs: i64,
+    /// Hours before a claim deadline that a winner who has not claimed is reminded.
+    pub reminder_hours: u32,
     /// The hash of `SMS_REPORT_TOKEN`, read from the environment at start-up: the token in
     /// the address the provider pushes delivery reports to. None: reports are not taken.
     #[serde(skip)]
@@ -128,6 +130,7 @@ impl Default for SmsSettings {
             max_attempts: 5,
             first_retry_secs: 10,
             longest_retry_secs: 600,
+            reminder_hours: 48,
             report_token_hash: None,
         }
     }

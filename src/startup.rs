@@ -218,6 +218,20 @@ async fn forfeit_unclaimed(app: web::Data<App>) {
     }
 }
 
+const NOTICES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Queues the SMS of prizes to claim, reminders, redemptions and reversals, every ten seconds;
+/// never returns.
+async fn send_notices(app: web::Data<App>) {
+    let mut tick = tokio::time::interval(NOTICES_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::app::notices::send_due(&app).await {
+            tracing::warn!(error = %e, "queueing notices failed; tried again shortly");
+        }
+    }
+}
+
 impl Application {
     /// Prepares the store and binds the listener (port 0 picks a free port).
     pub async fn build(loaded: &LoadedSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
@@ -282,6 +296,11 @@ impl Application {
         self.port
     }
 
+    /// The application the server runs, for what the service does by itself.
+    pub fn app(&self) -> web::Data<App> {
+        self.app.clone()
+    }
+
     /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
     /// Deletes expired short-lived rows meanwhile (see [`KEEP_SHORT_LIVED`]), and sends the
     /// outbox's messages through the gateway, if one is configured.
@@ -297,7 +316,8 @@ impl Application {
             stopped = self.server => stopped,
             () = forget_expired_hourly(self.store, self.clock) => Ok(()),
             () = sending => Ok(()),
-            () = forfeit_unclaimed(self.app) => Ok(()),
+            () = forfeit_unclaimed(self.app.clone()) => Ok(()),
+            () = send_notices(self.app) => Ok(()),
         }
     }
 }

@@ -9,6 +9,23 @@ use chrono::{DateTime, Duration, Utc};
 pub enum Template {
     /// The one-time login code.
     LoginCode { code: String, minutes: i64 },
+    /// A prize won (or passed on to a reserve) is to be claimed. Providers refuse lottery
+    /// wording (中奖, 抽奖) in templates: it says the round's results are out.
+    PrizeNotice { round: u32, claim_by: String },
+    /// The claim deadline is near.
+    ClaimReminder { round: u32, claim_by: String },
+    /// A voucher was used at a venue (so that a stolen code is noticed).
+    Redeemed {
+        kind: String,
+        venue: String,
+        time: String,
+    },
+    /// A use was reversed by the venue.
+    Reversed {
+        kind: String,
+        venue: String,
+        time: String,
+    },
 }
 
 impl Template {
@@ -16,6 +33,10 @@ impl Template {
     pub fn name(&self) -> &'static str {
         match self {
             Template::LoginCode { .. } => "login_code",
+            Template::PrizeNotice { .. } => "prize_notice",
+            Template::ClaimReminder { .. } => "claim_reminder",
+            Template::Redeemed { .. } => "redeemed",
+            Template::Reversed { .. } => "reversed",
         }
     }
 
@@ -27,6 +48,20 @@ impl Template {
                 ("code".into(), code.clone()),
                 ("minutes".into(), minutes.to_string()),
             ],
+            Template::PrizeNotice { round, claim_by }
+            | Template::ClaimReminder { round, claim_by } => {
+                vec![
+                    ("round".into(), round.to_string()),
+                    ("claim_by".into(), claim_by.clone()),
+                ]
+            }
+            Template::Redeemed { kind, venue, time } | Template::Reversed { kind, venue, time } => {
+                vec![
+                    ("kind".into(), kind.clone()),
+                    ("venue".into(), venue.clone()),
+                    ("time".into(), time.clone()),
+                ]
+            }
         }
     }
 
@@ -37,12 +72,30 @@ impl Template {
             Template::LoginCode { code, minutes } => {
                 format!("【{sign_name}】您的验证码是 {code}，{minutes} 分钟内有效。请勿告诉他人。")
             }
+            Template::PrizeNotice { round, claim_by } => format!(
+                "【{sign_name}】您参加的学法活动第{round}期结果已公布，请在{claim_by}前登录活动页面“我的”查看并领取。"
+            ),
+            Template::ClaimReminder { round, claim_by } => format!(
+                "【{sign_name}】您在学法活动第{round}期的权益将于{claim_by}截止领取，请及时登录活动页面“我的”领取。"
+            ),
+            Template::Redeemed { kind, venue, time } => format!(
+                "【{sign_name}】您的{kind}已于{time}在{venue}使用。如非本人操作，请联系主办方。"
+            ),
+            Template::Reversed { kind, venue, time } => {
+                format!("【{sign_name}】您的{kind}在{venue}的使用已于{time}撤销。")
+            }
         }
     }
 }
 
 /// Every template the service uses: each needs a template id when a gateway sends.
-pub const TEMPLATE_NAMES: [&str; 1] = ["login_code"];
+pub const TEMPLATE_NAMES: [&str; 5] = [
+    "login_code",
+    "prize_notice",
+    "claim_reminder",
+    "redeemed",
+    "reversed",
+];
 
 /// Where a message stands in the outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +265,42 @@ mod tests {
         assert_eq!(
             t.text("衡阳学法"),
             "【衡阳学法】您的验证码是 042917，5 分钟内有效。请勿告诉他人。"
+        );
+    }
+
+    #[test]
+    fn the_service_s_own_messages_say_no_lottery_words() {
+        let all = [
+            Template::PrizeNotice {
+                round: 3,
+                claim_by: "7月30日".into(),
+            },
+            Template::ClaimReminder {
+                round: 3,
+                claim_by: "7月30日".into(),
+            },
+            Template::Redeemed {
+                kind: "城市旅游卡".into(),
+                venue: "衡山花果山景区".into(),
+                time: "7月20日 10:05".into(),
+            },
+            Template::Reversed {
+                kind: "城市旅游卡".into(),
+                venue: "衡山花果山景区".into(),
+                time: "7月20日 10:09".into(),
+            },
+        ];
+        for t in &all {
+            assert!(TEMPLATE_NAMES.contains(&t.name()));
+            let text = t.text("衡阳学法");
+            assert!(!text.contains("中奖") && !text.contains("抽奖"), "{text}");
+            for (_, v) in t.params() {
+                assert!(text.contains(&v), "{text} says {v}");
+            }
+        }
+        assert_eq!(
+            all[0].text("衡阳学法"),
+            "【衡阳学法】您参加的学法活动第3期结果已公布，请在7月30日前登录活动页面“我的”查看并领取。"
         );
     }
 

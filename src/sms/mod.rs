@@ -184,6 +184,14 @@ mod tests {
         let e = gateway(&s, ok).err().unwrap().to_string();
         assert!(e.contains("login_code"), "{e}");
         s.templates.insert("login_code".into(), "SMS_1".into());
+        let e = gateway(&s, ok).err().unwrap().to_string();
+        assert!(
+            e.contains("prize_notice") && !e.contains("login_code"),
+            "{e}"
+        );
+        for name in TEMPLATE_NAMES {
+            s.templates.insert(name.into(), format!("SMS_{name}"));
+        }
         assert!(gateway(&s, ok).unwrap().is_some());
         let e = gateway(&s, || Err("needs SMS_ACCESS_KEY_ID".into()))
             .err()

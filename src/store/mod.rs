@@ -190,6 +190,8 @@ pub struct NewSms {
     pub body: String,
     /// Not worth sending after this (a login code that expires).
     pub send_before: Option<DateTime<Utc>>,
+    /// The event it tells of (`prize:…`), which gets one message at most.
+    pub event_key: Option<String>,
 }
 
 impl NewSms {
@@ -205,6 +207,7 @@ impl NewSms {
             params: t.params(),
             body: t.text(sign_name),
             send_before,
+            event_key: None,
         }
     }
 }
@@ -454,6 +457,62 @@ pub struct Forfeit {
     pub tier_kinds: Vec<(String, Vec<String>)>,
     /// The claim period of a reserve who gets the prize.
     pub claim_days: u32,
+}
+
+/// An event the holder is told of by SMS, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A prize to claim (a winner's, or one passed to a reserve).
+    Prize {
+        round: u32,
+        rank: u32,
+        phone: String,
+        claim_by: DateTime<Utc>,
+    },
+    /// Its claim deadline is near.
+    Reminder {
+        round: u32,
+        rank: u32,
+        phone: String,
+        claim_by: DateTime<Utc>,
+    },
+    Redeemed {
+        redemption: Uuid,
+        phone: String,
+        kind: String,
+        venue_id: String,
+        at: DateTime<Utc>,
+    },
+    Reversed {
+        reversal: Uuid,
+        phone: String,
+        kind: String,
+        venue_id: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Notice {
+    /// The event's key in the outbox: one message per event.
+    pub fn key(&self, campaign_id: &str) -> String {
+        match self {
+            Notice::Prize { round, rank, .. } => format!("prize:{campaign_id}:{round}:{rank}"),
+            Notice::Reminder { round, rank, .. } => {
+                format!("reminder:{campaign_id}:{round}:{rank}")
+            }
+            Notice::Redeemed { redemption, .. } => format!("redeemed:{redemption}"),
+            Notice::Reversed { reversal, .. } => format!("reversed:{reversal}"),
+        }
+    }
+
+    pub fn phone(&self) -> &str {
+        match self {
+            Notice::Prize { phone, .. }
+            | Notice::Reminder { phone, .. }
+            | Notice::Redeemed { phone, .. }
+            | Notice::Reversed { phone, .. } => phone,
+        }
+    }
 }
 
 /// One line of a round's reallocations document (DESIGN §4b).
@@ -879,6 +938,25 @@ pub trait Store: Send + Sync + 'static {
         f: &Forfeit,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Reallocation>>;
+
+    /// Events whose holder is to be told and has not been: prizes to claim, claims due within
+    /// `remind_before`, redemptions and reversals; at most `limit` of each kind.
+    async fn pending_notices(
+        &self,
+        campaign_id: &str,
+        remind_before: chrono::Duration,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Notice>>;
+
+    /// Queues each notice's message, in one transaction, marking its event told: an event
+    /// already told (by another instance meanwhile) gets none. How many were queued.
+    async fn queue_notices(
+        &self,
+        campaign_id: &str,
+        notices: &[(Notice, NewSms)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     /// A round's reallocations document, by seq.
     async fn reallocations(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<Reallocation>>;

@@ -658,8 +658,8 @@ async fn sms_queued_after(conn: &mut impl Exec, since: DateTime<Utc>) -> StoreRe
 async fn queue_sms(tx: &mut impl Exec, m: &NewSms, at: DateTime<Utc>) -> StoreResult<()> {
     let params = to_json(&m.params)?;
     sql(
-        "INSERT INTO sms_outbox (phone, template, params, body, send_before, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO sms_outbox (phone, template, params, body, send_before, created_at, event_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_key) DO NOTHING",
     )
     .bind(&m.phone)
     .bind(&m.template)
@@ -667,6 +667,7 @@ async fn queue_sms(tx: &mut impl Exec, m: &NewSms, at: DateTime<Utc>) -> StoreRe
     .bind(&m.body)
     .bind(m.send_before)
     .bind(at)
+    .bind(&m.event_key)
     .execute(tx)
     .await?;
     Ok(())
@@ -2582,6 +2583,154 @@ impl<D: Dialect> Store for SqlStore<D> {
         }
         D::commit(tx).await?;
         Ok(done)
+    }
+
+    async fn pending_notices(
+        &self,
+        campaign_id: &str,
+        remind_before: chrono::Duration,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Notice>> {
+        let mut conn = self.db.reader().await?;
+        let mut out = Vec::new();
+        // $2 and $3 bound the reminders' window; the notices take every open prize.
+        for reminder in [false, true] {
+            let condition = if reminder {
+                "w.notified_at IS NOT NULL AND w.reminded_at IS NULL
+                 AND w.claim_deadline > $2 AND w.claim_deadline <= $3"
+            } else {
+                "w.notified_at IS NULL AND w.claim_deadline > $2 AND $3 >= $2"
+            };
+            let rows = sql(format!(
+                "SELECT w.round, w.rank, p.phone, w.claim_deadline FROM round_winners w
+                 JOIN participants p ON p.id = w.participant_id
+                 WHERE w.campaign_id = $1 AND w.claimed_at IS NULL AND w.forfeited_at IS NULL
+                   AND {condition}
+                 ORDER BY w.round, w.rank LIMIT $4"
+            ))
+            .bind(campaign_id)
+            .bind(now)
+            .bind(now + remind_before)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            for r in &rows {
+                let (round, rank, phone, claim_by) = (
+                    r.get("round")?,
+                    r.get("rank")?,
+                    r.get("phone")?,
+                    r.get("claim_deadline")?,
+                );
+                out.push(if reminder {
+                    Notice::Reminder {
+                        round,
+                        rank,
+                        phone,
+                        claim_by,
+                    }
+                } else {
+                    Notice::Prize {
+                        round,
+                        rank,
+                        phone,
+                        claim_by,
+                    }
+                });
+            }
+        }
+        for r in sql(
+            "SELECT r.id, p.phone, v.kind, r.venue_id, r.redeemed_at FROM redemptions r
+             JOIN vouchers v ON v.id = r.voucher_id JOIN participants p ON p.id = v.participant_id
+             WHERE v.campaign_id = $1 AND r.notified_at IS NULL ORDER BY r.redeemed_at LIMIT $2",
+        )
+        .bind(campaign_id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        {
+            out.push(Notice::Redeemed {
+                redemption: r.get("id")?,
+                phone: r.get("phone")?,
+                kind: r.get("kind")?,
+                venue_id: r.get("venue_id")?,
+                at: r.get("redeemed_at")?,
+            });
+        }
+        for r in sql(
+            "SELECT x.id, p.phone, v.kind, x.venue_id, x.reversed_at FROM reversals x
+             JOIN redemptions r ON r.id = x.redemption_id JOIN vouchers v ON v.id = r.voucher_id
+             JOIN participants p ON p.id = v.participant_id
+             WHERE v.campaign_id = $1 AND x.notified_at IS NULL ORDER BY x.reversed_at LIMIT $2",
+        )
+        .bind(campaign_id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        {
+            out.push(Notice::Reversed {
+                reversal: r.get("id")?,
+                phone: r.get("phone")?,
+                kind: r.get("kind")?,
+                venue_id: r.get("venue_id")?,
+                at: r.get("reversed_at")?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn queue_notices(
+        &self,
+        campaign_id: &str,
+        notices: &[(Notice, NewSms)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.db.begin().await?;
+        let mut queued = 0;
+        for (notice, sms) in notices {
+            let marked = match notice {
+                Notice::Prize { round, rank, .. } => {
+                    sql("UPDATE round_winners SET notified_at = $1
+                     WHERE campaign_id = $2 AND round = $3 AND rank = $4 AND notified_at IS NULL")
+                    .bind(at)
+                    .bind(campaign_id)
+                    .bind(*round)
+                    .bind(*rank)
+                }
+                Notice::Reminder { round, rank, .. } => {
+                    sql("UPDATE round_winners SET reminded_at = $1
+                     WHERE campaign_id = $2 AND round = $3 AND rank = $4 AND reminded_at IS NULL")
+                    .bind(at)
+                    .bind(campaign_id)
+                    .bind(*round)
+                    .bind(*rank)
+                }
+                Notice::Redeemed { redemption, .. } => sql(
+                    "UPDATE redemptions SET notified_at = $1 WHERE id = $2 AND notified_at IS NULL",
+                )
+                .bind(at)
+                .bind(*redemption),
+                Notice::Reversed { reversal, .. } => sql(
+                    "UPDATE reversals SET notified_at = $1 WHERE id = $2 AND notified_at IS NULL",
+                )
+                .bind(at)
+                .bind(*reversal),
+            }
+            .execute(&mut *tx)
+            .await?;
+            if marked == 1 {
+                let sms = NewSms {
+                    event_key: Some(notice.key(campaign_id)),
+                    ..sms.clone()
+                };
+                queue_sms(&mut *tx, &sms, at).await?;
+                queued += 1;
+            }
+        }
+        D::commit(tx).await?;
+        Ok(queued)
     }
 
     async fn reallocations(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<Reallocation>> {

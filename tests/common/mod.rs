@@ -412,6 +412,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub store: SharedStore,
     pub campaign: Arc<campaign_lottery::domain::campaign::Campaign>,
+    /// The use cases, for what the service runs by itself (forfeits, notices).
+    pub app: actix_web::web::Data<campaign_lottery::app::App>,
     pub db: TestDb,
 }
 
@@ -430,6 +432,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let store = app.store.clone();
         let campaign = app.campaign.clone();
+        let use_cases = app.app();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
@@ -437,6 +440,7 @@ impl TestApp {
             clock,
             store,
             campaign,
+            app: use_cases,
             db,
         }
     }
@@ -528,7 +532,8 @@ impl TestApp {
 /// `db_url`, read from the outbox as a person reads it off their phone.
 pub async fn sent_code(db_url: &str, phone: &str) -> String {
     assert!(phone.len() == 11 && phone.bytes().all(|b| b.is_ascii_digit()));
-    let query = "SELECT body FROM sms_outbox WHERE phone = $1 ORDER BY id DESC LIMIT 1";
+    let query = "SELECT body FROM sms_outbox WHERE phone = $1 AND template = 'login_code'
+                 ORDER BY id DESC LIMIT 1";
     let body: String = if db_url.starts_with("postgres") {
         let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
         sqlx::query_scalar(query)
@@ -1211,5 +1216,6 @@ pub fn code_sms(phone: &str, body: impl Into<String>) -> campaign_lottery::store
         ],
         body: body.into(),
         send_before: None,
+        event_key: None,
     }
 }

@@ -22,6 +22,7 @@ backend_tests!(
     the_review_lists_the_tickets_with_risk_signals,
     reserves_are_drawn_after_the_winners_and_verified,
     prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_order,
+    holders_are_told_once_of_prizes_reminders_redemptions_and_reversals,
 );
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
@@ -821,6 +822,137 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
     let out = run(&file("bad.json", &serde_json::to_string(&swapped).unwrap()));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL reallocations"));
+}
+
+/// Winners are told once by SMS after the draw, reminded once before the deadline unless they
+/// claimed, and told of each redemption and reversal, even with two instances queueing at once.
+async fn holders_are_told_once_of_prizes_reminders_redemptions_and_reversals(db: TestDb) {
+    use campaign_lottery::app::notices::send_due;
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    tickets(&app, 1, 0..5).await;
+    run_round(&app, &s, 1).await;
+    // A second instance on the same database.
+    let loaded = common::settings(
+        &app.db.url,
+        &common::repo_config_dir(),
+        "campaign-demo.toml",
+    );
+    let clock: std::sync::Arc<dyn Clock> = app.clock.clone();
+    let prepared = campaign_lottery::startup::prepare(&loaded, clock.as_ref())
+        .await
+        .unwrap();
+    let other = campaign_lottery::startup::application(prepared, &loaded, clock);
+    let (a, b) = tokio::join!(send_due(&app.app), send_due(&other));
+    assert!(a.unwrap() + b.unwrap() <= 5);
+    let count = |template: &str| {
+        let q = format!("SELECT COUNT(*) FROM sms_outbox WHERE template = '{template}'");
+        let db = &app.db;
+        async move { db.scalar(&q).await }
+    };
+    assert_eq!(count("prize_notice").await, 5, "one notice per winner");
+    assert_eq!(send_due(&app.app).await.unwrap(), 0, "once");
+    let notice = app
+        .store
+        .recent_sms(20)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.template == "prize_notice")
+        .unwrap();
+    assert!(
+        notice.body.contains("第1期结果已公布") && notice.body.contains("前登录"),
+        "{}",
+        notice.body
+    );
+    assert!(!notice.body.contains("中奖"));
+    assert_eq!(notice.params[0], ("round".to_owned(), "1".to_owned()));
+
+    // One winner claims; two days before the deadline the others are reminded, once.
+    let state = app
+        .store
+        .round_draw_state("demo", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let first = &state.winners[0];
+    let token = format!("clp_{}", first.phone);
+    let res = app
+        .client
+        .post(app.url("/api/me/prizes/1/claim"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(send_due(&app.app).await.unwrap(), 0, "no reminder yet");
+    app.clock.advance(Duration::days(14) - Duration::hours(47));
+    let (a, b) = tokio::join!(send_due(&app.app), send_due(&other));
+    assert!(a.unwrap() + b.unwrap() <= 4);
+    assert_eq!(
+        count("claim_reminder").await,
+        4,
+        "the four who have not claimed"
+    );
+    assert_eq!(send_due(&app.app).await.unwrap(), 0);
+
+    // A redemption and its reversal, each told to the holder once.
+    let desk = app.venue_token("huaguoshan-scenic").await;
+    let card = app
+        .store
+        .all_vouchers("demo")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.rank == first.rank && v.kind == "tourism_card")
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/venue/redeem"))
+        .bearer_auth(&desk)
+        .header("Idempotency-Key", "n-1")
+        .json(&json!({"code": card.code, "holder_digits": &card.holder_phone[7..]}))
+        .send()
+        .await
+        .unwrap();
+    let redeemed = json_of(res).await;
+    let id = redeemed["redemption"]["id"].as_str().unwrap().to_owned();
+    let (a, b) = tokio::join!(send_due(&app.app), send_due(&other));
+    assert!(a.unwrap() + b.unwrap() <= 1);
+    assert_eq!(count("redeemed").await, 1);
+    let told = app.store.recent_sms(1).await.unwrap().remove(0);
+    assert_eq!(told.phone, card.holder_phone);
+    assert!(
+        told.body.contains("城市旅游卡") && told.body.contains("衡山花果山景区"),
+        "{}",
+        told.body
+    );
+    let res = app
+        .post_json(
+            &format!("/api/venue/redemptions/{id}/reverse"),
+            Some(&desk),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    send_due(&app.app).await.unwrap();
+    assert_eq!(count("reversed").await, 1);
+    assert_eq!(send_due(&app.app).await.unwrap(), 0);
+
+    // The outbox itself holds one message per event.
+    let again = campaign_lottery::store::NewSms {
+        event_key: Some(format!("prize:demo:1:{}", first.rank)),
+        ..common::code_sms(&first.phone, "again")
+    };
+    app.store
+        .enqueue_sms(&again, app.clock.now())
+        .await
+        .unwrap();
+    let key = format!(
+        "SELECT COUNT(*) FROM sms_outbox WHERE event_key = 'prize:demo:1:{}'",
+        first.rank
+    );
+    assert_eq!(app.db.scalar(&key).await, 1, "the duplicate was not queued");
 }
 
 /// Operators exclude tickets before the freeze only, with a reason, each audited; the freeze

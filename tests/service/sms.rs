@@ -342,11 +342,20 @@ async fn answer(req: HttpRequest, body: web::Bytes, g: web::Data<Gateway>) -> Ht
 
 // ---- the adapters and the sender ----------------------------------------------------------------
 
+/// A template id for each message the service sends (login_code: SMS_465930001).
+fn all_templates() -> BTreeMap<String, String> {
+    campaign_lottery::domain::sms::TEMPLATE_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.to_string(), format!("SMS_46593000{}", i + 1)))
+        .collect()
+}
+
 fn gateway_settings(provider: SmsProvider, endpoint: &str) -> SmsSettings {
     SmsSettings {
         provider,
         endpoint: Some(endpoint.into()),
-        templates: BTreeMap::from([("login_code".into(), "SMS_465930001".into())]),
+        templates: all_templates(),
         sdk_app_id: "1400987654".into(),
         request_timeout_secs: 1,
         ..SmsSettings::default()
@@ -535,6 +544,10 @@ async fn the_service_sends_login_codes_through_the_gateway_and_takes_its_reports
         ("APP_SMS__ENDPOINT", gw.base.as_str()),
         ("APP_SMS__SDK_APP_ID", "1400987654"),
         ("APP_SMS__TEMPLATES__LOGIN_CODE", "SMS_465930001"),
+        ("APP_SMS__TEMPLATES__PRIZE_NOTICE", "SMS_465930002"),
+        ("APP_SMS__TEMPLATES__CLAIM_REMINDER", "SMS_465930003"),
+        ("APP_SMS__TEMPLATES__REDEEMED", "SMS_465930004"),
+        ("APP_SMS__TEMPLATES__REVERSED", "SMS_465930005"),
         ("APP_SMS__POLL_INTERVAL_MS", "50"),
         ("SMS_ACCESS_KEY_ID", KEY_ID),
         ("SMS_ACCESS_KEY_SECRET", SECRET),
@@ -620,6 +633,10 @@ async fn a_gateway_without_its_settings_stops_the_start_naming_what_is_missing()
     let base = [
         ("APP_SMS__PROVIDER", "aliyun"),
         ("APP_SMS__TEMPLATES__LOGIN_CODE", "SMS_1"),
+        ("APP_SMS__TEMPLATES__PRIZE_NOTICE", "SMS_2"),
+        ("APP_SMS__TEMPLATES__CLAIM_REMINDER", "SMS_3"),
+        ("APP_SMS__TEMPLATES__REDEEMED", "SMS_4"),
+        ("APP_SMS__TEMPLATES__REVERSED", "SMS_5"),
     ];
     let (status, log) = common::start_process(&db.url, "campaign-demo.toml", &base)
         .err()
