@@ -208,6 +208,17 @@ async function loadStats() {
   const sms = stats.sms;
   const day = sms.last_day;
   const sender = sms.gateway === "outbox" ? "未接短信网关（短信留在发件箱）" : `短信网关 ${sms.gateway}`;
+  document.querySelector("#claims-table")?.remove();
+  if (stats.claims && stats.claims.length) {
+    $("#sms-status").before(h("table", { id: "claims-table", class: "small" },
+      h("caption", {}, "各期奖品领取情况"),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "期次"), h("th", { scope: "col" }, "待领取"), h("th", { scope: "col" }, "已领取"), h("th", { scope: "col" }, "已放弃或逾期"))),
+      h("tbody", {}, ...stats.claims.map((c) => h("tr", {}, h("td", {}, `第 ${c.round} 期`), h("td", {}, String(c.to_claim)), h("td", {}, String(c.claimed)), h("td", {}, String(c.forfeited)))))));
+  }
+  document.querySelector("#unawarded")?.remove();
+  if (campaign.unawarded) {
+    $("#sms-status").before(h("p", { class: "small", id: "unawarded" }, `活动已结束：未能发放的奖品共 ${campaign.unawarded.total} 份（最后一期剩余 ${Object.values(campaign.unawarded.rollover_left).reduce((a, b) => a + b, 0)} 份，放弃或逾期且无候补 ${Object.values(campaign.unawarded.forfeited).reduce((a, b) => a + b, 0)} 份）。`));
+  }
   $("#sms-status").textContent = `最近一小时发出短信 ${sms.last_hour} 条，每小时上限 ${sms.hourly_budget} 条。${sender}；24 小时内：排队 ${day.queued + day.sending}，已发送 ${day.sent}，已送达 ${day.delivered}，失败 ${day.failed}。`;
   $("#sms-alert").textContent = sms.paused
     ? `短信已暂停发送：最近一小时已发 ${sms.last_hour} 条，达到每小时上限 ${sms.hourly_budget} 条。参与者获取验证码会被告知稍后再试；如属正常高峰，可调高 login.campaign_sms_per_hour。`

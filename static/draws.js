@@ -66,11 +66,19 @@ function roundCard(r, rec) {
     const first = rec.reserves[0].rank, last = rec.reserves[rec.reserves.length - 1].rank;
     card.append(h("p", { class: "small" }, `候补 ${rec.reserves.length} 名（第 ${first}–${last} 名，同一次抽取接着选出）：中奖者未按时领取或放弃时，奖品依次转给候补。`));
   }
+  if (rec.reallocations && rec.reallocations.length) {
+    const lines = rec.reallocations.map((x) => h("li", {},
+      `第 ${x.forfeited_rank} 名${x.reason === "declined" ? "放弃" : "逾期未领取"}，${TIERS[x.tier] || x.tier}`,
+      x.reserve_rank ? `转给候补第 ${x.reserve_rank} 名` : "，已无候补（未能发放）",
+      `（${localTime(x.at)}）`));
+    card.append(h("h3", {}, `奖品转让（${rec.reallocations.length} 次）`), h("ol", { class: "small" }, ...lines));
+  }
   const links = h("p", { class: "small" });
   links.append(h("a", { href: `/api/rounds/${r.number}`, download: `round-${r.number}.json` }, "下载抽奖记录"));
   if (rec.entry_count !== null && rec.entry_count !== undefined) {
     links.append(" · ", h("a", { href: `/api/rounds/${r.number}/entries`, download: `round-${r.number}-entries.txt` }, "下载抽奖券清单"));
     links.append(" · ", h("a", { href: `/api/rounds/${r.number}/exclusions`, download: `round-${r.number}-exclusions.txt` }, "下载排除清单"));
+    if (r.state === "drawn") links.append(" · ", h("a", { href: `/api/rounds/${r.number}/reallocations`, download: `round-${r.number}-reallocations.json` }, "下载奖品转让记录"));
   }
   card.append(links);
   return card;
@@ -120,8 +128,19 @@ if (campaign.ok) {
   for (const r of [...rounds].reverse()) {
     if (r.state === "scheduled") continue;
     const rec = ["frozen", "drawn"].includes(r.state) ? (await api(`/api/rounds/${r.number}`)).data : null;
+    if (rec && r.state === "drawn") {
+      const re = await api(`/api/rounds/${r.number}/reallocations`);
+      if (re.ok) rec.reallocations = re.data.reallocations;
+    }
     cards.push(roundCard(r, rec));
   }
   $("#rounds").replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "第一期还没有开始。")]));
+  const u = campaign.data.unawarded;
+  if (u) {
+    const part = (m) => Object.entries(m).map(([t, n]) => `${TIERS[t] || t} ${n} 份`).join("、") || "无";
+    $("#rounds").prepend(h("section", { class: "card", id: "unawarded" },
+      h("h2", {}, "活动结束：未能发放的奖品"),
+      h("p", {}, `共 ${u.total} 份。最后一期抽奖券不足而剩余：${part(u.rollover_left)}；中奖者放弃或逾期且已无候补：${part(u.forfeited)}。`)));
+  }
 }
 $("#check").addEventListener("submit", check);

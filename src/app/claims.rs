@@ -82,3 +82,34 @@ pub async fn reallocations(app: &App, round: u32) -> Result<Vec<Reallocation>> {
     round_of(app, round)?;
     Ok(app.store.reallocations(&app.campaign.id, round).await?)
 }
+
+/// What the campaign could not give, once its last round is drawn (None before).
+pub async fn unawarded(app: &App) -> Result<Option<crate::domain::claim::Unawarded>> {
+    let c = &app.campaign;
+    let Some(last) = c.rounds.last().map(|r| r.number) else {
+        return Ok(None);
+    };
+    let Some(state) = app.store.round_draw_state(&c.id, last).await? else {
+        return Ok(None);
+    };
+    if state.drawn_at.is_none() {
+        return Ok(None);
+    }
+    let mut awarded = std::collections::HashMap::new();
+    for w in &state.winners {
+        *awarded.entry(w.tier.clone()).or_insert(0) += 1;
+    }
+    let mut without_reserve = Vec::new();
+    for r in &c.rounds {
+        for line in app.store.reallocations(&c.id, r.number).await? {
+            if line.reserve_rank.is_none() {
+                without_reserve.push(line.tier);
+            }
+        }
+    }
+    Ok(Some(crate::domain::claim::unawarded(
+        &state.prizes,
+        &awarded,
+        &without_reserve,
+    )))
+}

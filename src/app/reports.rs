@@ -22,6 +22,8 @@ pub struct Stats {
     /// The outbox of the last 24 hours, by status, and who sends it.
     pub sms_last_day: crate::store::OutboxCounts,
     pub sms_gateway: crate::config::SmsProvider,
+    /// Per drawn round, where its prizes' claims stand.
+    pub claims: Vec<crate::store::ClaimCounts>,
 }
 
 pub async fn stats(app: &App, _who: &Auditor) -> Result<Stats> {
@@ -50,7 +52,9 @@ pub async fn stats(app: &App, _who: &Auditor) -> Result<Stats> {
         .store
         .outbox_counts(app.clock.now() - Duration::days(1))
         .await?;
+    let claims = app.store.claim_counts(&c.id).await?;
     Ok(Stats {
+        claims,
         sms_last_hour,
         sms_last_day,
         sms_gateway: app.sms.provider,

@@ -87,6 +87,36 @@ pub fn next_reserve(reserves: &[u32], used: &[u32]) -> Option<u32> {
     reserves.iter().copied().filter(|r| !used.contains(r)).min()
 }
 
+/// What the campaign could not give, once its last round is drawn: the prizes the last round
+/// offered (rollover included) beyond its winners, and forfeited prizes no reserve was left for;
+/// by tier.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Unawarded {
+    pub rollover_left: std::collections::BTreeMap<String, u32>,
+    pub forfeited: std::collections::BTreeMap<String, u32>,
+    pub total: u32,
+}
+
+pub fn unawarded(
+    offered_last: &[(String, u32)],
+    awarded_last: &std::collections::HashMap<String, u32>,
+    forfeits_without_reserve: &[String],
+) -> Unawarded {
+    let mut u = Unawarded::default();
+    for (tier, offered) in offered_last {
+        let left = offered.saturating_sub(awarded_last.get(tier).copied().unwrap_or(0));
+        if left > 0 {
+            u.rollover_left.insert(tier.clone(), left);
+            u.total += left;
+        }
+    }
+    for tier in forfeits_without_reserve {
+        *u.forfeited.entry(tier.clone()).or_insert(0) += 1;
+        u.total += 1;
+    }
+    u
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +143,35 @@ mod tests {
         );
         assert_eq!(gone.code(), "forfeited");
         assert!(overdue(open, t(12)) && !overdue(open, t(11)) && !overdue(claimed, t(13)));
+    }
+
+    #[test]
+    fn what_could_not_be_given_is_the_last_rollover_and_forfeits_without_reserve() {
+        let offered = [("grand".to_owned(), 50), ("standard".to_owned(), 470)];
+        let awarded = std::collections::HashMap::from([
+            ("grand".to_owned(), 50),
+            ("standard".to_owned(), 400),
+        ]);
+        let u = unawarded(
+            &offered,
+            &awarded,
+            &["grand".into(), "grand".into(), "standard".into()],
+        );
+        assert_eq!(u.rollover_left, [("standard".to_owned(), 70)].into());
+        assert_eq!(
+            u.forfeited,
+            [("grand".to_owned(), 2), ("standard".to_owned(), 1)].into()
+        );
+        assert_eq!(u.total, 73);
+        assert_eq!(
+            unawarded(
+                &offered,
+                &[("grand".to_owned(), 50), ("standard".to_owned(), 470)].into(),
+                &[]
+            )
+            .total,
+            0
+        );
     }
 
     #[test]

@@ -94,6 +94,16 @@ pub struct CampaignView {
     totals: CampaignTotals,
     voucher_kinds: Vec<VoucherKindView>,
     venues: Vec<VenueView>,
+    /// Once the last round is drawn: what could not be given, by tier (the last round's
+    /// rollover left, forfeited prizes with no reserve left); null before.
+    unawarded: Option<UnawardedView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UnawardedView {
+    rollover_left: std::collections::BTreeMap<String, u32>,
+    forfeited: std::collections::BTreeMap<String, u32>,
+    total: u32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -212,6 +222,7 @@ pub fn campaign_view(
                 example: v.example,
             })
             .collect(),
+        unawarded: None,
     }
 }
 
@@ -220,9 +231,13 @@ pub fn campaign_view(
 #[utoipa::path(get, path = "/api/campaign", tag = "public", responses((status = 200, body = CampaignView)))]
 pub async fn campaign(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     let progress = app.store.round_progress(&app.campaign.id).await?;
-    Ok(ok_json(&campaign_view(
-        &app.campaign,
-        &progress,
-        app.clock.now(),
-    )))
+    let mut view = campaign_view(&app.campaign, &progress, app.clock.now());
+    view.unawarded = crate::app::claims::unawarded(&app)
+        .await?
+        .map(|u| UnawardedView {
+            rollover_left: u.rollover_left,
+            forfeited: u.forfeited,
+            total: u.total,
+        });
+    Ok(ok_json(&view))
 }

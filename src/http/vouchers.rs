@@ -538,6 +538,16 @@ pub struct Stats {
     tickets_per_round: Vec<RoundTickets>,
     redemptions: RedemptionsPerDay,
     sms: SmsStatus,
+    /// Per drawn round: prizes to claim, claimed, forfeited.
+    claims: Vec<ClaimsView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClaimsView {
+    round: u32,
+    to_claim: u64,
+    claimed: u64,
+    forfeited: u64,
 }
 
 /// The campaign-wide SMS budget: past it, code requests are refused `sms_paused` until the
@@ -574,6 +584,16 @@ pub struct OutboxView {
 pub async fn stats(app: web::Data<App>, auditor: Auditor) -> Result<HttpResponse, ApiError> {
     let s = reports::stats(&app, &auditor).await?;
     Ok(ok_json(&Stats {
+        claims: s
+            .claims
+            .iter()
+            .map(|c| ClaimsView {
+                round: c.round,
+                to_claim: c.to_claim,
+                claimed: c.claimed,
+                forfeited: c.forfeited,
+            })
+            .collect(),
         sms: SmsStatus {
             last_hour: s.sms_last_hour,
             hourly_budget: s.sms_per_hour,

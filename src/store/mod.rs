@@ -450,6 +450,14 @@ pub struct PrizeState {
     pub standing: crate::domain::claim::Standing,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClaimCounts {
+    pub round: u32,
+    pub to_claim: u64,
+    pub claimed: u64,
+    pub forfeited: u64,
+}
+
 /// What forfeiting a prize needs to know to pass it on.
 #[derive(Debug, Clone)]
 pub struct Forfeit {
@@ -957,6 +965,9 @@ pub trait Store: Send + Sync + 'static {
         notices: &[(Notice, NewSms)],
         at: DateTime<Utc>,
     ) -> StoreResult<u64>;
+
+    /// Per drawn round: prizes to claim, claimed and forfeited (winners' and reserves' alike).
+    async fn claim_counts(&self, campaign_id: &str) -> StoreResult<Vec<ClaimCounts>>;
 
     /// A round's reallocations document, by seq.
     async fn reallocations(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<Reallocation>>;

@@ -2733,6 +2733,28 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(queued)
     }
 
+    async fn claim_counts(&self, campaign_id: &str) -> StoreResult<Vec<ClaimCounts>> {
+        let mut conn = self.db.reader().await?;
+        sql("SELECT round,
+                    SUM(CASE WHEN claimed_at IS NULL AND forfeited_at IS NULL THEN 1 ELSE 0 END) AS open,
+                    SUM(CASE WHEN claimed_at IS NOT NULL THEN 1 ELSE 0 END) AS claimed,
+                    SUM(CASE WHEN forfeited_at IS NOT NULL THEN 1 ELSE 0 END) AS forfeited
+             FROM round_winners WHERE campaign_id = $1 GROUP BY round ORDER BY round")
+        .bind(campaign_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ClaimCounts {
+                round: r.get("round")?,
+                to_claim: r.get::<i64>("open")?.max(0) as u64,
+                claimed: r.get::<i64>("claimed")?.max(0) as u64,
+                forfeited: r.get::<i64>("forfeited")?.max(0) as u64,
+            })
+        })
+        .collect()
+    }
+
     async fn reallocations(&self, campaign_id: &str, round: u32) -> StoreResult<Vec<Reallocation>> {
         let mut conn = self.db.reader().await?;
         sql(

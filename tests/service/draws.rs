@@ -23,6 +23,7 @@ backend_tests!(
     reserves_are_drawn_after_the_winners_and_verified,
     prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_order,
     holders_are_told_once_of_prizes_reminders_redemptions_and_reversals,
+    after_the_last_round_what_could_not_be_given_is_reported,
 );
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
@@ -699,6 +700,13 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
         3,
         "rank 2 is a grand prize: three vouchers"
     );
+    let auditor = app.token(Role::Auditor, "审计").await;
+    let stats = json_of(app.get("/api/admin/stats", Some(&auditor)).await).await;
+    assert_eq!(
+        stats["claims"],
+        json!([{"round": 1, "to_claim": 264, "claimed": 1, "forfeited": 1}]),
+        "the reserve's prize is one to claim"
+    );
     let b_vouchers = app.store.all_vouchers("demo").await.unwrap();
     assert!(b_vouchers.iter().filter(|v| v.rank == 2).all(|v| v.void));
 
@@ -953,6 +961,57 @@ async fn holders_are_told_once_of_prizes_reminders_redemptions_and_reversals(db:
         first.rank
     );
     assert_eq!(app.db.scalar(&key).await, 1, "the duplicate was not queued");
+}
+
+/// Once the last round is drawn, /api/campaign reports what could not be given: the last round's
+/// prizes beyond its entries and forfeits with no reserve left.
+async fn after_the_last_round_what_could_not_be_given_is_reported(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo =
+        std::fs::read_to_string(common::repo_config_dir().join("campaign-demo.toml")).unwrap();
+    let text =
+        common::one_round_campaign(&demo, "demo", 10).replace("reserves = 30", "reserves = 1");
+    std::fs::write(dir.path().join("one.toml"), text).unwrap();
+    let loaded = common::settings(&db.url, dir.path(), "one.toml");
+    let app = TestApp::spawn_with(db, &loaded, demo_now()).await;
+    let s = staff(&app).await;
+    let unawarded =
+        || async { json_of(app.get("/api/campaign", None).await).await["unawarded"].clone() };
+    tickets(&app, 1, 0..8).await;
+    assert_eq!(
+        unawarded().await,
+        Value::Null,
+        "not before the last round is drawn"
+    );
+    run_round(&app, &s, 1).await;
+    // 8 entries for 10 prizes (3 grand, 7 standard): two standard prizes left, no reserve drawn.
+    assert_eq!(
+        unawarded().await,
+        json!({"rollover_left": {"standard": 2}, "forfeited": {}, "total": 2})
+    );
+    let state = app
+        .store
+        .round_draw_state("demo", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let grand = state.winners.iter().find(|w| w.tier == "grand").unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/me/prizes/1/decline"))
+        .bearer_auth(format!("clp_{}", grand.phone))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(res).await["reserve_rank"],
+        Value::Null,
+        "no reserve: fewer entries than prizes"
+    );
+    assert_eq!(
+        unawarded().await,
+        json!({"rollover_left": {"standard": 2}, "forfeited": {"grand": 1}, "total": 3})
+    );
 }
 
 /// Operators exclude tickets before the freeze only, with a reason, each audited; the freeze
