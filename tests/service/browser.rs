@@ -343,6 +343,27 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
         .await;
     assert_eq!(res.status(), 200);
 
+    // A winner declines: with fewer entries than prizes there is no reserve to pass it to.
+    let state = app
+        .store
+        .round_draw_state("demo", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let decliner = state
+        .winners
+        .iter()
+        .find(|w| w.phone != "13800000003")
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/me/prizes/1/decline"))
+        .bearer_auth(format!("clp_{}", decliner.phone))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
     // The public page: winners with masked phones; a ticket checked with WebCrypto.
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, &chromium, 360, &profile).await;
@@ -355,6 +376,9 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     )
     .await;
     wait_text(&c, "#round-1", "138****0003").await;
+    wait_text(&c, "#round-1", "奖品转让（1 次）").await;
+    wait_text(&c, "#round-1", &format!("第 {} 名放弃", decliner.rank)).await;
+    wait_text(&c, "#round-1", "已无候补（未能发放）").await;
     let body = c
         .find(Locator::Css("body"))
         .await
