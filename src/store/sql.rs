@@ -2639,44 +2639,53 @@ impl<D: Dialect> Store for SqlStore<D> {
                 });
             }
         }
-        for r in sql(
-            "SELECT r.id, p.phone, v.kind, r.venue_id, r.redeemed_at FROM redemptions r
-             JOIN vouchers v ON v.id = r.voucher_id JOIN participants p ON p.id = v.participant_id
-             WHERE v.campaign_id = $1 AND r.notified_at IS NULL ORDER BY r.redeemed_at LIMIT $2",
-        )
-        .bind(campaign_id)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        {
-            out.push(Notice::Redeemed {
-                redemption: r.get("id")?,
-                phone: r.get("phone")?,
-                kind: r.get("kind")?,
-                venue_id: r.get("venue_id")?,
-                at: r.get("redeemed_at")?,
-            });
-        }
-        for r in sql(
-            "SELECT x.id, p.phone, v.kind, x.venue_id, x.reversed_at FROM reversals x
-             JOIN redemptions r ON r.id = x.redemption_id JOIN vouchers v ON v.id = r.voucher_id
-             JOIN participants p ON p.id = v.participant_id
-             WHERE v.campaign_id = $1 AND x.notified_at IS NULL ORDER BY x.reversed_at LIMIT $2",
-        )
-        .bind(campaign_id)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        {
-            out.push(Notice::Reversed {
-                reversal: r.get("id")?,
-                phone: r.get("phone")?,
-                kind: r.get("kind")?,
-                venue_id: r.get("venue_id")?,
-                at: r.get("reversed_at")?,
-            });
+        // A redemption and a reversal are told alike: what, where, when.
+        for (reversal, query) in [
+            (
+                false,
+                "SELECT r.id, p.phone, v.kind, r.venue_id, r.redeemed_at AS at FROM redemptions r
+                 JOIN vouchers v ON v.id = r.voucher_id JOIN participants p ON p.id = v.participant_id
+                 WHERE v.campaign_id = $1 AND r.notified_at IS NULL ORDER BY r.redeemed_at LIMIT $2",
+            ),
+            (
+                true,
+                "SELECT x.id, p.phone, v.kind, x.venue_id, x.reversed_at AS at FROM reversals x
+                 JOIN redemptions r ON r.id = x.redemption_id JOIN vouchers v ON v.id = r.voucher_id
+                 JOIN participants p ON p.id = v.participant_id
+                 WHERE v.campaign_id = $1 AND x.notified_at IS NULL ORDER BY x.reversed_at LIMIT $2",
+            ),
+        ] {
+            let rows = sql(query)
+                .bind(campaign_id)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            for r in &rows {
+                let (id, phone, kind, venue_id, at) = (
+                    r.get("id")?,
+                    r.get("phone")?,
+                    r.get("kind")?,
+                    r.get("venue_id")?,
+                    r.get("at")?,
+                );
+                out.push(if reversal {
+                    Notice::Reversed {
+                        reversal: id,
+                        phone,
+                        kind,
+                        venue_id,
+                        at,
+                    }
+                } else {
+                    Notice::Redeemed {
+                        redemption: id,
+                        phone,
+                        kind,
+                        venue_id,
+                        at,
+                    }
+                });
+            }
         }
         Ok(out)
     }

@@ -79,6 +79,33 @@ async fn reveal(app: &TestApp, token: &str, name: &str, round: u32) -> reqwest::
     .await
 }
 
+/// `campaign-lottery verify` as an outsider runs it on downloaded documents: the record, the
+/// entries file, and `extra` under `flag`; its exit code and what it printed.
+fn verify_documents(record: &str, entries: &str, flag: &str, extra: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args([
+            "verify",
+            "--round",
+            &write("record.json", record),
+            "--entries",
+            &write("entries.txt", entries),
+            flag,
+            &write("extra", extra),
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Whether a published proof leads from a leaf's data to `root` (hex), as an outsider checks it.
 fn proof_holds(proof: &Value, leaf: &[u8], root: &Value) -> bool {
     let hash = |h: &Value| -> [u8; 32] {
@@ -792,44 +819,20 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
     );
 
     // The command line on the downloaded documents; a reserve taken out of order fails.
-    let dir = tempfile::tempdir().unwrap();
-    let file = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    };
     let entries = app
         .get("/api/rounds/1/entries", None)
         .await
         .text()
         .await
         .unwrap();
-    let (r, e) = (file("r.json", &record_text), file("e.txt", &entries));
-    let run = |x: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
-            .args([
-                "verify",
-                "--round",
-                &r,
-                "--entries",
-                &e,
-                "--reallocations",
-                x,
-            ])
-            .output()
-            .unwrap()
-    };
-    let out = run(&file("ok.json", &doc_text));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, out) = verify_documents(&record_text, &entries, "--reallocations", &doc_text);
+    assert_eq!(code, Some(0), "{out}");
     let mut swapped = doc.clone();
     swapped.reallocations[0].reserve_rank = Some(267);
-    let out = run(&file("bad.json", &serde_json::to_string(&swapped).unwrap()));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL reallocations"));
+    let swapped = serde_json::to_string(&swapped).unwrap();
+    let (code, out) = verify_documents(&record_text, &entries, "--reallocations", &swapped);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("FAIL reallocations"), "{out}");
 }
 
 /// Winners are told once by SMS after the draw, reminded once before the deadline unless they
@@ -1206,25 +1209,9 @@ async fn exclusions_are_made_before_the_freeze_audited_and_published(db: TestDb)
         campaign_lottery::domain::draw::record::verify_exclusions(&parsed, &entries, &exclusions);
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
     // The command line, as an outsider runs it on the downloaded files; one line dropped fails.
-    let dir = tempfile::tempdir().unwrap();
-    let file = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    };
-    let (r, e) = (
-        file("round-2.json", &record.to_string()),
-        file("entries.txt", &entries),
-    );
-    let run = |x: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
-            .args(["verify", "--round", &r, "--entries", &e, "--exclusions", x])
-            .output()
-            .unwrap()
-    };
-    let out = run(&file("exclusions.txt", &exclusions));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{stdout}");
+    let record_text = record.to_string();
+    let (code, stdout) = verify_documents(&record_text, &entries, "--exclusions", &exclusions);
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.contains("ok   exclusions_root") && stdout.contains("every ticket issued"),
         "{stdout}"
@@ -1234,9 +1221,8 @@ async fn exclusions_are_made_before_the_freeze_audited_and_published(db: TestDb)
         .skip(1)
         .map(|l| format!("{l}\n"))
         .collect();
-    let out = run(&file("dropped.txt", &dropped));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = verify_documents(&record_text, &entries, "--exclusions", &dropped);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("FAIL exclusion_count"), "{stdout}");
     // The seed and the selection are those of the entries alone (campaign-draw/v1).
     assert!(record["winners"]
