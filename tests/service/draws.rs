@@ -31,6 +31,11 @@ async fn tickets(app: &TestApp, round: u32, phones: std::ops::Range<u32>) {
     common::tickets_in(&app.store, "demo", round, app.clock.now(), phones).await;
 }
 
+/// The text a public address answers.
+async fn text_of(app: &TestApp, path: &str) -> String {
+    app.get(path, None).await.text().await.unwrap()
+}
+
 async fn json_of(res: reqwest::Response) -> Value {
     let status = res.status();
     let text = res.text().await.unwrap();
@@ -197,12 +202,7 @@ async fn a_round_goes_from_commitments_to_a_verifiable_draw(db: TestDb) {
             .all(|w| w["phone"].as_str().unwrap().contains("****")),
         "masked phones"
     );
-    let entries = app
-        .get("/api/rounds/1/entries", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let entries = text_of(&app, "/api/rounds/1/entries").await;
     assert_eq!(entries.lines().count(), 40);
 
     // The verifier, from the two published documents alone.
@@ -524,12 +524,7 @@ async fn concurrent_draws_draw_once(db: TestDb) {
         record.beacon_source.as_deref(),
         Some("福彩3D 2026-12-03 开奖号码")
     );
-    let entries = app
-        .get("/api/rounds/1/entries", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let entries = text_of(&app, "/api/rounds/1/entries").await;
     assert!(verify(&record, &entries).iter().all(|c| c.ok));
 }
 
@@ -557,12 +552,7 @@ async fn earlier_winners_are_not_entered_again(db: TestDb) {
         record["prizes"],
         json!([{"tier": "grand", "count": 50}, {"tier": "standard", "count": 470}])
     );
-    let entries = app
-        .get("/api/rounds/2/entries", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let entries = text_of(&app, "/api/rounds/2/entries").await;
     let parsed: RoundRecord = serde_json::from_value(record).unwrap();
     assert!(verify(&parsed, &entries).iter().all(|c| c.ok));
     // Nobody won twice.
@@ -604,12 +594,7 @@ async fn reserves_are_drawn_after_the_winners_and_verified(db: TestDb) {
         0,
         "reserves hold no vouchers"
     );
-    let entries = app
-        .get("/api/rounds/1/entries", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let entries = text_of(&app, "/api/rounds/1/entries").await;
     let parsed: RoundRecord = serde_json::from_value(record).unwrap();
     let checks = verify(&parsed, &entries);
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
@@ -626,7 +611,7 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
     let s = staff(&app).await;
     tickets(&app, 1, 0..270).await;
     run_round(&app, &s, 1).await;
-    let record_text = app.get("/api/rounds/1", None).await.text().await.unwrap();
+    let record_text = text_of(&app, "/api/rounds/1").await;
     let record: RoundRecord = serde_json::from_str(&record_text).unwrap();
     assert_eq!((record.winners.len(), record.reserves.len()), (265, 5));
     let state = app
@@ -789,12 +774,7 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
         264,
         "263 unclaimed winners and the first reserve's prize"
     );
-    let doc_text = app
-        .get("/api/rounds/1/reallocations", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let doc_text = text_of(app, "/api/rounds/1/reallocations").await;
     let doc: ReallocationsDocument = serde_json::from_str(&doc_text).unwrap();
     assert_eq!(doc.reallocations.len(), 265);
     let used: Vec<u32> = doc
@@ -807,7 +787,7 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
     assert!(checks[1].detail.contains("260 unawarded"), "{checks:?}");
     assert_eq!(
-        app.get("/api/rounds/1", None).await.text().await.unwrap(),
+        text_of(app, "/api/rounds/1").await,
         record_text,
         "the record never changes"
     );
@@ -819,12 +799,7 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
     );
 
     // The command line on the downloaded documents; a reserve taken out of order fails.
-    let entries = app
-        .get("/api/rounds/1/entries", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let entries = text_of(app, "/api/rounds/1/entries").await;
     let (code, out) = verify_documents(&record_text, &entries, "--reallocations", &doc_text);
     assert_eq!(code, Some(0), "{out}");
     let mut swapped = doc.clone();
@@ -1189,18 +1164,8 @@ async fn exclusions_are_made_before_the_freeze_audited_and_published(db: TestDb)
         record["exclusions_by_reason"],
         json!({"shared_device": 1, "too_fast": 1, "won_earlier": 10})
     );
-    let entries = app
-        .get("/api/rounds/2/entries", None)
-        .await
-        .text()
-        .await
-        .unwrap();
-    let exclusions = app
-        .get("/api/rounds/2/exclusions", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let entries = text_of(&app, "/api/rounds/2/entries").await;
+    let exclusions = text_of(&app, "/api/rounds/2/exclusions").await;
     assert_eq!(exclusions.lines().count(), 12);
     assert!(exclusions.contains(&format!("{a} too_fast\n")));
     let parsed: RoundRecord = serde_json::from_value(record.clone()).unwrap();
