@@ -57,7 +57,8 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     let after = demo_now() + Duration::days(7) + Duration::minutes(1);
     app.clock.set(after);
     let t = Instant::now();
-    common::draw_round(&app.store, &app.campaign, 1, after).await;
+    common::draw_round_unclaimed(&app.store, &app.campaign, 1, after).await;
+    common::claim_all_at_once(&app.db.url, &app.campaign.id, 1, after).await;
     let vouchers = app.store.all_vouchers(CAMPAIGN).await.unwrap();
     println!(
         "{backend:?}: {} winners drawn with {} vouchers in {:.1} s",
