@@ -212,8 +212,8 @@ async function loadStats() {
   if (stats.claims && stats.claims.length) {
     $("#sms-status").before(h("table", { id: "claims-table", class: "small" },
       h("caption", {}, "各期奖品领取情况"),
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "期次"), h("th", { scope: "col" }, "待领取"), h("th", { scope: "col" }, "已领取"), h("th", { scope: "col" }, "已放弃或逾期"))),
-      h("tbody", {}, ...stats.claims.map((c) => h("tr", {}, h("td", {}, `第 ${c.round} 期`), h("td", {}, String(c.to_claim)), h("td", {}, String(c.claimed)), h("td", {}, String(c.forfeited)))))));
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "期次"), h("th", { scope: "col" }, "待领取"), h("th", { scope: "col" }, "已领取"), h("th", { scope: "col" }, "已放弃或逾期"), h("th", { scope: "col" }, "已短信通知"), h("th", { scope: "col" }, "已短信提醒"))),
+      h("tbody", {}, ...stats.claims.map((c) => h("tr", {}, h("td", {}, `第 ${c.round} 期`), h("td", {}, String(c.to_claim)), h("td", {}, String(c.claimed)), h("td", {}, String(c.forfeited)), h("td", {}, String(c.notified)), h("td", {}, String(c.reminded)))))));
   }
   document.querySelector("#unawarded")?.remove();
   if (campaign.unawarded) {

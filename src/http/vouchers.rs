@@ -548,6 +548,9 @@ pub struct ClaimsView {
     to_claim: u64,
     claimed: u64,
     forfeited: u64,
+    /// Holders told by SMS of their prize, and reminded of its deadline.
+    notified: u64,
+    reminded: u64,
 }
 
 /// The campaign-wide SMS budget: past it, code requests are refused `sms_paused` until the
@@ -592,6 +595,8 @@ pub async fn stats(app: web::Data<App>, auditor: Auditor) -> Result<HttpResponse
                 to_claim: c.to_claim,
                 claimed: c.claimed,
                 forfeited: c.forfeited,
+                notified: c.notified,
+                reminded: c.reminded,
             })
             .collect(),
         sms: SmsStatus {

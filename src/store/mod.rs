@@ -456,6 +456,9 @@ pub struct ClaimCounts {
     pub to_claim: u64,
     pub claimed: u64,
     pub forfeited: u64,
+    /// Holders whose prize notice, and whose reminder, was queued for SMS.
+    pub notified: u64,
+    pub reminded: u64,
 }
 
 /// What forfeiting a prize needs to know to pass it on.

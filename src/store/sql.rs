@@ -2747,7 +2747,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         sql("SELECT round,
                     SUM(CASE WHEN claimed_at IS NULL AND forfeited_at IS NULL THEN 1 ELSE 0 END) AS open,
                     SUM(CASE WHEN claimed_at IS NOT NULL THEN 1 ELSE 0 END) AS claimed,
-                    SUM(CASE WHEN forfeited_at IS NOT NULL THEN 1 ELSE 0 END) AS forfeited
+                    SUM(CASE WHEN forfeited_at IS NOT NULL THEN 1 ELSE 0 END) AS forfeited,
+                    SUM(CASE WHEN notified_at IS NOT NULL THEN 1 ELSE 0 END) AS notified,
+                    SUM(CASE WHEN reminded_at IS NOT NULL THEN 1 ELSE 0 END) AS reminded
              FROM round_winners WHERE campaign_id = $1 GROUP BY round ORDER BY round")
         .bind(campaign_id)
         .fetch_all(&mut *conn)
@@ -2759,6 +2761,8 @@ impl<D: Dialect> Store for SqlStore<D> {
                 to_claim: r.get::<i64>("open")?.max(0) as u64,
                 claimed: r.get::<i64>("claimed")?.max(0) as u64,
                 forfeited: r.get::<i64>("forfeited")?.max(0) as u64,
+                notified: r.get::<i64>("notified")?.max(0) as u64,
+                reminded: r.get::<i64>("reminded")?.max(0) as u64,
             })
         })
         .collect()

@@ -774,6 +774,8 @@ async fn an_operator_reviews_flagged_tickets_and_excludes_a_group_in_the_console
     c.goto(&app.url("/console")).await.unwrap();
     type_into(&c, "#token", &operator).await;
     click(&c, "#login button[type=submit]").await;
+    // The desk shows once the token is checked; the review only then.
+    wait_text(&c, "#who", "值班运营").await;
     click(&c, "#review-load").await;
     wait_text(&c, "#review-summary", "共 10 张奖券，7 张有风险信号").await;
     wait_text(&c, "#review-rows", "170****5678").await;
