@@ -8,16 +8,7 @@ use crate::domain::refusal::Refusal;
 use crate::store::{Forfeit, PrizeState, Reallocation};
 
 fn forfeit(app: &App) -> Forfeit {
-    let c = &app.campaign;
-    Forfeit {
-        campaign_id: c.id.clone(),
-        tier_kinds: c
-            .tiers
-            .iter()
-            .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
-            .collect(),
-        claim_days: c.claim_days,
-    }
+    Forfeit::of(&app.campaign)
 }
 
 fn round_of(app: &App, round: u32) -> Result<()> {

@@ -144,11 +144,7 @@ pub async fn draw(app: &App, who: &Operator, round: u32, beacon: &str) -> Result
                 campaign_id: c.id.clone(),
                 round,
                 beacon,
-                tier_kinds: c
-                    .tiers
-                    .iter()
-                    .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
-                    .collect(),
+                tier_kinds: c.tier_kinds(),
                 win_limit: c.win_limit,
                 reserves: c.reserves,
                 claim_deadline: app.clock.now() + chrono::Duration::days(i64::from(c.claim_days)),

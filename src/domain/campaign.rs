@@ -308,6 +308,14 @@ pub struct CampaignTotals {
 }
 
 impl Campaign {
+    /// For each tier, the voucher kinds a prize of it comes with.
+    pub fn tier_kinds(&self) -> Vec<(String, Vec<String>)> {
+        self.tiers
+            .iter()
+            .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
+            .collect()
+    }
+
     pub fn tz(&self) -> Tz {
         self.time_zone.parse().unwrap_or(Tz::UTC)
     }

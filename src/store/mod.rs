@@ -526,6 +526,16 @@ impl Notice {
     }
 }
 
+impl Forfeit {
+    pub fn of(c: &Campaign) -> Self {
+        Self {
+            campaign_id: c.id.clone(),
+            tier_kinds: c.tier_kinds(),
+            claim_days: c.claim_days,
+        }
+    }
+}
+
 /// One line of a round's reallocations document (DESIGN §4b).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reallocation {

@@ -1022,11 +1022,7 @@ pub fn draw_request(
         campaign_id: campaign.id.clone(),
         round,
         beacon: beacon.into(),
-        tier_kinds: campaign
-            .tiers
-            .iter()
-            .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
-            .collect(),
+        tier_kinds: campaign.tier_kinds(),
         win_limit: campaign.win_limit,
         reserves: campaign.reserves,
         claim_deadline: chrono::DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(365 * 100),

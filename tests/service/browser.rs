@@ -356,12 +356,12 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
         .find(|w| w.phone != "13800000003")
         .unwrap();
     let res = app
-        .client
-        .post(app.url("/api/me/prizes/1/decline"))
-        .bearer_auth(format!("clp_{}", decliner.phone))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/me/prizes/1/decline",
+            Some(&format!("clp_{}", decliner.phone)),
+            &serde_json::json!({}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
 
     // The public page: winners with masked phones; a ticket checked with WebCrypto.

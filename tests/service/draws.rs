@@ -659,28 +659,28 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
     let (st, c) = error_code(redeem("k1").await.unwrap()).await;
     assert_eq!((st, c.as_str()), (409, "prize_not_claimed"));
     let claim = |token: &str, round: u32| {
-        app.client
-            .post(app.url(&format!("/api/me/prizes/{round}/claim")))
-            .bearer_auth(token)
-            .send()
+        let path = format!("/api/me/prizes/{round}/claim");
+        let token = token.to_owned();
+        async move { app.post_json(&path, Some(&token), &json!({})).await }
     };
     let decline = |token: &str| {
-        app.client
-            .post(app.url("/api/me/prizes/1/decline"))
-            .bearer_auth(token)
-            .send()
+        let token = token.to_owned();
+        async move {
+            app.post_json("/api/me/prizes/1/decline", Some(&token), &json!({}))
+                .await
+        }
     };
-    let claimed = json_of(claim(&a, 1).await.unwrap()).await;
+    let claimed = json_of(claim(&a, 1).await).await;
     assert_eq!(claimed["state"], "claimed");
     assert_eq!(
-        json_of(claim(&a, 1).await.unwrap()).await["state"],
+        json_of(claim(&a, 1).await).await["state"],
         "claimed",
         "again"
     );
     assert_eq!(redeem("k2").await.unwrap().status(), 200);
 
     // B declines: the prize goes to the first reserve, who is told on /me.
-    let r = json_of(decline(&b).await.unwrap()).await;
+    let r = json_of(decline(&b).await).await;
     assert_eq!(
         (r["seq"].as_u64(), r["reserve_rank"].as_u64()),
         (Some(1), Some(266))
@@ -729,15 +729,11 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
     assert!(b_vouchers.iter().filter(|v| v.rank == 2).all(|v| v.void));
 
     for (res, status, code) in [
-        (decline(&b).await.unwrap(), 409, "claim_closed"),
-        (decline(&a).await.unwrap(), 409, "claim_closed"),
-        (claim(&b, 1).await.unwrap(), 409, "claim_closed"),
-        (
-            claim("clp_13800000999", 1).await.unwrap(),
-            401,
-            "unknown_session",
-        ),
-        (claim(&a, 99).await.unwrap(), 404, "round_not_found"),
+        (decline(&b).await, 409, "claim_closed"),
+        (decline(&a).await, 409, "claim_closed"),
+        (claim(&b, 1).await, 409, "claim_closed"),
+        (claim("clp_13800000999", 1).await, 401, "unknown_session"),
+        (claim(&a, 99).await, 404, "round_not_found"),
     ] {
         let (st, c) = error_code(res).await;
         assert_eq!(st, status, "{c}");
@@ -747,22 +743,13 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
     }
     let stranger = "13999999999";
     common::prove_phone(&app.store, stranger, &session(stranger), app.clock.now()).await;
-    let (st, c) = error_code(claim(&session(stranger), 1).await.unwrap()).await;
+    let (st, c) = error_code(claim(&session(stranger), 1).await).await;
     assert_eq!((st, c.as_str()), (404, "no_prize"));
 
     // Past the deadline, two instances forfeit at once: every unclaimed prize once, the four
     // reserves left in order, the rest unawarded.
     app.clock.advance(Duration::days(15));
-    let f = campaign_lottery::store::Forfeit {
-        campaign_id: "demo".into(),
-        tier_kinds: app
-            .campaign
-            .tiers
-            .iter()
-            .map(|t| (t.name.clone(), t.voucher_kinds.clone()))
-            .collect(),
-        claim_days: app.campaign.claim_days,
-    };
+    let f = campaign_lottery::store::Forfeit::of(&app.campaign);
     let other = campaign_lottery::store::connect(
         &app.db.url,
         campaign_lottery::store::ConnectLimits::with_connections(4),
@@ -870,12 +857,8 @@ async fn holders_are_told_once_of_prizes_reminders_redemptions_and_reversals(db:
     let first = &state.winners[0];
     let token = format!("clp_{}", first.phone);
     let res = app
-        .client
-        .post(app.url("/api/me/prizes/1/claim"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/me/prizes/1/claim", Some(&token), &json!({}))
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(send_due(&app.app).await.unwrap(), 0, "no reminder yet");
     app.clock.advance(Duration::days(14) - Duration::hours(47));
@@ -991,12 +974,12 @@ async fn after_the_last_round_what_could_not_be_given_is_reported(db: TestDb) {
         .unwrap();
     let grand = state.winners.iter().find(|w| w.tier == "grand").unwrap();
     let res = app
-        .client
-        .post(app.url("/api/me/prizes/1/decline"))
-        .bearer_auth(format!("clp_{}", grand.phone))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/me/prizes/1/decline",
+            Some(&format!("clp_{}", grand.phone)),
+            &json!({}),
+        )
+        .await;
     assert_eq!(
         json_of(res).await["reserve_rank"],
         Value::Null,
