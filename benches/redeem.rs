@@ -95,37 +95,44 @@ async fn bench(backend: Backend, winners: u32, clients: usize, seconds: usize, r
     // Every possible redemption once: each tourism card at every scenic spot (in three passes, so
     // that one card's visits are far apart), each hotel night and dining coupon at one venue.
     let mut lines: Vec<Line> = Vec::new();
-    let mut push = |v: &campaign_lottery::store::VoucherRecord, venue: &str, n: usize| {
-        let tokens = &desks[venue];
-        let (token, token_id) = tokens[n % tokens.len()].clone();
-        let key = format!("bench-{}", lines.len());
-        lines.push(Line {
-            token,
-            key: key.clone(),
-            body: serde_json::json!({
-                "code": VoucherCode::parse(&v.code).unwrap().to_string(),
-                "holder_digits": &v.holder_phone[7..],
-            })
-            .to_string(),
-            redeem: campaign_lottery::store::Redeem {
-                code: v.code.clone(),
-                venue: app.campaign.venue(venue).unwrap().clone(),
-                token_id,
-                idempotency_key: key,
-                holder_digits: Some(v.holder_phone[7..].to_owned()),
-                actor: format!("venue:{venue}"),
-                at: after,
-            },
-        });
-    };
+    // The service's clock stands still at `after`; its desks take the holder code of that step and
+    // of the one either side, so each of a card's three visits shows its own (a code is taken
+    // once per voucher).
+    assert!(scenic.len() <= 3, "one holder-code step per visit");
+    let mut push =
+        |v: &campaign_lottery::store::VoucherRecord, venue: &str, n: usize, pass: usize| {
+            let holder =
+                common::holder_code(v, after + chrono::Duration::seconds(30 * (pass as i64 - 1)));
+            let tokens = &desks[venue];
+            let (token, token_id) = tokens[n % tokens.len()].clone();
+            let key = format!("bench-{}", lines.len());
+            lines.push(Line {
+                token,
+                key: key.clone(),
+                body: serde_json::json!({
+                    "code": VoucherCode::parse(&v.code).unwrap().to_string(),
+                    "holder_code": &holder,
+                })
+                .to_string(),
+                redeem: campaign_lottery::store::Redeem {
+                    code: v.code.clone(),
+                    venue: app.campaign.venue(venue).unwrap().clone(),
+                    token_id,
+                    idempotency_key: key,
+                    holder_code: Some(holder.clone()),
+                    actor: format!("venue:{venue}"),
+                    at: after,
+                },
+            });
+        };
     for pass in 0..scenic.len() {
         for (i, v) in vouchers.iter().enumerate() {
             let kind = app.campaign.voucher_kind(&v.kind).unwrap();
             let venues = of_category(kind.category);
             if v.kind == "tourism_card" {
-                push(v, &scenic[(i + pass) % scenic.len()], i);
+                push(v, &scenic[(i + pass) % scenic.len()], i, pass);
             } else if pass == 0 {
-                push(v, &venues[i % venues.len()], i);
+                push(v, &venues[i % venues.len()], i, pass);
             }
         }
     }

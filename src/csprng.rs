@@ -22,6 +22,11 @@ pub fn rng() -> Result<ChaCha20Rng, RandomError> {
     Ok(ChaCha20Rng::from_seed(bytes()?))
 }
 
+/// A fresh holder-code secret for a voucher (DESIGN §5).
+pub fn holder_secret() -> Result<crate::domain::holder_code::Secret, RandomError> {
+    Ok(crate::domain::holder_code::Secret::new(bytes()?))
+}
+
 /// A fresh voucher code: 55 bits from the OS CSPRNG.
 pub fn voucher_code() -> Result<VoucherCode, RandomError> {
     Ok(VoucherCode::from_random(bytes()?))

@@ -1,10 +1,11 @@
 // The front desk: scan or type a code, see the verdict at a glance, redeem, reverse a mistake.
 import { h, $, localTime } from "/static/common.js";
+import { parsePayload } from "/static/holder-code.js";
 
 let token = sessionStorage.getItem("venue-token") || "";
 // One Idempotency-Key per code being redeemed: a retry after a network failure reuses it, so a
 // redemption that did go through is answered again instead of refused as "already used".
-let pending = null; // { code, key }
+let pending = null; // { code, holder, key }
 let checked = null; // the last check's answer
 
 async function call(path, { method = "GET", body, headers = {} } = {}) {
@@ -45,8 +46,8 @@ function visited(v) {
 
 function reset() {
   $("#code").value = "";
-  $("#digits").value = "";
-  $("#digits-row").classList.add("hidden");
+  $("#holder-code").value = "";
+  $("#holder-row").classList.add("hidden");
   $("#redeem").disabled = true;
   checked = null;
   pending = null;
@@ -55,6 +56,12 @@ function reset() {
 
 async function check(e) {
   e && e.preventDefault();
+  // A scanned QR code carries the holder code after the voucher code: split them.
+  const scanned = parsePayload($("#code").value);
+  if (scanned.holder) {
+    $("#code").value = scanned.code;
+    $("#holder-code").value = scanned.holder;
+  }
   const code = $("#code").value.trim();
   if (!code) { $("#code").focus(); return; }
   const res = await call("/api/venue/check", { method: "POST", body: { code } });
@@ -74,19 +81,19 @@ async function check(e) {
   }
   show("maybe", "？", `可以核销：${v.kind_name}`, [holder(v), visited(v)].filter(Boolean).join("；"));
   $("#redeem").disabled = false;
-  $("#digits-row").classList.toggle("hidden", !v.holder_check);
-  (v.holder_check ? $("#digits") : $("#redeem")).focus();
+  $("#holder-row").classList.toggle("hidden", !v.holder_check);
+  (v.holder_check && !$("#holder-code").value ? $("#holder-code") : $("#redeem")).focus();
 }
 
 async function redeem() {
   const code = normalised($("#code").value);
   if (!code) return;
-  if (!pending || pending.code !== code) pending = { code, key: crypto.randomUUID() };
-  const digits = $("#digits").value.trim();
+  const holderCode = $("#holder-code").value.replace(/\s/g, "");
+  if (!pending || pending.code !== code || pending.holder !== holderCode) pending = { code, holder: holderCode, key: crypto.randomUUID() };
   $("#redeem").disabled = true;
   const res = await call("/api/venue/redeem", {
     method: "POST",
-    body: digits ? { code, holder_digits: digits } : { code },
+    body: holderCode ? { code, holder_code: holderCode } : { code },
     headers: { "Idempotency-Key": pending.key },
   });
   if (res.ok) {
@@ -104,11 +111,12 @@ async function redeem() {
   }
   pending = null;
   show("bad", "✗", res.error.message, "");
-  if (res.error.code === "holder_mismatch" || res.error.code === "holder_digits_required") {
+  if (["holder_mismatch", "holder_code_required", "holder_code_used"].includes(res.error.code) || (res.error.details && res.error.details.field === "holder_code")) {
+    // Ask for the code now on the holder's phone; the voucher code stays.
     $("#redeem").disabled = false;
-    $("#digits-row").classList.remove("hidden");
-    $("#digits").select();
-    $("#digits").focus();
+    $("#holder-row").classList.remove("hidden");
+    $("#holder-code").value = "";
+    $("#holder-code").focus();
   } else {
     $("#code").select();
     $("#code").focus();
@@ -173,8 +181,8 @@ $("#login").addEventListener("submit", (e) => {
   enter();
 });
 $("#lookup").addEventListener("submit", check);
-$("#code").addEventListener("input", () => { $("#redeem").disabled = true; $("#digits-row").classList.add("hidden"); });
-$("#digits").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); redeem(); } });
+$("#code").addEventListener("input", () => { $("#redeem").disabled = true; $("#holder-row").classList.add("hidden"); $("#holder-code").value = ""; });
+$("#holder-code").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); redeem(); } });
 $("#redeem").addEventListener("click", redeem);
 $("#leave").addEventListener("click", () => { sessionStorage.removeItem("venue-token"); location.reload(); });
 if (token) enter();

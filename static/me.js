@@ -1,4 +1,53 @@
 import { api, h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES, toLogin } from "/static/common.js";
+import { available, codeAt, drawQr, payload, stepOf } from "/static/holder-code.js";
+
+// The service's clock minus this phone's, from /api/me: holder codes follow the service's time,
+// so a phone whose clock is off still shows the code the desk expects.
+let clockOffset = 0;
+const now = () => Date.now() + clockOffset;
+
+// The holder codes on the page, redrawn when their step changes (every 30 s) and counted down
+// every second, with no request: they keep working without signal.
+const shown = [];
+async function tick() {
+  for (const s of shown) {
+    const { step_seconds: seconds, digits, secret } = s.key;
+    const t = now();
+    const step = stepOf(t, seconds);
+    if (step !== s.step) {
+      s.step = step;
+      const code = await codeAt(secret, step, digits);
+      drawQr(s.canvas, payload(s.voucherCode, code), 240);
+      s.digits.textContent = `${code.slice(0, 3)} ${code.slice(3)}`;
+      s.digits.dataset.code = code;
+    }
+    const left = seconds - Math.floor(t / 1000) % seconds;
+    s.left.textContent = `${left} 秒后更新`;
+  }
+}
+
+/** The rotating holder code of a usable voucher: QR code and 6 digits, or why it cannot show. */
+function holderPanel(v) {
+  if (!available()) {
+    return h("p", { class: "notice", role: "status" }, "这个浏览器无法生成动态码。请用手机自带的浏览器通过 https 打开本页。");
+  }
+  const canvas = h("canvas", { class: "qr", role: "img", "aria-label": `兑换码 ${v.code} 和动态码的二维码` });
+  const digits = h("p", { class: "holder-code mono", "aria-live": "off" });
+  const left = h("p", { class: "small muted" });
+  shown.push({ key: v.holder_key, voucherCode: v.code, canvas, digits, left, step: null });
+  return h("div", { class: "holder" },
+    canvas,
+    h("p", { class: "small" }, "动态码"),
+    digits,
+    left,
+    h("p", { class: "small" }, "核销时请出示本页：前台扫描二维码，或输入兑换码和动态码。动态码每 30 秒更换，截图无效。"));
+}
+
+function staticQr(v) {
+  const canvas = h("canvas", { class: "qr", role: "img", "aria-label": `兑换码 ${v.code} 的二维码` });
+  drawQr(canvas, v.code, 240);
+  return canvas;
+}
 
 function day(d) {
   const [y, m, dd] = d.split("-");
@@ -11,14 +60,13 @@ function voucherCard(v) {
     ? `可在以下每个景区各使用一次：${v.venues.map((x) => x.name).join("、")}`
     : `可在以下任一商户使用一次：${v.venues.map((x) => x.name).join("、")}`;
   return h("div", { class: "card voucher" },
-    live ? h("img", { class: "qr", src: v.qr_url, alt: `兑换码 ${v.code} 的二维码`, width: 180, height: 180 }) : null,
+    live ? (v.holder_key ? holderPanel(v) : staticQr(v)) : null,
     h("div", {},
       h("p", {}, h("strong", {}, v.kind_name), v.face_value_yuan ? `（面值 ${v.face_value_yuan} 元）` : "", " ",
         h("span", { class: `badge ${v.status}` }, VOUCHER_STATUS_NAMES[v.status] || v.status)),
       h("p", { class: "code mono" }, v.code),
       h("p", { class: "small" }, `第 ${v.round} 期${v.tier_label}；有效期 ${day(v.valid_from)} 至 ${day(v.valid_until)}`),
       h("p", { class: "small" }, where),
-      v.holder_check ? h("p", { class: "small muted" }, "使用时请出示本页，并告知前台您手机号的后四位。") : null,
       v.visited.length ? h("p", { class: "small" }, `已使用：${v.visited.map((x) => `${x.venue_name}（${localTime(x.at, true)}）`).join("、")}`) : null,
       v.status === "void" ? h("p", { class: "small muted" }, `已于 ${localTime(v.voided_at, true)} 作废${v.void_reason ? "：" + v.void_reason : ""}`) : null,
     ),
@@ -71,6 +119,7 @@ if (res.status === 401) {
   $("#this-week").replaceChildren(h("p", { role: "alert" }, res.error.message));
 } else {
   const me = res.data;
+  clockOffset = Date.parse(me.server_time) - Date.now();
   const p = me.participant;
   $("#who").textContent = `${p.display_name ? p.display_name + "，" : ""}手机号 ${p.phone}`;
 
@@ -104,5 +153,9 @@ if (res.status === 401) {
   if (me.vouchers.length > 0) {
     $("#vouchers").classList.remove("card");
     $("#vouchers").replaceChildren(...me.vouchers.map(voucherCard));
+    if (shown.length) {
+      await tick();
+      setInterval(tick, 1000);
+    }
   }
 }

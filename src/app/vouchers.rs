@@ -10,15 +10,25 @@ use crate::domain::voucher::{CodeError, VoucherCode};
 use crate::store::{RedeemOutcome, RedemptionRecord, ReverseOutcome, VoucherRecord};
 use uuid::Uuid;
 
-/// A participant's vouchers in this campaign, void ones included.
+/// A participant's vouchers in this campaign, void ones included, each with its holder-code
+/// secret: one issued before holder codes gets its secret now, the first time its holder looks.
 pub async fn of(app: &App, participant: Uuid) -> Result<Vec<VoucherRecord>> {
-    Ok(app
-        .store
-        .vouchers_of(participant)
-        .await?
-        .into_iter()
-        .filter(|v| v.campaign_id == app.campaign.id)
-        .collect())
+    let mine = |list: Vec<VoucherRecord>| -> Vec<VoucherRecord> {
+        list.into_iter()
+            .filter(|v| v.campaign_id == app.campaign.id)
+            .collect()
+    };
+    let list = mine(app.store.vouchers_of(participant).await?);
+    let missing = list
+        .iter()
+        .filter(|v| v.holder_secret.is_none())
+        .map(|v| Ok((v.id, crate::csprng::holder_secret()?)))
+        .collect::<std::result::Result<Vec<_>, crate::csprng::RandomError>>()?;
+    if missing.is_empty() {
+        return Ok(list);
+    }
+    app.store.give_holder_secrets(&missing).await?;
+    Ok(mine(app.store.vouchers_of(participant).await?))
 }
 
 /// One of the participant's own vouchers; another's is answered like a missing one.
@@ -64,7 +74,7 @@ async fn failed_lookup(app: &App, desk: &Desk, address: &str) -> Result<()> {
         .await?)
 }
 
-/// A known code and whether it could be redeemed here now (the holder's digits are asked at
+/// A known code and whether it could be redeemed here now (the holder code is asked at
 /// redemption).
 pub struct Checked {
     pub voucher: VoucherRecord,
@@ -100,8 +110,8 @@ pub async fn check(app: &App, desk: &Desk, address: &str, code: &str) -> Result<
 /// What the front desk sends to redeem a code.
 pub struct Redemption<'a> {
     pub code: &'a str,
-    /// The last four digits of the holder's phone, as typed.
-    pub holder_digits: Option<&'a str>,
+    /// The holder code from the holder's phone (6 digits), as typed or scanned.
+    pub holder_code: Option<&'a str>,
     /// Chosen by the desk per redemption, and sent again when retrying it (the header as sent).
     pub idempotency_key: Option<&'a str>,
 }
@@ -123,17 +133,17 @@ pub struct Redeemed {
 }
 
 /// Redeems a code at this desk, exactly once. The first answer to a key, a refusal too, is the
-/// answer to every retry with it; the key with another code or other holder digits is refused.
+/// answer to every retry with it; the key with another code or another holder code is refused.
 pub async fn redeem(app: &App, desk: &Desk, address: &str, r: &Redemption<'_>) -> Result<Redeemed> {
     let key = idempotency_key(r.idempotency_key)?;
     throttle(app, desk, address).await?;
     let code = parse_code(r.code)?;
-    let digits = r.holder_digits.map(str::trim).filter(|d| !d.is_empty());
-    if let Some(d) = digits {
-        if d.len() != 4 || !d.bytes().all(|b| b.is_ascii_digit()) {
+    let holder_code = r.holder_code.map(str::trim).filter(|d| !d.is_empty());
+    if let Some(d) = holder_code {
+        if !crate::domain::holder_code::well_formed(d) {
             return Err(Refusal::field(
-                "holder_digits",
-                "请输入持券人手机号的后四位数字，例如 5678",
+                "holder_code",
+                "动态码是持券人手机上显示的 6 位数字，例如 012345",
             )
             .into());
         }
@@ -147,7 +157,7 @@ pub async fn redeem(app: &App, desk: &Desk, address: &str, r: &Redemption<'_>) -
                 venue: desk.venue().clone(),
                 token_id: desk.token_id(),
                 idempotency_key: key,
-                holder_digits: digits.map(str::to_owned),
+                holder_code: holder_code.map(str::to_owned),
                 actor: desk.actor().to_owned(),
                 at: app.clock.now(),
             },
@@ -165,6 +175,7 @@ pub async fn redeem(app: &App, desk: &Desk, address: &str, r: &Redemption<'_>) -
         }),
         // A replayed answer was counted when it was first given.
         RedeemOutcome::Refused { reason, replayed } => {
+            // A wrong holder code is a guess, counted like an unknown code.
             if reason == crate::domain::redemption::Reason::HolderMismatch && !replayed {
                 failed_lookup(app, desk, address).await?;
             }

@@ -36,10 +36,14 @@ pub enum Reason {
     },
     /// Single use and used, or a tourism card already used at this scenic spot.
     AlreadyUsed(Use),
-    /// The kind asks for the last four digits of the holder's phone and none were given.
-    HolderDigitsRequired,
-    /// The digits given are not the holder's.
+    /// The kind asks for the holder code from the holder's phone and none was given. (Recorded
+    /// refusals from before the holder code name it `holder_digits_required`.)
+    #[serde(alias = "holder_digits_required")]
+    HolderCodeRequired,
+    /// The code given is not the holder's code of now (±1 step).
     HolderMismatch,
+    /// The holder's code of now, but this voucher was redeemed with it already.
+    HolderCodeUsed,
 }
 
 /// Whether a voucher may be used at all: not void, and its prize claimed.
@@ -63,17 +67,21 @@ impl Standing {
 /// What the front desk was told about the holder.
 #[derive(Debug, Clone, Copy)]
 pub enum HolderCheck<'a> {
-    /// Only checking, not redeeming: the digits are asked for at redemption.
+    /// Only checking, not redeeming: the holder code is asked for at redemption.
     NotYet,
-    /// Redeeming: the digits typed (if any) against the holder's phone.
-    Digits {
+    /// Redeeming: the holder code typed or scanned (if any), against the voucher's secret (none
+    /// yet for a voucher issued before holder codes whose holder has not opened /me since) and
+    /// the steps it was redeemed with.
+    Code {
         given: Option<&'a str>,
-        phone: &'a str,
+        secret: Option<&'a [u8]>,
+        used: &'a [i64],
     },
 }
 
 /// The rules, in the order a front desk would want them explained: a void code is void whatever
 /// else holds; a wrong kind of venue before dates; dates before earlier use; the holder last.
+/// Allowed: the step of the holder code proven (to record with the redemption), if one was.
 pub fn judge(
     kind: &VoucherKind,
     standing: Standing,
@@ -81,7 +89,7 @@ pub fn judge(
     venue: &Venue,
     now: DateTime<Utc>,
     holder: HolderCheck<'_>,
-) -> Result<(), Reason> {
+) -> Result<Option<i64>, Reason> {
     match standing {
         Standing::Void => return Err(Reason::Void),
         Standing::Unclaimed => return Err(Reason::NotClaimed),
@@ -109,14 +117,24 @@ pub fn judge(
     {
         return Err(Reason::AlreadyUsed(used.clone()));
     }
-    if let (true, HolderCheck::Digits { given, phone }) = (kind.holder_check, holder) {
-        match given {
-            None => return Err(Reason::HolderDigitsRequired),
-            Some(d) if phone.len() == 11 && phone.ends_with(d) && d.len() == 4 => {}
-            Some(_) => return Err(Reason::HolderMismatch),
-        }
+    let (
+        true,
+        HolderCheck::Code {
+            given,
+            secret,
+            used,
+        },
+    ) = (kind.holder_check, holder)
+    else {
+        return Ok(None);
+    };
+    let given = given.ok_or(Reason::HolderCodeRequired)?;
+    let secret = secret.ok_or(Reason::HolderMismatch)?;
+    match super::holder_code::prove(secret, given, now, used) {
+        super::holder_code::Proof::Step(step) => Ok(Some(step)),
+        super::holder_code::Proof::Used => Err(Reason::HolderCodeUsed),
+        super::holder_code::Proof::Wrong => Err(Reason::HolderMismatch),
     }
-    Ok(())
 }
 
 fn category_name(c: Category) -> &'static str {
@@ -160,8 +178,9 @@ impl Reason {
                     .venue(&used.venue_id)
                     .map_or_else(|| used.venue_id.clone(), |v| v.name.clone()),
             },
-            Reason::HolderDigitsRequired => Refusal::HolderDigitsRequired,
+            Reason::HolderCodeRequired => Refusal::HolderCodeRequired,
             Reason::HolderMismatch => Refusal::HolderMismatch,
+            Reason::HolderCodeUsed => Refusal::HolderCodeUsed,
         }
     }
 }
@@ -275,24 +294,24 @@ pub fn per_venue_per_day(
 }
 
 /// What a front desk asked, as recorded with its Idempotency-Key: a retry under the same key
-/// must ask the same (the code and the holder digits), or it is refused as a reused key. A
-/// digest, so that the holder digits are not stored.
-pub fn request_fingerprint(code: &str, holder_digits: Option<&str>) -> String {
+/// must ask the same (the code and the holder code), or it is refused as a reused key. A
+/// digest, so that what the holder showed is not stored.
+pub fn request_fingerprint(code: &str, holder_code: Option<&str>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"redeem\n");
     h.update(code.as_bytes());
     h.update(b"\n");
-    h.update(holder_digits.unwrap_or("").as_bytes());
+    h.update(holder_code.unwrap_or("").as_bytes());
     hex::encode(h.finalize())
 }
 
 /// Whether a request is the one recorded as `recorded` under its key. Keys recorded before
 /// fingerprints were (migration 0008) name the code only: `code:` and the code.
-pub fn same_request(recorded: &str, code: &str, holder_digits: Option<&str>) -> bool {
+pub fn same_request(recorded: &str, code: &str, holder_code: Option<&str>) -> bool {
     match recorded.strip_prefix("code:") {
         Some(earlier) => earlier == code,
-        None => recorded == request_fingerprint(code, holder_digits),
+        None => recorded == request_fingerprint(code, holder_code),
     }
 }
 
@@ -340,11 +359,18 @@ mod tests {
                 at: Utc::now(),
             }),
             Reason::HolderMismatch,
+            Reason::HolderCodeUsed,
+            Reason::HolderCodeRequired,
         ];
         for r in reasons {
             let text = serde_json::to_string(&r).unwrap();
             assert_eq!(serde_json::from_str::<Reason>(&text).unwrap(), r, "{text}");
         }
+        // Recorded before the holder code: still read, as its successor.
+        assert_eq!(
+            serde_json::from_str::<Reason>(r#"{"reason":"holder_digits_required"}"#).unwrap(),
+            Reason::HolderCodeRequired
+        );
     }
     use chrono::TimeZone;
 
@@ -374,17 +400,23 @@ mod tests {
         }
     }
 
-    const PHONE: &str = "13812345678";
+    const SECRET: &[u8] = b"12345678901234567890";
+
+    /// The holder's code at `now`.
+    fn good(now: DateTime<Utc>) -> String {
+        crate::domain::holder_code::code_at(SECRET, crate::domain::holder_code::step_of(now))
+    }
 
     #[test]
     fn a_voucher_of_a_prize_not_claimed_is_not_usable_yet() {
         let hotel = kind(RedemptionPolicy::SingleUse, Category::Hotel);
         let desk = venue("h", Category::Hotel);
         let now = at(20, 9);
+        let code = good(now);
         assert_eq!(Standing::of(false, false), Standing::Unclaimed);
         assert_eq!(Standing::of(true, false), Standing::Void);
         assert_eq!(
-            judge(&hotel, Standing::Unclaimed, &[], &desk, now, digits("5678")),
+            judge(&hotel, Standing::Unclaimed, &[], &desk, now, holder(&code)),
             Err(Reason::NotClaimed)
         );
         assert_eq!(
@@ -404,9 +436,9 @@ mod tests {
                 &[],
                 &desk,
                 now,
-                digits("5678")
+                holder(&code)
             ),
-            Ok(())
+            Ok(Some(crate::domain::holder_code::step_of(now)))
         );
     }
 
@@ -445,17 +477,19 @@ mod tests {
         assert_eq!(expired.message(), "此券已过期（有效期至 2024年07月31日）");
     }
 
-    fn digits(d: &str) -> HolderCheck<'_> {
-        HolderCheck::Digits {
-            given: Some(d),
-            phone: PHONE,
+    fn holder(code: &str) -> HolderCheck<'_> {
+        HolderCheck::Code {
+            given: Some(code),
+            secret: Some(SECRET),
+            used: &[],
         }
     }
 
     #[test]
-    fn a_fresh_voucher_at_the_right_venue_with_the_right_digits_is_accepted() {
+    fn a_fresh_voucher_at_the_right_venue_with_the_holder_code_is_accepted() {
         let card = kind(RedemptionPolicy::OncePerVenue, Category::Scenic);
         let spot = venue("spot", Category::Scenic);
+        let code = good(at(20, 9));
         assert_eq!(
             judge(
                 &card,
@@ -463,9 +497,9 @@ mod tests {
                 &[],
                 &spot,
                 at(20, 9),
-                digits("5678")
+                holder(&code)
             ),
-            Ok(())
+            Ok(Some(crate::domain::holder_code::step_of(at(20, 9))))
         );
         assert_eq!(
             judge(
@@ -476,7 +510,7 @@ mod tests {
                 at(20, 9),
                 HolderCheck::NotYet
             ),
-            Ok(())
+            Ok(None)
         );
     }
 
@@ -485,8 +519,9 @@ mod tests {
         let hotel = kind(RedemptionPolicy::SingleUse, Category::Hotel);
         let desk = venue("h1", Category::Hotel);
         let now = at(20, 9);
+        let code = good(now);
         assert_eq!(
-            judge(&hotel, Standing::Void, &[], &desk, now, digits("5678")),
+            judge(&hotel, Standing::Void, &[], &desk, now, holder(&code)),
             Err(Reason::Void)
         );
         assert_eq!(
@@ -496,7 +531,7 @@ mod tests {
                 &[],
                 &venue("r", Category::Dining),
                 now,
-                digits("5678")
+                holder(&code)
             ),
             Err(Reason::WrongCategory {
                 venue: Category::Dining,
@@ -510,7 +545,7 @@ mod tests {
                 &[],
                 &desk,
                 at(14, 23),
-                digits("5678")
+                holder(&code)
             ),
             Err(Reason::NotYetValid { from: at(15, 0) })
         );
@@ -522,7 +557,7 @@ mod tests {
                 &[],
                 &desk,
                 at(31, 0),
-                digits("5678")
+                holder(&code)
             ),
             Err(Reason::Expired { until: at(31, 0) })
         );
@@ -537,25 +572,51 @@ mod tests {
                 std::slice::from_ref(&used),
                 &desk,
                 now,
-                digits("5678")
+                holder(&code)
             ),
             Err(Reason::AlreadyUsed(used))
         );
-        let none = HolderCheck::Digits {
+        let none = HolderCheck::Code {
             given: None,
-            phone: PHONE,
+            secret: Some(SECRET),
+            used: &[],
         };
         assert_eq!(
             judge(&hotel, Standing::Usable, &[], &desk, now, none),
-            Err(Reason::HolderDigitsRequired)
+            Err(Reason::HolderCodeRequired)
         );
+        let wrong = good(now + chrono::Duration::minutes(5));
         assert_eq!(
-            judge(&hotel, Standing::Usable, &[], &desk, now, digits("5679")),
+            judge(&hotel, Standing::Usable, &[], &desk, now, holder(&wrong)),
             Err(Reason::HolderMismatch)
         );
         assert_eq!(
-            judge(&hotel, Standing::Usable, &[], &desk, now, digits("")),
+            judge(&hotel, Standing::Usable, &[], &desk, now, holder("")),
             Err(Reason::HolderMismatch)
+        );
+        // A voucher whose holder never received a secret cannot be proven.
+        let no_secret = HolderCheck::Code {
+            given: Some(&code),
+            secret: None,
+            used: &[],
+        };
+        assert_eq!(
+            judge(&hotel, Standing::Usable, &[], &desk, now, no_secret),
+            Err(Reason::HolderMismatch)
+        );
+        let step = crate::domain::holder_code::step_of(now);
+        let replayed = HolderCheck::Code {
+            given: Some(&code),
+            secret: Some(SECRET),
+            used: &[step],
+        };
+        assert_eq!(
+            judge(&hotel, Standing::Usable, &[], &desk, now, replayed),
+            Err(Reason::HolderCodeUsed)
+        );
+        assert_eq!(
+            judge(&hotel, Standing::Usable, &[], &desk, now, holder(&code)),
+            Ok(Some(step))
         );
     }
 
@@ -568,15 +629,16 @@ mod tests {
             at: at(18, 10),
         }];
         let now = at(20, 9);
+        let code = good(now);
         let spot_a = venue("a", Category::Scenic);
         let spot_b = venue("b", Category::Scenic);
         assert!(matches!(
-            judge(&card, Standing::Usable, &uses, &spot_a, now, digits("5678")),
+            judge(&card, Standing::Usable, &uses, &spot_a, now, holder(&code)),
             Err(Reason::AlreadyUsed(_))
         ));
         assert_eq!(
-            judge(&card, Standing::Usable, &uses, &spot_b, now, digits("5678")),
-            Ok(())
+            judge(&card, Standing::Usable, &uses, &spot_b, now, holder(&code)),
+            Ok(Some(crate::domain::holder_code::step_of(now)))
         );
         assert!(matches!(
             judge(
@@ -585,24 +647,25 @@ mod tests {
                 &uses,
                 &venue("b", Category::Hotel),
                 now,
-                digits("5678")
+                holder(&code)
             ),
             Err(Reason::AlreadyUsed(_))
         ));
     }
 
     #[test]
-    fn without_holder_check_no_digits_are_needed() {
+    fn without_holder_check_no_code_is_needed() {
         let mut dining = kind(RedemptionPolicy::SingleUse, Category::Dining);
         dining.holder_check = false;
-        let none = HolderCheck::Digits {
+        let none = HolderCheck::Code {
             given: None,
-            phone: PHONE,
+            secret: None,
+            used: &[],
         };
         let desk = venue("d", Category::Dining);
         assert_eq!(
             judge(&dining, Standing::Usable, &[], &desk, at(20, 9), none),
-            Ok(())
+            Ok(None)
         );
     }
 

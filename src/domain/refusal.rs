@@ -254,8 +254,9 @@ pub enum Refusal {
         venue_id: String,
         venue_name: String,
     },
-    HolderDigitsRequired,
+    HolderCodeRequired,
     HolderMismatch,
+    HolderCodeUsed,
     IdempotencyKeyRequired,
     InvalidIdempotencyKey,
     IdempotencyKeyReused,
@@ -371,8 +372,9 @@ pub const ALL_CODES: &[&str] = &[
     "not_yet_valid",
     "expired",
     "already_used",
-    "holder_digits_required",
+    "holder_code_required",
     "holder_mismatch",
+    "holder_code_used",
     "idempotency_key_required",
     "invalid_idempotency_key",
     "idempotency_key_reused",
@@ -490,8 +492,9 @@ impl Refusal {
             NotYetValid { .. } => "not_yet_valid",
             Expired { .. } => "expired",
             AlreadyUsed { .. } => "already_used",
-            HolderDigitsRequired => "holder_digits_required",
+            HolderCodeRequired => "holder_code_required",
             HolderMismatch => "holder_mismatch",
+            HolderCodeUsed => "holder_code_used",
             IdempotencyKeyRequired => "idempotency_key_required",
             InvalidIdempotencyKey => "invalid_idempotency_key",
             IdempotencyKeyReused => "idempotency_key_reused",
@@ -587,8 +590,9 @@ impl Refusal {
             | WrongVenueCategory { .. }
             | NotYetValid { .. }
             | Expired { .. }
-            | HolderDigitsRequired
+            | HolderCodeRequired
             | HolderMismatch
+            | HolderCodeUsed
             | IdempotencyKeyReused => Kind::Invalid,
             TooManyCodeRequests { .. }
             | SmsPaused { .. }
@@ -734,8 +738,9 @@ impl Refusal {
             AlreadyUsed { at, venue_name, .. } => {
                 format!("此券已于 {at} 在「{venue_name}」使用过")
             }
-            HolderDigitsRequired => "请输入持券人手机号后四位".into(),
-            HolderMismatch => "手机号后四位与持券人不符".into(),
+            HolderCodeRequired => "请输入持券人手机上显示的 6 位动态码".into(),
+            HolderMismatch => "动态码不对或已过期，请持券人刷新页面后再出示".into(),
+            HolderCodeUsed => "这个动态码刚用过，请等持券人手机上的动态码更新后再输入".into(),
             IdempotencyKeyRequired => {
                 "请发送 Idempotency-Key 请求头（每次核销一个新的随机值，重试时不变）".into()
             }

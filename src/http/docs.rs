@@ -92,7 +92,6 @@ pub enum SessionRefusals {
         admin::audit_log,
         admin::verify_audit,
         vouchers::my_vouchers,
-        vouchers::qr_svg,
         vouchers::check,
         vouchers::redeem,
         vouchers::recent,

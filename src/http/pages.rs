@@ -52,11 +52,22 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/desk.js"),
     ),
+    (
+        "holder-code.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/holder-code.js"),
+    ),
 ];
 
-/// The ALTCHA widget, its PBKDF2 worker and Chinese texts (static/vendor/README.md), only for
-/// /join. Unchanged between releases of the service, and 100 KB on a weak signal: cached a day.
+/// The ALTCHA widget, its PBKDF2 worker and Chinese texts (only for /join), and the QR code
+/// generator (for /me) (static/vendor/README.md). Unchanged between releases of the service, and
+/// 150 KB on a weak signal: cached a day.
 const VENDORED: &[(&str, &str, &str)] = &[
+    (
+        "qrcode.mjs",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/vendor/qrcode.mjs"),
+    ),
     (
         "altcha.min.js",
         "text/javascript; charset=utf-8",

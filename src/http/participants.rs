@@ -318,6 +318,9 @@ pub struct Mine {
     tickets: Vec<TicketView>,
     /// Vouchers won (after a draw); usable once their prize is claimed.
     vouchers: Vec<super::vouchers::VoucherView>,
+    /// The service's clock (RFC 3339, milliseconds): the page computes holder codes by it, so
+    /// that a phone whose clock is off still shows the code the desk expects.
+    server_time: String,
     /// Prizes won, with where each claim stands.
     prizes: Vec<PrizeView>,
 }
@@ -346,7 +349,11 @@ pub async fn me(app: web::Data<App>, session: Session) -> Result<HttpResponse, A
         current_round: held.current_round,
         holds_current_ticket: tickets.iter().any(|t| Some(t.round) == held.current_round),
         tickets,
-        vouchers: super::vouchers::views(&app, &held.vouchers)?,
+        vouchers: super::vouchers::holder_views(&app, &held.vouchers)?,
+        server_time: app
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         prizes: held.prizes.iter().map(|p| prize_view(&app, p)).collect(),
     }))
 }

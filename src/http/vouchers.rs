@@ -1,4 +1,4 @@
-//! Vouchers: the holder's view and QR code, the front desk (check, redeem, reverse, recent), the
+//! Vouchers: the holder's view (with the holder-code secret), the front desk (check, redeem, reverse, recent), the
 //! operators' void and reissue, and the CSV exports (winners and vouchers; settlement).
 
 use super::body::Body;
@@ -11,6 +11,7 @@ use crate::app::{vouchers, App};
 use crate::domain::campaign::{Campaign, Venue, VoucherKind};
 use crate::domain::phone::mask;
 use crate::domain::redemption::{status, VoucherStatus};
+use crate::domain::refusal::Refusal;
 use crate::domain::voucher::VoucherCode;
 use crate::store::{RedemptionRecord, VoucherRecord};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -21,7 +22,6 @@ use uuid::Uuid;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/me/vouchers").get(my_vouchers))
-        .service(web::resource("/api/me/vouchers/{id}/qr.svg").get(qr_svg))
         .service(web::resource("/api/venue/check").post(check))
         .service(web::resource("/api/venue/redeem").post(redeem))
         .service(web::resource("/api/venue/redemptions").get(recent))
@@ -73,20 +73,32 @@ pub struct VoucherView {
     status: VoucherStatus,
     /// `once_per_venue` (the tourism card: once at each scenic spot) or `single_use`.
     policy: String,
-    /// Whether redeeming asks for the last four digits of the holder's phone.
+    /// Whether redeeming asks for the holder code (the 6 digits that change every 30 s).
     holder_check: bool,
     /// Where it can be used.
     venues: Vec<VenueRef>,
     /// Where it was already used (for the tourism card: the scenic spots visited).
     visited: Vec<Visit>,
-    /// Where the holder's own QR code of this voucher is served (an SVG image; the holder's
-    /// session is needed to fetch it).
-    qr_url: String,
+    /// What the holder's phone computes the holder code from: only in the holder's own view
+    /// (`/api/me`, `/api/me/vouchers`), only while the voucher can be used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holder_key: Option<HolderKey>,
     /// When the operators voided it, and why.
     voided_at: Option<String>,
     void_reason: Option<String>,
     /// The voided voucher this one replaces.
     reissued_from: Option<Uuid>,
+}
+
+/// The holder code's parameters (DESIGN §5): RFC 6238 TOTP, HMAC-SHA1 over the secret, steps of
+/// `step_seconds` from the Unix epoch, `digits` digits. The QR code shows `XXXX-XXXX-XXXX-NNNNNN`
+/// (the voucher code, then the holder code).
+#[derive(Serialize, ToSchema)]
+pub struct HolderKey {
+    /// 20 bytes, hex.
+    secret: String,
+    step_seconds: i64,
+    digits: usize,
 }
 
 fn kind_of<'a>(c: &'a Campaign, v: &VoucherRecord) -> Result<&'a VoucherKind, ApiError> {
@@ -131,8 +143,11 @@ fn voucher_view(
     c: &Campaign,
     v: &VoucherRecord,
     now: DateTime<Utc>,
+    holder: bool,
 ) -> Result<VoucherView, ApiError> {
     let k = kind_of(c, v)?;
+    let status = status(k, v.standing(), &v.domain_uses(), &c.venues, now);
+    let live = matches!(status, VoucherStatus::Usable | VoucherStatus::NotYetValid);
     let tier_label = c
         .tiers
         .iter()
@@ -150,7 +165,7 @@ fn voucher_view(
         face_value_yuan: k.face_value_yuan,
         valid_from: k.valid_from.with_timezone(&c.tz()).date_naive(),
         valid_until: last_valid_day(c, k),
-        status: status(k, v.standing(), &v.domain_uses(), &c.venues, now),
+        status,
         policy: k.policy.as_str().into(),
         holder_check: k.holder_check,
         venues: c
@@ -163,18 +178,38 @@ fn voucher_view(
             })
             .collect(),
         visited: visits(c, v),
-        qr_url: format!("/api/me/vouchers/{}/qr.svg", v.id),
+        holder_key: v
+            .holder_secret
+            .as_ref()
+            .filter(|_| holder && live && k.holder_check)
+            .map(|secret| HolderKey {
+                secret: secret.to_hex(),
+                step_seconds: crate::domain::holder_code::STEP_SECONDS,
+                digits: crate::domain::holder_code::DIGITS,
+            }),
         voided_at: v.voided_at.map(|t| c.local_rfc3339(t)),
         void_reason: v.void_reason.clone(),
         reissued_from: v.reissued_from,
     })
 }
 
-/// Views of vouchers, for `/api/me` and the operators.
+/// Views of vouchers for the operators: no holder key.
 pub(crate) fn views(app: &App, list: &[VoucherRecord]) -> Result<Vec<VoucherView>, ApiError> {
     let now = app.clock.now();
     list.iter()
-        .map(|v| voucher_view(&app.campaign, v, now))
+        .map(|v| voucher_view(&app.campaign, v, now, false))
+        .collect()
+}
+
+/// Views of the holder's own vouchers, for the holder's session: with the holder key of each
+/// usable one.
+pub(crate) fn holder_views(
+    app: &App,
+    list: &[VoucherRecord],
+) -> Result<Vec<VoucherView>, ApiError> {
+    let now = app.clock.now();
+    list.iter()
+        .map(|v| voucher_view(&app.campaign, v, now, true))
         .collect()
 }
 
@@ -182,39 +217,12 @@ pub(crate) fn views(app: &App, list: &[VoucherRecord]) -> Result<Vec<VoucherView
 // The holder
 // ---------------------------------------------------------------------------------------------
 
-/// My vouchers: code, QR code, validity, where each can be used and where it was used.
+/// My vouchers: code, holder key, validity, where each can be used and where it was used.
 #[utoipa::path(get, path = "/api/me/vouchers", tag = "vouchers", security(("session" = [])),
     responses((status = 200, body = Vec<VoucherView>), SessionRefusals))]
 pub async fn my_vouchers(app: web::Data<App>, session: Session) -> Result<HttpResponse, ApiError> {
     let list = vouchers::of(&app, session.participant().id).await?;
-    Ok(ok_json(&views(&app, &list)?))
-}
-
-/// The QR code of one of my vouchers (SVG). Another participant's voucher is not found.
-#[utoipa::path(get, path = "/api/me/vouchers/{id}/qr.svg", tag = "vouchers", security(("session" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, content_type = "image/svg+xml"),
-    SessionRefusals, (status = 404, body = ErrorBody, description = "`voucher_not_found`")))]
-pub async fn qr_svg(
-    app: web::Data<App>,
-    session: Session,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let voucher = vouchers::own(&app, &session, &id).await?;
-    let svg = qr_code_svg(&display_code(&voucher.code))?;
-    Ok(HttpResponse::Ok()
-        .content_type("image/svg+xml")
-        .insert_header(("Cache-Control", "private, no-store"))
-        .body(svg))
-}
-
-fn qr_code_svg(text: &str) -> Result<String, ApiError> {
-    let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M)
-        .map_err(|e| ApiError::from(anyhow::anyhow!("QR code: {e}")))?;
-    Ok(code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(200, 200)
-        .quiet_zone(true)
-        .build())
+    Ok(ok_json(&holder_views(&app, &list)?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +283,7 @@ pub struct Refused {
 
 #[derive(Serialize, ToSchema)]
 pub struct CheckResult {
-    /// Whether it can be redeemed here now (the holder's digits are asked at redemption).
+    /// Whether it can be redeemed here now (the holder code is asked at redemption).
     redeemable: bool,
     /// Why not, when it cannot: the same code and message a redemption would get.
     refusal: Option<Refused>,
@@ -312,8 +320,12 @@ pub async fn check(
 #[serde(deny_unknown_fields)]
 pub struct RedeemInput {
     code: String,
-    /// The last four digits of the holder's phone (asked for by most voucher kinds).
-    holder_digits: Option<String>,
+    /// The holder code shown on the holder's phone, 6 digits (asked for by most voucher kinds).
+    holder_code: Option<String>,
+    /// No longer taken (the phone's last four digits are public): refused with a message
+    /// saying what to send instead.
+    #[schema(ignore)]
+    holder_digits: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -361,7 +373,9 @@ pub struct Redeemed {
 
 /// Redeems a code at this venue, exactly once. Send an `Idempotency-Key`: the first answer to a
 /// key, a refusal too, is the answer to every retry with the same key and request; the same key
-/// with another code or other holder digits is refused (`idempotency_key_reused`).
+/// with another code or another holder code is refused (`idempotency_key_reused`). The holder
+/// code is the holder's of now (one 30-second step either side accepted), and a code a voucher
+/// was redeemed with is not taken again (`holder_code_used`).
 #[utoipa::path(post, path = "/api/venue/redeem", tag = "vouchers", security(("bearer" = [])),
     request_body = RedeemInput, params(("Idempotency-Key" = String, Header)),
     responses((status = 200, body = Redeemed), BodyRefusals, StaffRefusals,
@@ -369,7 +383,7 @@ pub struct Redeemed {
     (status = 404, body = ErrorBody, description = "`unknown_code`"),
     (status = 409, body = ErrorBody, description = "`already_used` (details: when and where)"),
     (status = 410, body = ErrorBody, description = "`voucher_void`"),
-    (status = 422, body = ErrorBody, description = "`invalid_field`, `typo`, `malformed_code`, `wrong_venue_category`, `not_yet_valid`, `expired`, `holder_digits_required`, `holder_mismatch`, `idempotency_key_reused`"),
+    (status = 422, body = ErrorBody, description = "`invalid_field`, `typo`, `malformed_code`, `wrong_venue_category`, `not_yet_valid`, `expired`, `holder_code_required`, `holder_mismatch`, `holder_code_used`, `idempotency_key_reused`"),
     (status = 429, body = ErrorBody, description = "`too_many_failed_lookups`, with Retry-After")))]
 pub async fn redeem(
     req: HttpRequest,
@@ -382,13 +396,20 @@ pub async fn redeem(
         .headers()
         .get("Idempotency-Key")
         .map(|v| v.to_str().unwrap_or("\u{0}"));
+    if body.holder_digits.is_some() {
+        return Err(Refusal::field(
+            "holder_digits",
+            "已不再用手机号后四位核验：请在 holder_code 中填持券人手机上显示的 6 位动态码",
+        )
+        .into());
+    }
     let done = vouchers::redeem(
         &app,
         &desk,
         &client_address(&req),
         &vouchers::Redemption {
             code: &body.code,
-            holder_digits: body.holder_digits.as_deref(),
+            holder_code: body.holder_code.as_deref(),
             idempotency_key: key,
         },
     )
@@ -490,7 +511,12 @@ pub async fn void(
     Body(body): Body<VoidInput>,
 ) -> Result<HttpResponse, ApiError> {
     let v = vouchers::void(&app, &operator, &id, &body.reason).await?;
-    Ok(ok_json(&voucher_view(&app.campaign, &v, app.clock.now())?))
+    Ok(ok_json(&voucher_view(
+        &app.campaign,
+        &v,
+        app.clock.now(),
+        false,
+    )?))
 }
 
 /// A new code for a voided voucher, to the same winner, once. The new code keeps the old one's
@@ -506,7 +532,7 @@ pub async fn reissue(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let v = vouchers::reissue(&app, &operator, &id).await?;
-    Ok(HttpResponse::Created().json(voucher_view(&app.campaign, &v, app.clock.now())?))
+    Ok(HttpResponse::Created().json(voucher_view(&app.campaign, &v, app.clock.now(), false)?))
 }
 
 #[derive(Serialize, ToSchema)]

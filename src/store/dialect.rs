@@ -80,6 +80,11 @@ impl From<i64> for Arg<'_> {
         Arg::BigInt(Some(v))
     }
 }
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::BigInt(v)
+    }
+}
 impl From<bool> for Arg<'_> {
     fn from(v: bool) -> Self {
         Arg::Bool(Some(v))

@@ -571,6 +571,9 @@ pub struct VoucherRecord {
     pub voided_at: Option<DateTime<Utc>>,
     pub void_reason: Option<String>,
     pub reissued_from: Option<Uuid>,
+    /// The holder code's secret (DESIGN §5): for the holder's session only. None for a voucher
+    /// issued before holder codes until its holder opens /me.
+    pub holder_secret: Option<crate::domain::holder_code::Secret>,
     pub uses: Vec<UseRecord>,
 }
 
@@ -624,8 +627,8 @@ pub struct Redeem {
     pub venue: crate::domain::campaign::Venue,
     pub token_id: Uuid,
     pub idempotency_key: String,
-    /// The last four digits of the holder's phone, as typed.
-    pub holder_digits: Option<String>,
+    /// The holder code from the holder's phone, as typed or scanned (6 digits).
+    pub holder_code: Option<String>,
     pub actor: String,
     pub at: DateTime<Utc>,
 }
@@ -994,6 +997,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// A participant's vouchers, void ones included, by round, rank and kind.
     async fn vouchers_of(&self, participant_id: Uuid) -> StoreResult<Vec<VoucherRecord>>;
+
+    /// Gives each listed voucher its holder-code secret where it has none yet (vouchers issued
+    /// before holder codes); one given already stays. How many were given.
+    async fn give_holder_secrets(
+        &self,
+        secrets: &[(Uuid, crate::domain::holder_code::Secret)],
+    ) -> StoreResult<u64>;
 
     /// Every voucher of a campaign, by round, rank and kind.
     async fn all_vouchers(&self, campaign_id: &str) -> StoreResult<Vec<VoucherRecord>>;

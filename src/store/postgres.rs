@@ -259,9 +259,9 @@ impl Dialect for Pg {
     ) -> StoreResult<bool> {
         // One statement (measured: ~560 redemptions/s against 360–460 the portable way,
         // docs/benchmarks.md): the voucher still live (FOR SHARE holds off a concurrent
-        // void), the slot free and the key unused (unique indexes), the key's answer, and the
-        // audit entry chained under the head's row lock, hashed in SQL over the bytes that
-        // domain::audit::hash_frame frames. A key answered meanwhile (a refusal under it) fails
+        // void), the slot, the holder-code step and the key unused (unique indexes), the key's
+        // answer, and the audit entry chained under the head's row lock, hashed in SQL over the
+        // bytes that domain::audit::hash_frame frames. A key answered meanwhile (a refusal under it) fails
         // the answer's insert, and with it the whole statement: nothing is written.
         let (prefix, suffix) = crate::domain::audit::hash_frame(w.redemption.redeemed_at, &w.event);
         let statement = w
@@ -269,23 +269,23 @@ impl Dialect for Pg {
                      SELECT id FROM vouchers WHERE id = $2 AND status = 'issued' FOR SHARE
                  ), ins AS (
                      INSERT INTO redemptions (id, voucher_id, entitlement, slot, venue_id,
-                         token_id, idempotency_key, redeemed_at)
-                     SELECT $1, v.id, $3, $4, $5, $6, $7, $8 FROM v
+                         token_id, idempotency_key, redeemed_at, holder_step)
+                     SELECT $1, v.id, $3, $4, $5, $6, $7, $8, $9 FROM v
                      ON CONFLICT DO NOTHING
                      RETURNING id
                  ), answer AS (
                      INSERT INTO idempotent_answers (token_id, idempotency_key, request, answer,
                          redemption_id, answered_at)
-                     SELECT $6, $7, $15, 'redeemed', ins.id, $8 FROM ins
+                     SELECT $6, $7, $16, 'redeemed', ins.id, $8 FROM ins
                  ), head AS (
                      SELECT seq, hash FROM audit_head WHERE id = 1 AND EXISTS (SELECT 1 FROM ins)
                      FOR UPDATE
                  ), log AS (
                      INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash,
                          hash)
-                     SELECT seq + 1, $8, $9, $10, $11, $12, hash,
-                            encode(sha256($13::bytea || int8send(seq + 1) || decode(hash, 'hex')
-                                          || $14::bytea), 'hex')
+                     SELECT seq + 1, $8, $10, $11, $12, $13, hash,
+                            encode(sha256($14::bytea || int8send(seq + 1) || decode(hash, 'hex')
+                                          || $15::bytea), 'hex')
                      FROM head
                      RETURNING seq, hash
                  ), upd AS (

@@ -159,6 +159,13 @@ fn voucher_from_row(row: &impl ReadRow) -> StoreResult<VoucherRecord> {
         voided_at: row.get("voided_at")?,
         void_reason: row.get("void_reason")?,
         reissued_from: row.get("reissued_from")?,
+        holder_secret: row
+            .get::<Option<String>>("holder_secret")?
+            .map(|hex| {
+                crate::domain::holder_code::Secret::from_hex(&hex)
+                    .ok_or_else(|| StoreError::Database("unreadable holder secret".into()))
+            })
+            .transpose()?,
         uses: Vec::new(),
     })
 }
@@ -265,7 +272,8 @@ pub(super) fn judge_redeem(
     campaign: &Campaign,
     voucher: &VoucherRecord,
     r: &Redeem,
-) -> StoreResult<Result<(), crate::domain::redemption::Reason>> {
+    used_steps: &[i64],
+) -> StoreResult<Result<Option<i64>, crate::domain::redemption::Reason>> {
     use crate::domain::redemption::{judge, HolderCheck};
     let kind = campaign.voucher_kind(&voucher.kind).ok_or_else(|| {
         StoreError::Database(format!("voucher kind {:?} is not configured", voucher.kind))
@@ -276,11 +284,28 @@ pub(super) fn judge_redeem(
         &voucher.domain_uses(),
         &r.venue,
         r.at,
-        HolderCheck::Digits {
-            given: r.holder_digits.as_deref(),
-            phone: &voucher.holder_phone,
+        HolderCheck::Code {
+            given: r.holder_code.as_deref(),
+            secret: voucher.holder_secret.as_ref().map(|s| s.as_bytes()),
+            used: used_steps,
         },
     ))
+}
+
+/// The holder-code steps the voucher of `code` was redeemed with, from `since` on (older ones
+/// are out of every window).
+async fn used_holder_steps(conn: &mut impl Exec, code: &str, since: i64) -> StoreResult<Vec<i64>> {
+    sql(
+        "SELECT r.holder_step FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id
+         WHERE v.code = $1 AND r.holder_step >= $2",
+    )
+    .bind(code)
+    .bind(since)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|row| row.get("holder_step"))
+    .collect()
 }
 
 pub(super) fn redemption_slot<'a>(
@@ -298,7 +323,7 @@ pub(super) fn redemption_slot<'a>(
 pub(super) const VOUCHER_COLUMNS: &str =
     "v.id, v.code, v.campaign_id, v.round, v.rank, w.tier, v.kind,
      v.participant_id, p.phone, p.display_name, v.status, v.issued_at, v.voided_at, v.void_reason,
-     v.reissued_from, w.claimed_at";
+     v.reissued_from, w.claimed_at, v.holder_secret";
 
 pub(super) const VOUCHER_FROM: &str = "FROM vouchers v
      JOIN participants p ON p.id = v.participant_id
@@ -366,11 +391,8 @@ async fn replay<D: Dialect>(
     earlier: RecordedAnswer,
     r: &Redeem,
 ) -> StoreResult<RedeemOutcome> {
-    if !crate::domain::redemption::same_request(
-        &earlier.request,
-        &r.code,
-        r.holder_digits.as_deref(),
-    ) {
+    if !crate::domain::redemption::same_request(&earlier.request, &r.code, r.holder_code.as_deref())
+    {
         return Ok(RedeemOutcome::KeyReused);
     }
     match (
@@ -879,6 +901,8 @@ pub(super) async fn write_submission<D: Dialect>(
 /// A redemption judged allowed, to be written if its guards still hold.
 pub struct RedemptionWrite<'a> {
     pub redemption: &'a RedemptionRecord,
+    /// The holder-code step that proved holding, taken once per voucher (a unique index).
+    pub holder_step: Option<i64>,
     pub entitlement: String,
     pub slot: &'a str,
     /// The request's fingerprint, recorded as the answer to its key with the redemption.
@@ -887,8 +911,8 @@ pub struct RedemptionWrite<'a> {
 }
 
 impl<'a> RedemptionWrite<'a> {
-    /// Binds `$1`…`$8`: the redemption's id, voucher, entitlement, slot, venue, token, key and
-    /// time.
+    /// Binds `$1`…`$9`: the redemption's id, voucher, entitlement, slot, venue, token, key,
+    /// time and holder-code step.
     pub fn bind<'q>(&'q self, q: dialect::Sql<'q>) -> dialect::Sql<'q> {
         let r = self.redemption;
         q.bind(r.id)
@@ -899,6 +923,7 @@ impl<'a> RedemptionWrite<'a> {
             .bind(r.token_id)
             .bind(&r.idempotency_key)
             .bind(r.redeemed_at)
+            .bind(self.holder_step)
     }
 }
 
@@ -913,8 +938,9 @@ pub(super) async fn write_redemption<D: Dialect>(
     let inserted = w
         .bind(sql(
             "INSERT INTO redemptions (id, voucher_id, entitlement, slot, venue_id, token_id,
-                 idempotency_key, redeemed_at)
-             SELECT $1, id, $3, $4, $5, $6, $7, $8 FROM vouchers WHERE id = $2 AND status = 'issued'
+                 idempotency_key, redeemed_at, holder_step)
+             SELECT $1, id, $3, $4, $5, $6, $7, $8, $9 FROM vouchers
+             WHERE id = $2 AND status = 'issued'
              ON CONFLICT DO NOTHING",
         ))
         .execute(&mut *tx)
@@ -943,6 +969,13 @@ pub(super) async fn write_redemption<D: Dialect>(
     append::<D>(&mut tx, w.event.clone(), w.redemption.redeemed_at).await?;
     D::commit(tx).await?;
     Ok(true)
+}
+
+/// A fresh holder-code secret, as stored (hex).
+fn holder_secret() -> StoreResult<String> {
+    crate::csprng::holder_secret()
+        .map(|s| s.to_hex())
+        .map_err(|e| StoreError::Database(e.to_string()))
 }
 
 /// A fresh voucher code, as stored (12 symbols, no separators).
@@ -1000,8 +1033,8 @@ async fn issue_vouchers<D: Dialect>(
     for chunk in issued.chunks(ROWS_PER_INSERT) {
         let mut q = sql(format!(
             "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind,
-                 issued_at) {}",
-            values::<D>(chunk.len(), 8, 1)
+                 issued_at, holder_secret) {}",
+            values::<D>(chunk.len(), 9, 1)
         ));
         for (rank, holder, kind) in chunk {
             let id = Uuid::new_v4();
@@ -1014,7 +1047,8 @@ async fn issue_vouchers<D: Dialect>(
                 .bind(*rank)
                 .bind(*holder)
                 .bind(*kind)
-                .bind(at);
+                .bind(at)
+                .bind(holder_secret()?);
         }
         q.execute(&mut *tx).await?;
     }
@@ -2812,6 +2846,25 @@ impl<D: Dialect> Store for SqlStore<D> {
         vouchers_where(&mut *conn, "v.participant_id = $1", participant_id.into()).await
     }
 
+    async fn give_holder_secrets(
+        &self,
+        secrets: &[(Uuid, crate::domain::holder_code::Secret)],
+    ) -> StoreResult<u64> {
+        let mut tx = self.db.begin().await?;
+        let mut given = 0;
+        for (id, secret) in secrets {
+            given += sql(
+                "UPDATE vouchers SET holder_secret = $2 WHERE id = $1 AND holder_secret IS NULL",
+            )
+            .bind(*id)
+            .bind(secret.to_hex())
+            .execute(&mut *tx)
+            .await?;
+        }
+        D::commit(tx).await?;
+        Ok(given)
+    }
+
     async fn all_vouchers(&self, campaign_id: &str) -> StoreResult<Vec<VoucherRecord>> {
         let mut conn = self.db.reader().await?;
         vouchers_where(&mut *conn, "v.campaign_id = $1", campaign_id.into()).await
@@ -2823,7 +2876,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         // still live, the slot free, the key unanswered, by unique indexes); a refusal is
         // recorded as the key's answer. When a guard fails, read again.
         let request =
-            crate::domain::redemption::request_fingerprint(&r.code, r.holder_digits.as_deref());
+            crate::domain::redemption::request_fingerprint(&r.code, r.holder_code.as_deref());
         let mut conn = self.db.reader().await?;
         let redemption_id = Uuid::new_v4();
         for _ in 0..5 {
@@ -2832,11 +2885,21 @@ impl<D: Dialect> Store for SqlStore<D> {
             {
                 return replay::<D>(&mut conn, earlier, &r).await;
             }
+            // The steps before the voucher and its uses: a redemption committed between the two
+            // reads is then seen as a use (the reason a desk wants first), never as a step
+            // alone.
+            let used = match r.holder_code {
+                Some(_) => {
+                    let since = crate::domain::holder_code::earliest_step(r.at);
+                    used_holder_steps(&mut *conn, &r.code, since).await?
+                }
+                None => Vec::new(),
+            };
             let voucher =
                 one_voucher::<D>(&mut conn, "v.code = $1", r.code.as_str().into(), false).await?;
             let verdict = match &voucher {
-                Some(v) => judge_redeem(campaign, v, &r)?,
-                None => Ok(()),
+                Some(v) => judge_redeem(campaign, v, &r, &used)?,
+                None => Ok(None),
             };
             let Some(voucher) = voucher else {
                 if record_refusal(&self.db, &mut conn, &r, &request, None).await? {
@@ -2844,18 +2907,22 @@ impl<D: Dialect> Store for SqlStore<D> {
                 }
                 continue;
             };
-            if let Err(reason) = verdict {
-                if record_refusal(&self.db, &mut conn, &r, &request, Some(&reason)).await? {
-                    return Ok(RedeemOutcome::Refused {
-                        reason,
-                        replayed: false,
-                    });
+            let holder_step = match verdict {
+                Ok(step) => step,
+                Err(reason) => {
+                    if record_refusal(&self.db, &mut conn, &r, &request, Some(&reason)).await? {
+                        return Ok(RedeemOutcome::Refused {
+                            reason,
+                            replayed: false,
+                        });
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             let redemption = r.record(redemption_id, &voucher);
             let write = RedemptionWrite {
                 redemption: &redemption,
+                holder_step,
                 entitlement: voucher.entitlement(),
                 slot: redemption_slot(campaign, &voucher, &r.venue.id)?,
                 request: &request,
@@ -3018,8 +3085,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         let new_id = Uuid::new_v4();
         sql(
             "INSERT INTO vouchers (id, code, campaign_id, round, rank, participant_id, kind,
-                 issued_at, reissued_from)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 issued_at, reissued_from, holder_secret)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(new_id)
         .bind(voucher_code()?)
@@ -3030,6 +3097,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         .bind(&old.kind)
         .bind(at)
         .bind(id)
+        .bind(holder_secret()?)
         .execute(&mut *tx)
         .await?;
         append::<D>(&mut tx, reissue_event(&old, new_id, actor), at).await?;

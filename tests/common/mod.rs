@@ -402,6 +402,28 @@ pub fn settings(url: &str, config_dir: &Path, campaign_file: &str) -> LoadedSett
 }
 
 /// 2026-11-26 10:00 in Shanghai: the demo's round 1 (which starts "today") is open.
+/// The holder code `v`'s holder's phone shows at `at` (DESIGN §5).
+pub fn holder_code(v: &campaign_lottery::store::VoucherRecord, at: DateTime<Utc>) -> String {
+    use campaign_lottery::domain::holder_code::{code_at, step_of};
+    let secret = v
+        .holder_secret
+        .as_ref()
+        .expect("issued with a holder secret");
+    code_at(secret.as_bytes(), step_of(at))
+}
+
+/// Six digits the desk would not take from `v`'s holder at `at`: none of its window's codes.
+pub fn wrong_holder_code(v: &campaign_lottery::store::VoucherRecord, at: DateTime<Utc>) -> String {
+    let window: Vec<String> = [-30, 0, 30]
+        .iter()
+        .map(|s| holder_code(v, at + chrono::Duration::seconds(*s)))
+        .collect();
+    (0..4)
+        .map(|d| d.to_string().repeat(6))
+        .find(|c| !window.contains(c))
+        .expect("four candidates, three codes")
+}
+
 pub fn demo_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap()
 }

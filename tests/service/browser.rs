@@ -418,8 +418,10 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     c.close().await.unwrap();
 }
 
-/// A winner sees their vouchers with QR codes; a hotel's front desk checks, redeems, refuses a
-/// second use and reverses the redemption.
+/// A winner claims the prize on /me and sees the vouchers with their rotating holder codes (QR
+/// and 6 digits, computed in the browser: RFC 6238's known answers checked there); a hotel's
+/// front desk at phone width takes the holder's code scanned, refuses a wrong one; then checks,
+/// refuses a second use and reverses the redemption.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
     use campaign_lottery::domain::voucher::VoucherCode;
@@ -442,6 +444,7 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
         .unwrap();
     let code = VoucherCode::parse(&hotel.code).unwrap().to_string();
     let digits = &hotel.holder_phone[7..];
+    let mut holder_code = None;
     let claimed = || async {
         app.store
             .prizes_of(hotel.participant_id)
@@ -481,18 +484,76 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
         wait_text(&c, "#vouchers", "星级酒店住宿一晚").await;
         wait_text(&c, "#vouchers", &code).await;
         wait_text(&c, "#vouchers", "神龙大酒店").await;
-        let loaded = c
+        wait_text(&c, "#vouchers", "秒后更新").await;
+        // Each usable voucher: a QR code drawn in the page (dark modules on white) and six
+        // digits, the holder code of the service's time.
+        let drawn = c
             .execute(
-                "return [...document.querySelectorAll('#vouchers img.qr')].map(i => i.complete && i.naturalWidth > 0)",
+                "return [...document.querySelectorAll('#vouchers canvas.qr')].map(q => {
+                   const d = q.getContext('2d').getImageData(0, 0, q.width, q.height).data;
+                   let dark = 0;
+                   for (let i = 0; i < d.length; i += 4) if (d[i] < 128) dark += 1;
+                   return q.width >= 100 && dark > 100 && dark < d.length / 4 / 2;
+                 })",
                 vec![],
             )
             .await
             .unwrap();
         assert_eq!(
-            loaded,
+            drawn,
             serde_json::json!([true, true, true]),
-            "QR images load"
+            "QR codes drawn"
         );
+        let shown = c
+            .execute(
+                "return [...document.querySelectorAll('#vouchers .voucher')]
+                   .filter(v => v.textContent.includes(arguments[0]))
+                   .map(v => v.querySelector('.holder-code').dataset.code)[0]",
+                vec![serde_json::json!(code)],
+            )
+            .await
+            .unwrap();
+        let shown = shown.as_str().unwrap().to_owned();
+        let at = campaign_lottery::clock::Clock::now(app.clock.as_ref());
+        let window: Vec<String> = [0, 30, 60]
+            .iter()
+            .map(|s| common::holder_code(&hotel, at + chrono::Duration::seconds(*s)))
+            .collect();
+        assert!(window.contains(&shown), "{shown} in {window:?}");
+        holder_code.get_or_insert(shown);
+        if width == 360 {
+            // The page's TOTP against RFC 6238's known answers (SHA-1 seed, 6 digits).
+            let answers = c
+                .execute_async(
+                    "const done = arguments[arguments.length - 1];
+                     import('/static/holder-code.js').then(async (m) => {
+                       const seed = [...new TextEncoder().encode('12345678901234567890')]
+                         .map(b => b.toString(16).padStart(2, '0')).join('');
+                       const out = [];
+                       for (const t of [59, 1111111109, 1111111111, 1234567890, 2000000000, 20000000000])
+                         out.push(await m.codeAt(seed, m.stepOf(t * 1000)));
+                       out.push(JSON.stringify(m.parsePayload('abcd-efgh-jkmy-012345')));
+                       out.push(JSON.stringify(m.parsePayload('ABCD-EFGH-JKMY')));
+                       done(out);
+                     })",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                answers,
+                serde_json::json!([
+                    "287082",
+                    "081804",
+                    "050471",
+                    "005924",
+                    "279037",
+                    "353130",
+                    r#"{"code":"ABCDEFGHJKMY","holder":"012345"}"#,
+                    r#"{"code":"ABCD-EFGH-JKMY","holder":null}"#
+                ])
+            );
+        }
         c.execute(
             "document.querySelector('#vouchers').scrollIntoView()",
             vec![],
@@ -503,8 +564,63 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
         c.close().await.unwrap();
     }
 
-    // The front desk.
+    // The front desk at phone width: a typed wrong holder code is refused, the holder's QR code
+    // scanned (the scanner types the voucher code and the holder code, then Enter) redeems.
     let desk = app.venue_token("shenlong-hotel").await;
+    let holder_code = holder_code.unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    c.goto(&app.url("/desk")).await.unwrap();
+    type_into(&c, "#token", &desk).await;
+    click(&c, "#login button[type=submit]").await;
+    type_into(&c, "#code", &format!("{code}\u{E007}")).await;
+    wait_text(&c, "#verdict", "可以核销").await;
+    wait_text(&c, "#verdict", &format!("138****{digits}")).await;
+    screenshot(&c, "desk-check-360").await;
+    let wrong = common::wrong_holder_code(
+        &hotel,
+        campaign_lottery::clock::Clock::now(app.clock.as_ref()),
+    );
+    type_into(&c, "#holder-code", &format!("{wrong}\u{E007}")).await;
+    wait_text(&c, "#verdict", "动态码不对").await;
+    let code_input = c.find(Locator::Css("#code")).await.unwrap();
+    code_input.clear().await.unwrap();
+    code_input
+        .send_keys(&format!("{code}-{holder_code}\u{E007}"))
+        .await
+        .unwrap();
+    wait_text(&c, "#verdict", "可以核销").await;
+    let filled = c
+        .execute("return [document.querySelector('#code').value, document.querySelector('#holder-code').value]", vec![])
+        .await
+        .unwrap();
+    assert_eq!(filled, serde_json::json!([hotel.code, holder_code]));
+    click(&c, "#redeem").await;
+    wait_text(&c, "#verdict", "核销成功").await;
+    screenshot(&c, "desk-redeemed-360").await;
+    let width = c
+        .execute("return document.documentElement.scrollWidth", vec![])
+        .await
+        .unwrap();
+    assert!(
+        width.as_i64().unwrap() <= 360,
+        "the desk fits a phone: {width}"
+    );
+    c.close().await.unwrap();
+    let first: String = app.db.text("SELECT id FROM redemptions").await;
+    // Reversed through the API, so that the wide desk below redeems it again.
+    let res = app
+        .post_json(
+            &format!("/api/venue/redemptions/{first}/reverse"),
+            Some(&desk),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // The holder's phone shows the next code a minute later.
+    app.clock.advance(chrono::Duration::seconds(60));
+
+    // The front desk at a counter's width.
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, &chromium, 1280, &profile).await;
     c.goto(&app.url("/desk")).await.unwrap();
@@ -520,7 +636,8 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
     type_into(&c, "#token", &desk).await;
     click(&c, "#login button[type=submit]").await;
     wait_text(&c, "#who", "神龙大酒店").await;
-    wait_text(&c, "#recent", "还没有核销记录").await;
+    // The phone-width desk's redemption, reversed.
+    wait_text(&c, "#recent", "已撤销").await;
     // A typo, as a scanner would send it (ending with Enter).
     let mut typo = code.clone().into_bytes();
     typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
@@ -539,19 +656,14 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
         .unwrap();
     wait_text(&c, "#verdict", "可以核销：星级酒店住宿一晚").await;
     wait_text(&c, "#verdict", &format!("138****{digits}")).await;
-    // The wrong holder, then the right one.
-    type_into(&c, "#digits", "0000\u{E007}").await;
-    if digits != "0000" {
-        wait_text(&c, "#verdict", "与持券人不符").await;
-        c.find(Locator::Css("#digits"))
-            .await
-            .unwrap()
-            .clear()
-            .await
-            .unwrap();
-        type_into(&c, "#digits", digits).await;
-        click(&c, "#redeem").await;
-    }
+    // The code used a minute ago is spent; the one the phone shows now is taken.
+    type_into(&c, "#holder-code", &format!("{holder_code}\u{E007}")).await;
+    wait_text(&c, "#verdict", "动态码").await;
+    let now_code = common::holder_code(
+        &hotel,
+        campaign_lottery::clock::Clock::now(app.clock.as_ref()),
+    );
+    type_into(&c, "#holder-code", &format!("{now_code}\u{E007}")).await;
     wait_text(&c, "#verdict", "核销成功").await;
     wait_text(&c, "#recent", &code).await;
     screenshot(&c, "desk-redeemed-1280").await;
@@ -570,19 +682,8 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
         app.db
             .scalar("SELECT COUNT(*) FROM redemptions WHERE reversal_id IS NOT NULL")
             .await,
-        1
+        2
     );
-
-    // The desk at phone width.
-    let profile = tempfile::tempdir().unwrap();
-    let c = browser(&driver, &chromium, 360, &profile).await;
-    c.goto(&app.url("/desk")).await.unwrap();
-    type_into(&c, "#token", &desk).await;
-    click(&c, "#login button[type=submit]").await;
-    type_into(&c, "#code", &format!("{code}\u{E007}")).await;
-    wait_text(&c, "#verdict", "可以核销").await;
-    screenshot(&c, "desk-check-360").await;
-    c.close().await.unwrap();
 }
 
 /// The operators' console: tickets per round and redemptions per venue as charts with tables and
@@ -613,7 +714,7 @@ async fn operators_see_charts_and_void_and_reissue_a_lost_code_in_the_console() 
         .post(app.url("/api/venue/redeem"))
         .bearer_auth(&desk)
         .header("Idempotency-Key", "chart-1")
-        .json(&serde_json::json!({"code": hotel.code, "holder_digits": &hotel.holder_phone[7..]}))
+        .json(&serde_json::json!({"code": hotel.code, "holder_code": common::holder_code(hotel, after)}))
         .send()
         .await
         .unwrap();

@@ -35,6 +35,8 @@ backend_tests!(
     vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them,
     the_database_refuses_duplicate_codes_and_a_second_live_redemption,
     two_store_instances_redeeming_at_once_redeem_once,
+    a_holder_code_is_taken_once_by_two_instances_at_two_gates,
+    holder_secrets_are_given_once_to_vouchers_without_one,
     one_key_sent_concurrently_with_two_requests_has_one_answer,
     a_refusal_recorded_while_a_redemption_waits_to_write_is_the_keys_answer,
     a_reissued_code_keeps_the_uses_of_the_voided_one,
@@ -995,7 +997,7 @@ fn request(
         venue: c.venue(venue).unwrap().clone(),
         token_id: token,
         idempotency_key: key.into(),
-        holder_digits: Some(v.holder_phone[7..].to_owned()),
+        holder_code: Some(common::holder_code(v, when)),
         actor: format!("venue:{venue}"),
         at: when,
     }
@@ -1061,14 +1063,11 @@ async fn vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them(db: TestD
             }
         )
     );
-    // The same key replays; the same key for another code is refused.
-    let replay = s
-        .redeem(
-            &c,
-            request(&c, &hotel, "shenlong-hotel", desk, "k1", at(27)),
-        )
-        .await
-        .unwrap();
+    // The same key replays (a retry sends the same request, the holder code shown then
+    // included, however late); the same key for another code is refused.
+    let mut retry = request(&c, &hotel, "shenlong-hotel", desk, "k1", at(27));
+    retry.holder_code = Some(common::holder_code(&hotel, when));
+    let replay = s.redeem(&c, retry).await.unwrap();
     let store::RedeemOutcome::Redeemed {
         redemption: replayed,
         replayed: true,
@@ -1078,21 +1077,20 @@ async fn vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them(db: TestD
         panic!("{replay:?}")
     };
     assert_eq!(replayed, redemption);
-    // The same key with other holder digits is another request.
-    let mut other_digits = request(&c, &hotel, "shenlong-hotel", desk, "k1", at(27));
-    other_digits.holder_digits = Some("9999".into());
+    // The same key with another holder code is another request.
+    let mut other_code = request(&c, &hotel, "shenlong-hotel", desk, "k1", at(27));
+    other_code.holder_code = Some(common::wrong_holder_code(&hotel, at(27)));
     assert_eq!(
-        s.redeem(&c, other_digits).await.unwrap(),
+        s.redeem(&c, other_code).await.unwrap(),
         store::RedeemOutcome::KeyReused
     );
     // A refusal is the answer to its key: replayed, the rules not asked again.
-    let refused_again = s
-        .redeem(
-            &c,
-            request(&c, &hotel, "hengshan-hotel", other, "k2", at(30)),
-        )
-        .await
-        .unwrap();
+    let k2_again = |when| {
+        let mut r = request(&c, &hotel, "hengshan-hotel", other, "k2", when);
+        r.holder_code = Some(common::holder_code(&hotel, at(26)));
+        r
+    };
+    let refused_again = s.redeem(&c, k2_again(at(30))).await.unwrap();
     assert!(
         matches!(
             refused_again,
@@ -1153,12 +1151,7 @@ async fn vouchers_are_redeemed_once_per_slot_and_reversals_reopen_them(db: TestD
     assert!(s.voucher(hotel.id).await.unwrap().unwrap().uses.is_empty());
     // Redeemable again now, but not under the key whose answer was a refusal.
     assert!(matches!(
-        s.redeem(
-            &c,
-            request(&c, &hotel, "hengshan-hotel", other, "k2", at(28))
-        )
-        .await
-        .unwrap(),
+        s.redeem(&c, k2_again(at(28))).await.unwrap(),
         store::RedeemOutcome::Refused { replayed: true, .. }
     ));
     // Redeemable again, elsewhere.
@@ -1279,8 +1272,113 @@ async fn two_store_instances_redeeming_at_once_redeem_once(db: TestDb) {
     assert_eq!(db.scalar("SELECT COUNT(*) FROM redemptions").await, 1);
 }
 
+/// One holder code typed at two scenic spots' gates at once, through two store instances: each
+/// gate's slot is free, the code's step is not (a unique index), so one redemption; the gate
+/// that lost is told the code is used, the winner's own retries that the slot is.
+async fn a_holder_code_is_taken_once_by_two_instances_at_two_gates(db: TestDb) {
+    use campaign_lottery::domain::redemption::Reason;
+    let (a, c) = drawn(&db).await;
+    let b = open(&db).await;
+    let card = first_of(&a, "tourism_card").await;
+    let gates = [
+        (
+            "huaguoshan-scenic",
+            venue_token(&a, "huaguoshan-scenic").await,
+        ),
+        (
+            "example-scenic-1",
+            venue_token(&a, "example-scenic-1").await,
+        ),
+    ];
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (venue, token) = &gates[(i / 2) % 2];
+        let r = request(&c, &card, venue, *token, &format!("k{i}"), at(25));
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move { s.redeem(&c, r).await.unwrap() }));
+    }
+    let mut redeemed = Vec::new();
+    let mut refused = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            store::RedeemOutcome::Redeemed { redemption, .. } => redeemed.push(redemption),
+            store::RedeemOutcome::Refused { reason, .. } => refused.push(reason),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(redeemed.len(), 1, "{refused:?}");
+    let won = &redeemed[0].venue_id;
+    assert_eq!(refused.len(), 19);
+    for reason in &refused {
+        match reason {
+            Reason::AlreadyUsed(u) => assert_eq!(&u.venue_id, won),
+            Reason::HolderCodeUsed => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(refused.contains(&Reason::HolderCodeUsed), "{refused:?}");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM redemptions").await, 1);
+    // The database itself refuses a second redemption of the voucher with the same step.
+    let step = campaign_lottery::domain::holder_code::step_of(at(25));
+    let forced = db
+        .try_execute(&format!(
+            "INSERT INTO redemptions (id, voucher_id, entitlement, slot, venue_id, token_id,
+                 idempotency_key, redeemed_at, holder_step)
+             SELECT '{}', voucher_id, entitlement, 'elsewhere', venue_id, token_id, 'forced',
+                    redeemed_at, holder_step FROM redemptions",
+            uuid::Uuid::new_v4()
+        ))
+        .await;
+    assert!(forced.is_err(), "{forced:?}");
+    assert_eq!(
+        db.scalar("SELECT MAX(holder_step) FROM redemptions").await,
+        step
+    );
+}
+
+/// Vouchers issued before holder codes get a secret when their holder looks: once, and a
+/// voucher that has one keeps it.
+async fn holder_secrets_are_given_once_to_vouchers_without_one(db: TestDb) {
+    use campaign_lottery::domain::holder_code::Secret;
+    let (s, _) = drawn(&db).await;
+    let hotel = first_of(&s, "hotel_night").await;
+    let card = first_of(&s, "tourism_card").await;
+    assert!(hotel.holder_secret.is_some() && card.holder_secret.is_some());
+    assert_ne!(hotel.holder_secret, card.holder_secret);
+    db.execute(&format!(
+        "UPDATE vouchers SET holder_secret = NULL WHERE id = '{}'",
+        hotel.id
+    ))
+    .await;
+    let fresh = Secret::new([7; 20]);
+    let other = Secret::new([9; 20]);
+    let given = s
+        .give_holder_secrets(&[(hotel.id, fresh.clone()), (card.id, other.clone())])
+        .await
+        .unwrap();
+    assert_eq!(given, 1, "only the voucher without one");
+    assert_eq!(
+        s.voucher(hotel.id).await.unwrap().unwrap().holder_secret,
+        Some(fresh.clone())
+    );
+    assert_eq!(
+        s.voucher(card.id).await.unwrap().unwrap().holder_secret,
+        card.holder_secret
+    );
+    // Asked again (a second tab of /me at once): nothing changes.
+    assert_eq!(
+        s.give_holder_secrets(&[(hotel.id, other)]).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        s.voucher(hotel.id).await.unwrap().unwrap().holder_secret,
+        Some(fresh)
+    );
+}
+
 /// One Idempotency-Key sent at once from two store instances with two different requests (the
-/// holder's digits, and wrong ones): whichever is judged first is the key's one answer; every
+/// holder's code, and a wrong one): whichever is judged first is the key's one answer; every
 /// request like it is told the same, every other one that the key is reused; a refusal that
 /// wins leaves no redemption behind.
 async fn one_key_sent_concurrently_with_two_requests_has_one_answer(db: TestDb) {
@@ -1302,11 +1400,10 @@ async fn one_key_sent_concurrently_with_two_requests_has_one_answer(db: TestDb) 
         for i in 0..12 {
             let s = if i % 2 == 0 { a.clone() } else { b.clone() };
             let mut r = request(&c, card, "huaguoshan-scenic", desk, &key, at(25));
-            // Every other card, the wrong digits are sent first.
+            // Every other card, the wrong code is sent first.
             let right = (i % 4 < 2) == (n % 2 == 0);
             if !right {
-                let digits = r.holder_digits.clone().unwrap();
-                r.holder_digits = Some(if digits == "1234" { "4321" } else { "1234" }.into());
+                r.holder_code = Some(common::wrong_holder_code(card, at(25)));
             }
             let c = c.clone();
             tasks.push(tokio::spawn(async move {
@@ -1385,15 +1482,11 @@ async fn a_refusal_recorded_while_a_redemption_waits_to_write_is_the_keys_answer
     let card = first_of(&s, "tourism_card").await;
     let desk = venue_token(&s, "huaguoshan-scenic").await;
     let r = request(&c, &card, "huaguoshan-scenic", desk, "contested", at(25));
-    let wrong = if r.holder_digits.as_deref() == Some("1234") {
-        "4321"
-    } else {
-        "1234"
-    };
+    let wrong = common::wrong_holder_code(&card, at(25));
     let refusal = format!(
         "INSERT INTO idempotent_answers (token_id, idempotency_key, request, answer, reason, answered_at)
          VALUES ('{desk}', 'contested', '{}', 'refused', '{}', '{}')",
-        request_fingerprint(&r.code, Some(wrong)),
+        request_fingerprint(&r.code, Some(&wrong)),
         serde_json::to_string(&Reason::HolderMismatch).unwrap(),
         at(25).to_rfc3339()
     );

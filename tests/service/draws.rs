@@ -653,7 +653,7 @@ async fn prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_or
             .post(app.url("/api/venue/redeem"))
             .bearer_auth(&desk)
             .header("Idempotency-Key", key.to_owned())
-            .json(&json!({"code": hotel.code, "holder_digits": &hotel.holder_phone[7..]}))
+            .json(&json!({"code": hotel.code, "holder_code": common::holder_code(&hotel, app.clock.now())}))
             .send()
     };
     let (st, c) = error_code(redeem("k1").await.unwrap()).await;
@@ -896,7 +896,9 @@ async fn holders_are_told_once_of_prizes_reminders_redemptions_and_reversals(db:
         .post(app.url("/api/venue/redeem"))
         .bearer_auth(&desk)
         .header("Idempotency-Key", "n-1")
-        .json(&json!({"code": card.code, "holder_digits": &card.holder_phone[7..]}))
+        .json(
+            &json!({"code": card.code, "holder_code": common::holder_code(&card, app.clock.now())}),
+        )
         .send()
         .await
         .unwrap();

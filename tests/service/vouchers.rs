@@ -5,6 +5,7 @@
 use crate::common;
 
 use campaign_lottery::clock::Clock;
+use campaign_lottery::domain::holder_code;
 use campaign_lottery::domain::token::Role;
 use campaign_lottery::domain::voucher::VoucherCode;
 use campaign_lottery::store::VoucherRecord;
@@ -13,13 +14,16 @@ use common::{demo_now, error_code, TestApp, TestDb};
 use serde_json::{json, Value};
 
 backend_tests!(
-    a_winner_sees_their_vouchers_with_qr_codes_and_where_to_use_them,
+    a_winner_sees_their_vouchers_with_holder_keys_and_where_to_use_them,
     a_hotel_desk_checks_and_redeems_a_code_once,
     every_refusal_names_its_reason,
     a_tourism_card_is_used_once_at_each_scenic_spot,
     the_same_idempotency_key_gets_the_same_answer,
     a_venue_reverses_its_own_redemption_within_the_window,
     fifty_concurrent_redeems_of_one_code_succeed_once,
+    the_holder_code_is_taken_in_its_window_and_once,
+    two_desks_with_one_holder_code_at_once_take_it_once,
+    a_voucher_from_before_holder_codes_gets_its_secret_when_its_holder_looks,
     failed_lookups_are_throttled_without_revealing_codes,
     operators_void_and_reissue_a_lost_code,
     exports_and_settlement_as_csv,
@@ -64,8 +68,18 @@ fn shown(v: &VoucherRecord) -> String {
     VoucherCode::parse(&v.code).unwrap().to_string()
 }
 
-fn digits(v: &VoucherRecord) -> String {
-    v.holder_phone[7..].to_owned()
+fn holder_code_at(v: &VoucherRecord, at: DateTime<Utc>) -> String {
+    common::holder_code(v, at)
+}
+
+/// The holder code `v`'s holder's phone shows now.
+fn code_now(app: &TestApp, v: &VoucherRecord) -> String {
+    common::holder_code(v, app.clock.now())
+}
+
+/// Six digits that are none of the codes the desk would take now.
+fn wrong_code(app: &TestApp, v: &VoucherRecord) -> String {
+    common::wrong_holder_code(v, app.clock.now())
 }
 
 fn session(v: &VoucherRecord) -> String {
@@ -76,12 +90,12 @@ async fn redeem(
     app: &TestApp,
     token: &str,
     code: &str,
-    holder_digits: Option<&str>,
+    holder_code: Option<&str>,
     key: &str,
 ) -> reqwest::Response {
     let mut body = json!({ "code": code });
-    if let Some(d) = holder_digits {
-        body["holder_digits"] = json!(d);
+    if let Some(d) = holder_code {
+        body["holder_code"] = json!(d);
     }
     app.client
         .post(app.url("/api/venue/redeem"))
@@ -102,10 +116,13 @@ fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Redeems and expects success.
+/// Redeems with the holder code of now and expects success; then moves the clock on one step,
+/// as a holder's next redemption shows the next code.
 async fn redeem_ok(app: &TestApp, token: &str, v: &VoucherRecord) -> Value {
-    let res = redeem(app, token, &shown(v), Some(&digits(v)), &key()).await;
+    let res = redeem(app, token, &shown(v), Some(&code_now(app, v)), &key()).await;
     assert_eq!(res.status(), 200);
+    app.clock
+        .advance(Duration::seconds(holder_code::STEP_SECONDS));
     json_of(res).await
 }
 
@@ -118,7 +135,7 @@ async fn redemption_count(app: &TestApp) -> i64 {
     app.db.scalar("SELECT COUNT(*) FROM redemptions").await
 }
 
-async fn a_winner_sees_their_vouchers_with_qr_codes_and_where_to_use_them(db: TestDb) {
+async fn a_winner_sees_their_vouchers_with_holder_keys_and_where_to_use_them(db: TestDb) {
     let app = drawn(db).await;
     let hotel = voucher_of(&app, "hotel_night", 0).await;
     let me = json_of(app.get("/api/me", Some(&session(&hotel))).await).await;
@@ -151,21 +168,49 @@ async fn a_winner_sees_their_vouchers_with_qr_codes_and_where_to_use_them(db: Te
     let own = json_of(app.get("/api/me/vouchers", Some(&session(&hotel))).await).await;
     assert_eq!(own.as_array().unwrap().len(), 3);
 
-    // The QR code is an SVG made by the service; another participant's is not found.
-    let qr = app
-        .get(h["qr_url"].as_str().unwrap(), Some(&session(&hotel)))
+    // The holder key, for the holder's own session only: the secret the phone computes the
+    // holder code from. Nothing else shows it.
+    let key_of = |list: &Value, kind: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["kind"] == kind)
+            .map(|v| v["holder_key"].clone())
+            .unwrap()
+    };
+    let hk = key_of(&me["vouchers"], "hotel_night");
+    assert_eq!(
+        hk["secret"],
+        hotel.holder_secret.as_ref().unwrap().to_hex(),
+        "{hk}"
+    );
+    assert_eq!(
+        (hk["step_seconds"].as_i64(), hk["digits"].as_i64()),
+        (Some(30), Some(6))
+    );
+    assert_eq!(key_of(&own, "hotel_night"), hk);
+    assert!(me["server_time"].as_str().unwrap().ends_with('Z'), "{me}");
+    let operator = app.token(Role::Operator, "运营").await;
+    let found = app
+        .get(
+            &format!("/api/admin/vouchers?phone={}", hotel.holder_phone),
+            Some(&operator),
+        )
         .await;
-    assert_eq!(qr.status(), 200);
-    assert_eq!(qr.headers()["content-type"], "image/svg+xml");
-    let svg = qr.text().await.unwrap();
-    assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
-    let other = voucher_of(&app, "hotel_night", 1).await;
+    let found = json_of(found).await;
+    assert!(!found.to_string().contains("holder_key"), "{found}");
+    let desk = app.venue_token("shenlong-hotel").await;
+    let checked = json_of(check(&app, &desk, &shown(&hotel)).await).await;
+    let secret = hotel.holder_secret.as_ref().unwrap().to_hex();
+    assert!(!checked.to_string().contains(&secret), "{checked}");
+    // The retired server-made QR image is gone (it was the same picture every time).
     let res = app
-        .get(h["qr_url"].as_str().unwrap(), Some(&session(&other)))
+        .get(
+            &format!("/api/me/vouchers/{}/qr.svg", hotel.id),
+            Some(&session(&hotel)),
+        )
         .await;
-    assert_eq!(error_code(res).await, (404, "voucher_not_found".into()));
-    let res = app.get(h["qr_url"].as_str().unwrap(), None).await;
-    assert_eq!(res.status(), 401);
+    assert_eq!(res.status(), 404);
 
     // After a visit the tourism card lists the scenic spot.
     let card = vouchers(&app)
@@ -198,7 +243,7 @@ async fn a_hotel_desk_checks_and_redeems_a_code_once(db: TestDb) {
     assert_eq!(c["redeemable"], true);
     assert_eq!(c["voucher"]["kind"], "hotel_night");
     let masked = c["voucher"]["holder_phone"].as_str().unwrap();
-    assert_eq!(masked, format!("138****{}", digits(&v)));
+    assert_eq!(masked, format!("138****{}", &v.holder_phone[7..]));
     assert_eq!(c["voucher"]["holder_check"], true);
     assert_eq!(redemption_count(&app).await, 0);
 
@@ -211,7 +256,7 @@ async fn a_hotel_desk_checks_and_redeems_a_code_once(db: TestDb) {
     // A second time, here or at the other hotel: already used, when and where.
     for venue in ["shenlong-hotel", "hengshan-hotel"] {
         let t = app.venue_token(venue).await;
-        let res = redeem(&app, &t, &shown(&v), Some(&digits(&v)), &key()).await;
+        let res = redeem(&app, &t, &shown(&v), Some(&code_now(&app, &v)), &key()).await;
         let (status, body) = error_body(res).await;
         assert_eq!(status, 409);
         assert_eq!(body["error"]["code"], "already_used");
@@ -241,7 +286,7 @@ async fn every_refusal_names_its_reason(db: TestDb) {
     let hotel_desk = app.venue_token("shenlong-hotel").await;
     let v = voucher_of(&app, "hotel_night", 0).await;
     let code = shown(&v);
-    let d = digits(&v);
+    let d = code_now(&app, &v);
     let refused = |res: reqwest::Response| error_code(res);
 
     // Typo: one symbol changed; caught without the database.
@@ -279,7 +324,7 @@ async fn every_refusal_names_its_reason(db: TestDb) {
                 &app,
                 &hotel_desk,
                 &shown(&card),
-                Some(&digits(&card)),
+                Some(&code_now(&app, &card)),
                 &key()
             )
             .await
@@ -287,16 +332,23 @@ async fn every_refusal_names_its_reason(db: TestDb) {
         .await,
         (422, "wrong_venue_category".into())
     );
-    // The holder's digits: missing, wrong.
+    // The holder code: missing, wrong, not a code.
     assert_eq!(
         refused(redeem(&app, &hotel_desk, &code, None, &key()).await).await,
-        (422, "holder_digits_required".into())
+        (422, "holder_code_required".into())
     );
-    let wrong = if d == "0000" { "1111" } else { "0000" };
+    let wrong = wrong_code(&app, &v);
     assert_eq!(
-        refused(redeem(&app, &hotel_desk, &code, Some(wrong), &key()).await).await,
+        refused(redeem(&app, &hotel_desk, &code, Some(&wrong), &key()).await).await,
         (422, "holder_mismatch".into())
     );
+    let (status, body) =
+        error_body(redeem(&app, &hotel_desk, &code, Some("5678"), &key()).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_field"))
+    );
+    assert_eq!(body["error"]["details"]["field"], "holder_code");
     // Not yet valid (the day before the first round) and expired (181 days on).
     app.clock.set(demo_now() - Duration::hours(11));
     assert_eq!(
@@ -343,8 +395,17 @@ async fn a_tourism_card_is_used_once_at_each_scenic_spot(db: TestDb) {
     let spot_b = app.venue_token("example-scenic-1").await;
     let card = voucher_of(&app, "tourism_card", 5).await;
     redeem_ok(&app, &spot_a, &card).await;
-    let (status, body) =
-        error_body(redeem(&app, &spot_a, &shown(&card), Some(&digits(&card)), &key()).await).await;
+    let (status, body) = error_body(
+        redeem(
+            &app,
+            &spot_a,
+            &shown(&card),
+            Some(&code_now(&app, &card)),
+            &key(),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("already_used"))
@@ -375,11 +436,18 @@ async fn the_same_idempotency_key_gets_the_same_answer(db: TestDb) {
     let desk = app.venue_token("shenlong-hotel").await;
     let v = voucher_of(&app, "hotel_night", 0).await;
     let k = key();
-    let first = redeem(&app, &desk, &shown(&v), Some(&digits(&v)), &k).await;
+    let first = redeem(&app, &desk, &shown(&v), Some(&code_now(&app, &v)), &k).await;
     assert_eq!(first.status(), 200);
     let first = json_of(first).await;
     // A retry (another spelling of the same code): the same redemption, marked as a replay.
-    let again = redeem(&app, &desk, &v.code.to_lowercase(), Some(&digits(&v)), &k).await;
+    let again = redeem(
+        &app,
+        &desk,
+        &v.code.to_lowercase(),
+        Some(&code_now(&app, &v)),
+        &k,
+    )
+    .await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again = json_of(again).await;
@@ -392,13 +460,30 @@ async fn the_same_idempotency_key_gets_the_same_answer(db: TestDb) {
     // The same key with another code is refused.
     let other = voucher_of(&app, "hotel_night", 1).await;
     assert_eq!(
-        error_code(redeem(&app, &desk, &shown(&other), Some(&digits(&other)), &k).await).await,
+        error_code(
+            redeem(
+                &app,
+                &desk,
+                &shown(&other),
+                Some(&code_now(&app, &other)),
+                &k
+            )
+            .await
+        )
+        .await,
         (422, "idempotency_key_reused".into())
     );
     assert_eq!(redemption_count(&app).await, 1);
     // Keys belong to a token: another desk's token may use the same key for its own request.
     let other_desk = app.venue_token("hengshan-hotel").await;
-    let res = redeem(&app, &other_desk, &shown(&other), Some(&digits(&other)), &k).await;
+    let res = redeem(
+        &app,
+        &other_desk,
+        &shown(&other),
+        Some(&code_now(&app, &other)),
+        &k,
+    )
+    .await;
     assert_eq!(res.status(), 200);
     // Fifty retries at once of one request with one key: one redemption, fifty equal answers.
     let third = voucher_of(&app, "hotel_night", 2).await;
@@ -410,7 +495,7 @@ async fn the_same_idempotency_key_gets_the_same_answer(db: TestDb) {
             app.url("/api/venue/redeem"),
             desk.clone(),
             shown(&third),
-            digits(&third),
+            code_now(&app, &third),
             k.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -418,7 +503,7 @@ async fn the_same_idempotency_key_gets_the_same_answer(db: TestDb) {
                 .post(url)
                 .bearer_auth(desk)
                 .header("Idempotency-Key", k)
-                .json(&json!({"code": code, "holder_digits": d}))
+                .json(&json!({"code": code, "holder_code": d}))
                 .send()
                 .await
                 .unwrap();
@@ -434,22 +519,28 @@ async fn the_same_idempotency_key_gets_the_same_answer(db: TestDb) {
     assert_eq!(redemption_count(&app).await, 3);
     // A refusal is the key's answer too, as payment APIs keep it: retried with the same request
     // it is told again (and not counted again as a failed look-up, past the limit of 10); with
-    // the holder's right digits under the same key, the key is refused as reused.
+    // the holder's right code under the same key, the key is refused as reused.
     let fourth = voucher_of(&app, "hotel_night", 3).await;
-    let wrong = if digits(&fourth) == "0000" {
-        "1111"
-    } else {
-        "0000"
-    };
+    let wrong = wrong_code(&app, &fourth);
     let k = key();
     for _ in 0..12 {
         assert_eq!(
-            error_code(redeem(&app, &desk, &shown(&fourth), Some(wrong), &k).await).await,
+            error_code(redeem(&app, &desk, &shown(&fourth), Some(&wrong), &k).await).await,
             (422, "holder_mismatch".into())
         );
     }
     assert_eq!(
-        error_code(redeem(&app, &desk, &shown(&fourth), Some(&digits(&fourth)), &k).await).await,
+        error_code(
+            redeem(
+                &app,
+                &desk,
+                &shown(&fourth),
+                Some(&code_now(&app, &fourth)),
+                &k
+            )
+            .await
+        )
+        .await,
         (422, "idempotency_key_reused".into())
     );
     assert_eq!(
@@ -458,25 +549,34 @@ async fn the_same_idempotency_key_gets_the_same_answer(db: TestDb) {
     );
     assert_eq!(redemption_count(&app).await, 3);
     // A new key is a new request.
-    let res = redeem(&app, &desk, &shown(&fourth), Some(&digits(&fourth)), &key()).await;
+    let res = redeem(
+        &app,
+        &desk,
+        &shown(&fourth),
+        Some(&code_now(&app, &fourth)),
+        &key(),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(redemption_count(&app).await, 4);
-    // And a success retried with other digits under its key is not a retry.
+    // And a success retried with another holder code under its key is not a retry.
     let k = key();
     let fifth = voucher_of(&app, "hotel_night", 4).await;
     assert_eq!(
-        redeem(&app, &desk, &shown(&fifth), Some(&digits(&fifth)), &k)
-            .await
-            .status(),
+        redeem(
+            &app,
+            &desk,
+            &shown(&fifth),
+            Some(&code_now(&app, &fifth)),
+            &k
+        )
+        .await
+        .status(),
         200
     );
-    let other_digits = if digits(&fifth) == "0000" {
-        "1111"
-    } else {
-        "0000"
-    };
+    let other_code = wrong_code(&app, &fifth);
     assert_eq!(
-        error_code(redeem(&app, &desk, &shown(&fifth), Some(other_digits), &k).await).await,
+        error_code(redeem(&app, &desk, &shown(&fifth), Some(&other_code), &k).await).await,
         (422, "idempotency_key_reused".into())
     );
 }
@@ -536,17 +636,18 @@ async fn a_venue_reverses_its_own_redemption_within_the_window(db: TestDb) {
 async fn fire(
     client: &reqwest::Client,
     v: &VoucherRecord,
+    holder_code: &str,
     from: Vec<(String, String, String)>,
 ) -> Vec<u16> {
     let mut tasks = Vec::new();
     for (url, token, key) in from {
-        let (client, code, d) = (client.clone(), shown(v), digits(v));
+        let (client, code, d) = (client.clone(), shown(v), holder_code.to_owned());
         tasks.push(tokio::spawn(async move {
             client
                 .post(url)
                 .bearer_auth(token)
                 .header("Idempotency-Key", key)
-                .json(&json!({"code": code, "holder_digits": d}))
+                .json(&json!({"code": code, "holder_code": d}))
                 .send()
                 .await
                 .unwrap()
@@ -566,7 +667,7 @@ async fn race(app: &TestApp, token: &str, v: &VoucherRecord, n: usize) -> Vec<u1
     let from = (0..n)
         .map(|_| (app.url("/api/venue/redeem"), token.to_owned(), key()))
         .collect();
-    fire(&app.client, v, from).await
+    fire(&app.client, v, &code_now(app, v), from).await
 }
 
 async fn fifty_concurrent_redeems_of_one_code_succeed_once(db: TestDb) {
@@ -612,13 +713,205 @@ async fn fifty_concurrent_redeems_of_one_code_succeed_once(db: TestDb) {
             "same-key-on-every-desk".to_owned(),
         ));
     }
-    let ok = fire(&app.client, &dining, from)
+    let ok = fire(&app.client, &dining, &code_now(&app, &dining), from)
         .await
         .into_iter()
         .filter(|&s| s == 200)
         .count();
     assert_eq!(ok, 1);
     assert_eq!(redemption_count(&app).await, 3);
+}
+
+/// The holder codes the desk would take at `at`: its step's, the one before and the one after.
+fn window(v: &VoucherRecord, at: DateTime<Utc>) -> Vec<String> {
+    [-30, 0, 30]
+        .iter()
+        .map(|s| holder_code_at(v, at + Duration::seconds(*s)))
+        .collect()
+}
+
+async fn the_holder_code_is_taken_in_its_window_and_once(db: TestDb) {
+    let app = drawn(db).await;
+    let spot_a = app.venue_token("huaguoshan-scenic").await;
+    let spot_b = app.venue_token("example-scenic-1").await;
+    let spot_c = app.venue_token("example-scenic-2").await;
+    let card = voucher_of(&app, "tourism_card", 0).await;
+    let now = app.clock.now();
+    // Two steps and more away, either side: refused (a screenshot a minute old is worthless).
+    let taken = window(&card, now);
+    for secs in [-60, -90, -600, 60, 90] {
+        let far = holder_code_at(&card, now + Duration::seconds(secs));
+        if taken.contains(&far) {
+            continue; // six digits can repeat across steps
+        }
+        assert_eq!(
+            error_code(redeem(&app, &spot_a, &shown(&card), Some(&far), &key()).await).await,
+            (422, "holder_mismatch".into()),
+            "{secs} s"
+        );
+    }
+    assert_eq!(redemption_count(&app).await, 0);
+    // The code of the step before the desk's (a phone a little slow, or a code read as it
+    // changed) is taken…
+    let before = holder_code_at(&card, now - Duration::seconds(30));
+    assert_eq!(
+        redeem(&app, &spot_a, &shown(&card), Some(&before), &key())
+            .await
+            .status(),
+        200
+    );
+    // … once: at another spot, inside the same minute, it is refused as used.
+    assert_eq!(
+        error_code(redeem(&app, &spot_b, &shown(&card), Some(&before), &key()).await).await,
+        (422, "holder_code_used".into())
+    );
+    // The code of now is another: taken at spot B.
+    let current = code_now(&app, &card);
+    let res = redeem(&app, &spot_b, &shown(&card), Some(&current), &key()).await;
+    assert_eq!(res.status(), 200);
+    let at_b = json_of(res).await["redemption"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A reversal gives the visit back, not the code: spot B reverses, and the same code is
+    // still spent; the next step's (a phone a little fast) is good.
+    let res = app
+        .post_json(
+            &format!("/api/venue/redemptions/{at_b}/reverse"),
+            Some(&spot_b),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        error_code(redeem(&app, &spot_b, &shown(&card), Some(&current), &key()).await).await,
+        (422, "holder_code_used".into())
+    );
+    let after = holder_code_at(&card, now + Duration::seconds(30));
+    assert_eq!(
+        redeem(&app, &spot_b, &shown(&card), Some(&after), &key())
+            .await
+            .status(),
+        200
+    );
+    // Ten minutes on, the code the phone shows then is taken at spot C; the morning's are not.
+    app.clock.advance(Duration::minutes(10));
+    assert_eq!(
+        error_code(redeem(&app, &spot_c, &shown(&card), Some(&after), &key()).await).await,
+        (422, "holder_mismatch".into())
+    );
+    assert_eq!(
+        redeem(
+            &app,
+            &spot_c,
+            &shown(&card),
+            Some(&code_now(&app, &card)),
+            &key()
+        )
+        .await
+        .status(),
+        200
+    );
+    // Each redemption recorded the step it was proven with, each step once.
+    let recorded = app
+        .db
+        .scalar(&format!(
+            "SELECT COUNT(DISTINCT holder_step) FROM redemptions WHERE voucher_id = '{}'",
+            card.id
+        ))
+        .await;
+    assert_eq!((recorded, redemption_count(&app).await), (4, 4));
+}
+
+async fn two_desks_with_one_holder_code_at_once_take_it_once(db: TestDb) {
+    let app = drawn(db).await;
+    // A tourism card's holder code seen over a shoulder and typed at another gate at the same
+    // moment: each gate's slot is free, the code is not.
+    let card = voucher_of(&app, "tourism_card", 1).await;
+    let code = code_now(&app, &card);
+    let mut from = Vec::new();
+    for (i, venue) in ["huaguoshan-scenic", "example-scenic-1"].iter().enumerate() {
+        let token = app.venue_token(venue).await;
+        for _ in 0..10 {
+            from.push((
+                app.url("/api/venue/redeem"),
+                token.clone(),
+                format!("{i}-{}", key()),
+            ));
+        }
+    }
+    let statuses = fire(&app.client, &card, &code, from).await;
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    // The other gate's requests are told the code is used; the first gate's, the slot is.
+    assert!(
+        statuses.iter().all(|s| [200, 409, 422].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(redemption_count(&app).await, 1);
+}
+
+async fn a_voucher_from_before_holder_codes_gets_its_secret_when_its_holder_looks(db: TestDb) {
+    let app = drawn(db).await;
+    let v = voucher_of(&app, "hotel_night", 0).await;
+    // As a voucher issued before migration 0016 is: no secret.
+    app.db
+        .execute(&format!(
+            "UPDATE vouchers SET holder_secret = NULL WHERE participant_id = '{}'",
+            v.participant_id
+        ))
+        .await;
+    let desk = app.venue_token("shenlong-hotel").await;
+    let bare = app.store.voucher(v.id).await.unwrap().unwrap();
+    assert_eq!(bare.holder_secret, None);
+    // Nothing the desk is told proves holding yet.
+    assert_eq!(
+        error_code(redeem(&app, &desk, &shown(&v), Some(&code_now(&app, &v)), &key()).await).await,
+        (422, "holder_mismatch".into())
+    );
+    // The holder opens /me: a new secret, from the OS, kept.
+    let me = json_of(app.get("/api/me", Some(&session(&v))).await).await;
+    let given = app.store.voucher(v.id).await.unwrap().unwrap();
+    let secret = given
+        .holder_secret
+        .clone()
+        .expect("given when the holder looked");
+    assert_ne!(Some(&secret), v.holder_secret.as_ref());
+    let shown_key = me["vouchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "hotel_night")
+        .unwrap()["holder_key"]["secret"]
+        .clone();
+    assert_eq!(shown_key, secret.to_hex());
+    let again = json_of(app.get("/api/me/vouchers", Some(&session(&v))).await).await;
+    assert!(
+        again.to_string().contains(&secret.to_hex()),
+        "the same secret, not a new one"
+    );
+    assert_eq!(
+        app.db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM vouchers WHERE participant_id = '{}' AND holder_secret IS NULL",
+                v.participant_id
+            ))
+            .await,
+        0
+    );
+    // And the code the phone now shows is taken.
+    let res = redeem(
+        &app,
+        &desk,
+        &shown(&v),
+        Some(&code_now(&app, &given)),
+        &key(),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
 }
 
 async fn failed_lookups_are_throttled_without_revealing_codes(db: TestDb) {
@@ -644,14 +937,15 @@ async fn failed_lookups_are_throttled_without_revealing_codes(db: TestDb) {
         let (status, _) = error_code(check(&app, &desk, &typo).await).await;
         assert_eq!(status, 422);
     }
-    // Three unknown codes (one of them a wrong holder's digits), then 429 even for a real code.
+    // Three unknown codes (one of them a wrong holder code: a guess), then 429 even for a real
+    // code.
     for i in 0..2u8 {
         let unknown = VoucherCode::from_random([i + 40; 11]).to_string();
         assert_eq!(error_code(check(&app, &desk, &unknown).await).await.0, 404);
     }
-    let wrong = if digits(&v) == "0000" { "1111" } else { "0000" };
+    let wrong = wrong_code(&app, &v);
     assert_eq!(
-        error_code(redeem(&app, &desk, &shown(&v), Some(wrong), &key()).await).await,
+        error_code(redeem(&app, &desk, &shown(&v), Some(&wrong), &key()).await).await,
         (422, "holder_mismatch".into())
     );
     let res = check(&app, &desk, &shown(&v)).await;
@@ -665,7 +959,7 @@ async fn failed_lookups_are_throttled_without_revealing_codes(db: TestDb) {
     assert_eq!(status, 429);
     assert_eq!(body["error"]["code"], "too_many_failed_lookups");
     assert!(body.to_string().find(&v.code).is_none());
-    let res = redeem(&app, &desk, &shown(&v), Some(&digits(&v)), &key()).await;
+    let res = redeem(&app, &desk, &shown(&v), Some(&code_now(&app, &v)), &key()).await;
     assert_eq!(res.status(), 429);
     assert_eq!(redemption_count(&app).await, 0);
     // Another token from the same address has two failures left before the address limit.
@@ -677,7 +971,7 @@ async fn failed_lookups_are_throttled_without_revealing_codes(db: TestDb) {
     assert_eq!(check(&app, &desk2, &shown(&v)).await.status(), 429);
     // The window passes: allowed again.
     app.clock.advance(Duration::minutes(16));
-    let res = redeem(&app, &desk, &shown(&v), Some(&digits(&v)), &key()).await;
+    let res = redeem(&app, &desk, &shown(&v), Some(&code_now(&app, &v)), &key()).await;
     assert_eq!(res.status(), 200);
 }
 
@@ -775,7 +1069,15 @@ async fn operators_void_and_reissue_a_lost_code(db: TestDb) {
         (409, "already_reissued".into())
     );
     let new_code = new["code"].as_str().unwrap();
-    let d = digits(&card);
+    // The new code has its own holder secret; the old one's codes do not prove the new one.
+    let renewed = app
+        .store
+        .voucher_by_code(VoucherCode::parse(new_code).unwrap().as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(renewed.holder_secret, card.holder_secret);
+    let d = code_now(&app, &renewed);
     // The old code is void; the new one works at another spot but not again at the first.
     assert_eq!(
         error_code(redeem(&app, &desk, &shown(&card), Some(&d), &key()).await).await,
@@ -1048,7 +1350,7 @@ async fn bad_requests_write_nothing(db: TestDb) {
     let desk = app.venue_token("shenlong-hotel").await;
     let operator = app.token(Role::Operator, "运营").await;
     let v = voucher_of(&app, "hotel_night", 0).await;
-    let body = json!({"code": shown(&v), "holder_digits": digits(&v)});
+    let body = json!({"code": shown(&v), "holder_code": code_now(&app, &v)});
     let post = |token: Option<String>, key: Option<&str>, body: String| {
         let mut req = app
             .client
@@ -1133,14 +1435,29 @@ async fn bad_requests_write_nothing(db: TestDb) {
         (
             Some(desk.clone()),
             Some("k1"),
-            json!({"code": shown(&v), "holder_digits": "12a4"}).to_string(),
+            json!({"code": shown(&v), "holder_code": "12a456"}).to_string(),
             422,
             "invalid_field",
         ),
         (
             Some(desk.clone()),
             Some("k1"),
-            json!({"code": shown(&v), "holder_digits": "123456"}).to_string(),
+            json!({"code": shown(&v), "holder_code": "1234567"}).to_string(),
+            422,
+            "invalid_field",
+        ),
+        (
+            Some(desk.clone()),
+            Some("k1"),
+            json!({"code": shown(&v), "holder_code": 123456}).to_string(),
+            422,
+            "invalid_field",
+        ),
+        // The phone's last four digits are no longer proof: refused, naming what to send.
+        (
+            Some(desk.clone()),
+            Some("k1"),
+            json!({"code": shown(&v), "holder_digits": &v.holder_phone[7..]}).to_string(),
             422,
             "invalid_field",
         ),
@@ -1200,7 +1517,7 @@ async fn bad_requests_write_nothing(db: TestDb) {
         (403, "forbidden".into())
     );
     // The whole request, properly made, still works.
-    let res = redeem(&app, &desk, &shown(&v), Some(&digits(&v)), "k1").await;
+    let res = redeem(&app, &desk, &shown(&v), Some(&code_now(&app, &v)), "k1").await;
     assert_eq!(res.status(), 200);
 }
 
@@ -1247,7 +1564,7 @@ async fn two_service_processes_redeem_a_code_once() {
                 (format!("{base}/api/venue/redeem"), desk.clone(), key())
             })
             .collect();
-        let statuses = fire(&client, v, from).await;
+        let statuses = fire(&client, v, &holder_code_at(v, Utc::now()), from).await;
         assert_eq!(
             statuses.iter().filter(|&&s| s == 200).count(),
             1,
