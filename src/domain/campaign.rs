@@ -142,7 +142,7 @@ pub struct VoucherKindSpec {
     /// The last valid local date (inclusive), or `+N` days after the first round opens.
     pub valid_until: String,
     pub face_value_yuan: Option<u32>,
-    /// Whether redeeming asks for the last four digits of the holder's phone.
+    /// Whether redeeming asks for the holder code shown on the holder's phone (DESIGN §5).
     #[serde(default = "default_true")]
     pub holder_check: bool,
 }

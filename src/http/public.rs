@@ -136,7 +136,7 @@ pub struct VoucherKindView {
     /// Local time, RFC 3339; the voucher is no longer valid from this instant.
     valid_until: String,
     face_value_yuan: Option<u32>,
-    /// Redeeming asks for the last four digits of the holder's phone.
+    /// Redeeming asks for the holder code shown on the holder's phone (6 digits, every 30 s).
     holder_check: bool,
 }
 
