@@ -102,7 +102,7 @@ async fn child(backend: Backend, n: u64, winners: Option<u32>) {
             .unwrap();
     }
     let t = Instant::now();
-    campaign_lottery::app::rounds::draw(&app, &operator, 1, "")
+    campaign_lottery::app::rounds::draw(&app, &operator, 1, &Default::default())
         .await
         .unwrap();
     let draw = t.elapsed().as_secs_f64();

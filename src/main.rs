@@ -82,9 +82,12 @@ enum RoundCommand {
     /// Draw a frozen round once every committed witness has revealed.
     Draw {
         round: u32,
-        /// The beacon's value, when a source was declared at the freeze.
+        /// The beacon's value, when a free-text source was declared at the freeze.
         #[arg(long, default_value = "")]
         beacon: String,
+        /// For a drand-quicknet:N source: round N's signature (hex), checked offline.
+        #[arg(long, default_value = "")]
+        beacon_signature: String,
     },
 }
 
@@ -229,8 +232,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     round,
                     beacon_source,
                 } => rounds::freeze(&app, &who, round, &beacon_source).await?,
-                RoundCommand::Draw { round, beacon } => {
-                    rounds::draw(&app, &who, round, &beacon).await?
+                RoundCommand::Draw {
+                    round,
+                    beacon,
+                    beacon_signature,
+                } => {
+                    let given = campaign_lottery::domain::draw::beacon::Given {
+                        value: beacon,
+                        signature: beacon_signature,
+                    };
+                    rounds::draw(&app, &who, round, &given).await?
                 }
             };
             let s = &r.state;

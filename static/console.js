@@ -1,5 +1,10 @@
 import { h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES } from "/static/common.js";
 
+// drand quicknet (DESIGN §4c): the chain, and when its round 1 was published (rounds every 3 s).
+const QUICKNET = "52db9ba70e0cc0f6eaf7803dd07447a1f5477735fd3f661792ba94600c84e971";
+const QUICKNET_GENESIS = 1692803367;
+let quicknetRound = null;
+
 let token = sessionStorage.getItem("staff-token") || "";
 let me = null;
 let campaign = null;
@@ -69,7 +74,18 @@ async function refresh() {
   if (!frozen && res.state !== "closed") missing.push("报名期结束后才能封存");
   if (!frozen && committed < campaign.min_witnesses) missing.push(`还需要 ${campaign.min_witnesses - committed} 位见证人提交承诺`);
   if (frozen && !drawn && revealed < committed) missing.push(`等待见证人揭示：${res.witnesses.filter((w) => !w.secret).map((w) => w.name).join("、")}`);
-  if (frozen && !drawn && res.beacon_source) missing.push(`开奖时需填写随机源“${res.beacon_source}”的取值`);
+  quicknetRound = (/^drand-quicknet:([1-9][0-9]*)$/.exec(res.beacon_source || "") || [])[1] || null;
+  if (frozen && !drawn && res.beacon_source) {
+    missing.push(quicknetRound
+      ? `开奖时需填写 drand quicknet 第 ${quicknetRound} 轮的签名（该轮发布后可查）`
+      : `开奖时需填写随机源“${res.beacon_source}”的取值`);
+  }
+  $("#beacon-label").textContent = quicknetRound
+    ? `drand quicknet 第 ${quicknetRound} 轮的签名（signature，96 位十六进制；见 https://api.drand.sh/${QUICKNET}/public/${quicknetRound} ），服务离线验证后用它的 SHA-256 作信标`
+    : "公开随机源的取值（封存时声明了随机源才填）";
+  // A quicknet round a day after now: time for every witness to reveal before it is published.
+  const inADay = Math.floor((Date.now() / 1000 + 86400 - QUICKNET_GENESIS) / 3) + 2;
+  $("#beacon-suggestion").textContent = frozen ? "" : `例如 drand-quicknet:${inADay}（约 24 小时后发布）`;
   $("#missing").textContent = missing.length ? "还差：" + missing.join("；") : drawn ? "本期已完成。" : "可以进行下一步。";
   $("#freeze").disabled = frozen;
   $("#draw").disabled = !frozen || drawn;
@@ -421,7 +437,8 @@ $("#freeze").addEventListener("click", () => {
 });
 $("#draw").addEventListener("click", () => {
   const n = $("#round").value;
-  act(`/api/rounds/${n}/draw`, { beacon: $("#beacon").value }, `确认为第 ${n} 期开奖？开奖只能进行一次。`);
+  const body = quicknetRound ? { beacon_signature: $("#beacon").value } : { beacon: $("#beacon").value };
+  act(`/api/rounds/${n}/draw`, body, `确认为第 ${n} 期开奖？开奖只能进行一次。`);
 });
 $("#new-secret").addEventListener("click", () => {
   $("#secret").value = toHex(crypto.getRandomValues(new Uint8Array(32)));

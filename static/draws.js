@@ -56,7 +56,15 @@ function roundCard(r, rec) {
     const reasons = Object.entries(rec.exclusions_by_reason || {}).map(([k, n]) => `${EXCLUDED[k] || k} ${n}`).join("、");
     card.append(h("p", { class: "small" }, `共发放抽奖券 ${rec.tickets_issued} 张，其中 ${rec.exclusion_count} 张未参加抽奖（${reasons}）；排除清单根哈希：`, h("span", { class: "mono" }, rec.exclusions_root)));
   }
-  if (rec.beacon_source) card.append(h("p", { class: "small" }, `公开随机源：${rec.beacon_source}`, rec.beacon ? `，取值 ${rec.beacon}` : ""));
+  if (rec.beacon_source) {
+    const quicknet = /^drand-quicknet:([1-9][0-9]*)$/.exec(rec.beacon_source);
+    card.append(h("p", { class: "small" }, quicknet
+      ? `公开随机源：drand quicknet 随机信标第 ${quicknet[1]} 轮（任何人可离线验证）`
+      : `公开随机源：${rec.beacon_source}（无法离线验证）`, rec.beacon ? `，取值 ${rec.beacon}` : ""));
+    if (rec.beacon_signature) {
+      card.append(h("p", { class: "small" }, "drand 签名（开奖时已用 quicknet 公钥验证，取值即签名的 SHA-256）：", h("span", { class: "mono", style: "word-break: break-all" }, rec.beacon_signature)));
+    }
+  }
   card.append(h("p", { class: "small" }, `见证人：${rec.witnesses.map((w) => w.name + (w.secret ? "（已揭示）" : "（已承诺）")).join("、") || "暂无"}`));
   if (rec.winners.length) {
     card.append(h("h3", {}, `中奖名单（${rec.winners.length} 名）`),

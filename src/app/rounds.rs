@@ -6,6 +6,7 @@ use super::auth::{Auditor, Operator, Witness};
 use super::{internal, App, Result};
 use crate::domain::audit::AuditEvent;
 use crate::domain::campaign::RoundWindow;
+use crate::domain::draw::beacon::{self, Given};
 use crate::domain::draw::merkle::{Hash, Tree};
 use crate::domain::draw::{leaf_hashes, seed::commitment};
 use crate::domain::exclusion::{self, Reason};
@@ -109,6 +110,11 @@ pub async fn freeze(app: &App, who: &Operator, round: u32, beacon_source: &str) 
     let c = &app.campaign;
     let w = window(app, round)?;
     let beacon_source = text::checked("beacon_source", beacon_source, 500, true)?;
+    beacon::may_declare(
+        &beacon_source,
+        app.clock.now(),
+        chrono::Duration::minutes(i64::from(c.beacon_margin_minutes)),
+    )?;
     app.store
         .freeze_round(
             FreezeRound {
@@ -132,12 +138,16 @@ pub async fn freeze(app: &App, who: &Operator, round: u32, beacon_source: &str) 
     self::round(app, round).await
 }
 
-/// Draws a frozen round: winners and their vouchers in one transaction, once. `beacon` is the
-/// value of the source declared at the freeze (empty if none was).
-pub async fn draw(app: &App, who: &Operator, round: u32, beacon: &str) -> Result<Round> {
+/// Draws a frozen round: winners and their vouchers in one transaction, once. `beacon` is what
+/// the source declared at the freeze asks for: its value (free text), round N's signature
+/// (`drand-quicknet:N`), or nothing.
+pub async fn draw(app: &App, who: &Operator, round: u32, beacon: &Given) -> Result<Round> {
     let c = &app.campaign;
     window(app, round)?;
-    let beacon = text::checked("beacon", beacon, 500, true)?;
+    let beacon = Given {
+        value: text::checked("beacon", &beacon.value, 500, true)?,
+        signature: text::checked("beacon_signature", &beacon.signature, 200, true)?,
+    };
     app.store
         .draw_round(
             DrawRound {

@@ -87,10 +87,18 @@ pub struct CampaignSection {
     /// them); then it is forfeited.
     #[serde(default = "default_claim_days")]
     pub claim_days: u32,
+    /// Minutes after the freeze before which a `drand-quicknet:N` beacon round may not fall
+    /// (DESIGN §4c): time for the witnesses to reveal before anyone can know the beacon.
+    #[serde(default = "default_beacon_margin_minutes")]
+    pub beacon_margin_minutes: u32,
 }
 
 fn default_claim_days() -> u32 {
     14
+}
+
+fn default_beacon_margin_minutes() -> u32 {
+    60
 }
 
 fn default_win_limit() -> u32 {
@@ -292,6 +300,8 @@ pub struct Campaign {
     pub reserves: u32,
     #[serde(default = "default_claim_days")]
     pub claim_days: u32,
+    #[serde(default = "default_beacon_margin_minutes")]
+    pub beacon_margin_minutes: u32,
     pub rounds: Vec<RoundWindow>,
     pub voucher_kinds: Vec<VoucherKind>,
     pub tiers: Vec<PrizeTier>,
@@ -402,6 +412,12 @@ impl Campaign {
         })?;
         if !(1..=365).contains(&c.claim_days) {
             return Err(err("campaign.claim_days", "must be 1 to 365"));
+        }
+        if c.beacon_margin_minutes > 7 * 24 * 60 {
+            return Err(err(
+                "campaign.beacon_margin_minutes",
+                "must be at most 10080 (a week)",
+            ));
         }
         if c.reserves > 100_000 {
             return Err(err("campaign.reserves", "must be at most 100000"));
@@ -550,6 +566,7 @@ impl Campaign {
             min_witnesses: c.min_witnesses,
             reserves: c.reserves,
             claim_days: c.claim_days,
+            beacon_margin_minutes: c.beacon_margin_minutes,
             rounds,
             voucher_kinds,
             tiers,

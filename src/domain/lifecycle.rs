@@ -100,16 +100,17 @@ pub fn may_reveal(
     }
 }
 
-/// A round is drawn once, when frozen, with every committed witness's secret, and with a beacon
-/// exactly when a beacon source was declared at the freeze. `unrevealed` are the witnesses whose
-/// secret is missing; `declared` is the beacon source ("" for none), `beacon` the value given.
+/// A round is drawn once, when frozen, with every committed witness's secret, and with the
+/// beacon its source declared at the freeze asks for (DESIGN §4c). `unrevealed` are the
+/// witnesses whose secret is missing; `declared` is the beacon source ("" for none), `given`
+/// what the operator gave. The beacon to draw with.
 pub fn may_draw(
     round: u32,
     progress: RoundProgress,
     unrevealed: &[&str],
     declared: &str,
-    beacon: &str,
-) -> Result<(), Refusal> {
+    given: &super::draw::beacon::Given,
+) -> Result<super::draw::beacon::Beacon, Refusal> {
     match progress {
         RoundProgress::Pending => return Err(Refusal::RoundNotFrozen { round }),
         RoundProgress::Drawn => return Err(Refusal::AlreadyDrawn { round }),
@@ -121,14 +122,7 @@ pub fn may_draw(
             witnesses: unrevealed.iter().map(|w| (*w).to_owned()).collect(),
         });
     }
-    match (declared.is_empty(), beacon.is_empty()) {
-        (true, false) => Err(Refusal::UnexpectedBeacon { round }),
-        (false, true) => Err(Refusal::BeaconRequired {
-            round,
-            source: declared.to_owned(),
-        }),
-        _ => Ok(()),
-    }
+    super::draw::beacon::take(round, declared, given)
 }
 
 /// The entries of a round (DESIGN §4): of the tickets held for it — each with how many times its
@@ -288,30 +282,39 @@ mod tests {
 
     #[test]
     fn a_draw_needs_the_freeze_every_secret_and_the_declared_beacon() {
-        assert_eq!(may_draw(1, Frozen, &[], "", ""), Ok(()));
-        assert_eq!(may_draw(1, Frozen, &[], "lottery 3", "07 12"), Ok(()));
+        let given = |value: &str| crate::domain::draw::beacon::Given {
+            value: value.into(),
+            signature: String::new(),
+        };
+        assert_eq!(may_draw(1, Frozen, &[], "", &given("")).unwrap().value, "");
+        assert_eq!(
+            may_draw(1, Frozen, &[], "lottery 3", &given("07 12"))
+                .unwrap()
+                .value,
+            "07 12"
+        );
         // The round's state comes first, whatever the beacon: an unfrozen round is not frozen.
         assert_eq!(
-            may_draw(1, Pending, &[], "", "something"),
+            may_draw(1, Pending, &[], "", &given("something")),
             Err(Refusal::RoundNotFrozen { round: 1 })
         );
         assert_eq!(
-            may_draw(1, Drawn, &[], "", ""),
+            may_draw(1, Drawn, &[], "", &given("")),
             Err(Refusal::AlreadyDrawn { round: 1 })
         );
         assert_eq!(
-            may_draw(1, Frozen, &["律师见证人"], "", ""),
+            may_draw(1, Frozen, &["律师见证人"], "", &given("")),
             Err(Refusal::RevealsMissing {
                 round: 1,
                 witnesses: vec!["律师见证人".into()]
             })
         );
         assert_eq!(
-            may_draw(1, Frozen, &[], "", "07 12"),
+            may_draw(1, Frozen, &[], "", &given("07 12")),
             Err(Refusal::UnexpectedBeacon { round: 1 })
         );
         assert_eq!(
-            may_draw(1, Frozen, &[], "lottery 3", ""),
+            may_draw(1, Frozen, &[], "lottery 3", &given("")),
             Err(Refusal::BeaconRequired {
                 round: 1,
                 source: "lottery 3".into()

@@ -206,6 +206,25 @@ pub enum Refusal {
         round: u32,
         source: String,
     },
+    UnexpectedBeaconSignature {
+        round: u32,
+    },
+    BeaconSignatureRequired {
+        round: u32,
+        beacon_round: u64,
+    },
+    BeaconSignatureInvalid {
+        round: u32,
+        beacon_round: u64,
+        why: String,
+    },
+    BeaconRoundTooSoon {
+        beacon_round: u64,
+        /// RFC 3339 UTC.
+        published: String,
+        margin_minutes: i64,
+        earliest: u64,
+    },
     NotAnEntry {
         round: u32,
         ticket: String,
@@ -358,6 +377,10 @@ pub const ALL_CODES: &[&str] = &[
     "wrong_secret",
     "unexpected_beacon",
     "beacon_required",
+    "unexpected_beacon_signature",
+    "beacon_signature_required",
+    "beacon_signature_invalid",
+    "beacon_round_too_soon",
     "not_an_entry",
     "not_a_ticket",
     "no_prize",
@@ -478,6 +501,10 @@ impl Refusal {
             WrongSecret => "wrong_secret",
             UnexpectedBeacon { .. } => "unexpected_beacon",
             BeaconRequired { .. } => "beacon_required",
+            UnexpectedBeaconSignature { .. } => "unexpected_beacon_signature",
+            BeaconSignatureRequired { .. } => "beacon_signature_required",
+            BeaconSignatureInvalid { .. } => "beacon_signature_invalid",
+            BeaconRoundTooSoon { .. } => "beacon_round_too_soon",
             NotAnEntry { .. } => "not_an_entry",
             NotATicket { .. } => "not_a_ticket",
             NoPrize { .. } => "no_prize",
@@ -585,6 +612,10 @@ impl Refusal {
             | WrongSecret
             | UnexpectedBeacon { .. }
             | BeaconRequired { .. }
+            | UnexpectedBeaconSignature { .. }
+            | BeaconSignatureRequired { .. }
+            | BeaconSignatureInvalid { .. }
+            | BeaconRoundTooSoon { .. }
             | Typo
             | MalformedCode { .. }
             | WrongVenueCategory { .. }
@@ -718,6 +749,30 @@ impl Refusal {
             BeaconRequired { round, source } => {
                 format!("第 {round} 期封存时声明的信标来源是“{source}”，请填写它的值")
             }
+            UnexpectedBeaconSignature { round } => format!(
+                "第 {round} 期的信标来源不是 drand quicknet，不需要签名；请填写信标的值"
+            ),
+            BeaconSignatureRequired {
+                round,
+                beacon_round,
+            } => format!(
+                "第 {round} 期的信标是 drand quicknet 第 {beacon_round} 轮：请填写该轮的签名（signature，96 位十六进制），随机数由签名算出"
+            ),
+            BeaconSignatureInvalid {
+                round,
+                beacon_round,
+                why,
+            } => format!(
+                "这不是 drand quicknet 第 {beacon_round} 轮的有效签名（第 {round} 期）：{why}"
+            ),
+            BeaconRoundTooSoon {
+                beacon_round,
+                published,
+                margin_minutes,
+                earliest,
+            } => format!(
+                "drand quicknet 第 {beacon_round} 轮在 {published} 发布，不晚于封存后 {margin_minutes} 分钟；请选第 {earliest} 轮或更晚的轮次"
+            ),
             NotAnEntry { round, ticket } => format!("{ticket} 不在第 {round} 期的抽奖名单中"),
             NotATicket { round, ticket } => format!("{ticket} 不是第 {round} 期的奖券"),
             NoPrize { round } => format!("您在第 {round} 期没有奖品"),
@@ -788,6 +843,21 @@ impl Refusal {
             WrongRole { needs, has } => Some(json!({ "needs": needs, "has": has })),
             WrongCode { tries_left } => Some(json!({ "tries_left": tries_left })),
             RevealsMissing { witnesses, .. } => Some(json!({ "witnesses": witnesses })),
+            BeaconSignatureRequired { beacon_round, .. }
+            | BeaconSignatureInvalid { beacon_round, .. } => {
+                Some(json!({ "field": "beacon_signature", "beacon_round": beacon_round }))
+            }
+            BeaconRoundTooSoon {
+                beacon_round,
+                published,
+                earliest,
+                ..
+            } => Some(json!({
+                "field": "beacon_source",
+                "beacon_round": beacon_round,
+                "published": published,
+                "earliest": earliest,
+            })),
             NotEnoughCommitments { needed, has, .. } => {
                 Some(json!({ "needed": needed, "has": has }))
             }
@@ -855,6 +925,22 @@ mod tests {
                 round: 1,
                 source: "福彩3D 第2024190期".into(),
             },
+            BeaconSignatureRequired {
+                round: 1,
+                beacon_round: 657_413,
+            },
+            BeaconSignatureInvalid {
+                round: 1,
+                beacon_round: 657_413,
+                why: "签名与第 657414 轮不符".into(),
+            },
+            BeaconRoundTooSoon {
+                beacon_round: 657_413,
+                published: "2023-09-15T10:40:03Z".into(),
+                margin_minutes: 60,
+                earliest: 657_500,
+            },
+            UnexpectedBeaconSignature { round: 1 },
             ReversalWindowPassed {
                 minutes: 30,
                 redeemed_at: "2024-07-22 10:00".into(),

@@ -9,6 +9,7 @@ use crate::app::auth::{Operator, Witness};
 use crate::app::rounds::{self, Round};
 use crate::app::App;
 use crate::domain::campaign::{round_state, RoundState};
+use crate::domain::draw::beacon::Given;
 use crate::domain::draw::record::{
     entries_file, PrizeRecord, ReserveRecord, RoundRecord, WinnerRecord, WitnessRecord,
 };
@@ -82,6 +83,7 @@ fn record_view(app: &App, r: &Round) -> RoundRecordView {
                 .collect(),
             beacon_source: s.beacon_source.clone(),
             beacon: drawn.then(|| s.beacon.clone().unwrap_or_default()),
+            beacon_signature: s.beacon_signature.clone(),
             seed: s.seed.clone(),
             prizes: prizes
                 .into_iter()
@@ -502,9 +504,13 @@ pub async fn freeze(
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DrawBody {
-    /// The value of the beacon declared at the freeze.
+    /// The value of the beacon declared at the freeze (a free-text source).
     #[serde(default)]
     beacon: String,
+    /// For a `drand-quicknet:N` source: round N's signature, hex, as drand serves it; checked
+    /// offline, and its SHA-256 is the beacon.
+    #[serde(default)]
+    beacon_signature: String,
 }
 
 /// Draws the round: winners and their vouchers, in one transaction, once.
@@ -513,14 +519,18 @@ pub struct DrawBody {
     responses((status = 200, body = Done), BodyRefusals, StaffRefusals,
     (status = 404, body = ErrorBody, description = "`round_not_found`"),
     (status = 409, body = ErrorBody, description = "`round_not_frozen`, `reveals_missing`, `already_drawn`"),
-    (status = 422, body = ErrorBody, description = "`invalid_field` (`beacon`), `unexpected_beacon`, `beacon_required`")))]
+    (status = 422, body = ErrorBody, description = "`invalid_field` (`beacon`), `unexpected_beacon`, `beacon_required`, `beacon_signature_required`, `beacon_signature_invalid`, `unexpected_beacon_signature`")))]
 pub async fn draw(
     app: web::Data<App>,
     operator: Operator,
     round: web::Path<u32>,
     Body(body): Body<DrawBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = rounds::draw(&app, &operator, round.into_inner(), &body.beacon).await?;
+    let given = Given {
+        value: body.beacon,
+        signature: body.beacon_signature,
+    };
+    let r = rounds::draw(&app, &operator, round.into_inner(), &given).await?;
     let message = format!("第 {} 期已开奖", r.window.number);
     Ok(done(&app, &r, message))
 }

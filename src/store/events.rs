@@ -89,19 +89,18 @@ pub(super) fn reveal_event(actor: &str, round: u32, witness: &str) -> AuditEvent
 pub(super) fn draw_event(
     actor: &str,
     round: u32,
-    beacon: &str,
+    beacon: &crate::domain::draw::beacon::Beacon,
     r: &crate::domain::draw::DrawResult,
 ) -> AuditEvent {
-    AuditEvent::new(
-        actor,
-        "round.draw",
-        format!("round:{round}"),
-        serde_json::json!({
-            "beacon": beacon,
-            "seed": hex::encode(r.seed),
-            "winners": r.winners.iter().map(|w| format!("{}:{}:{}", w.rank, w.ticket, w.tier)).collect::<Vec<_>>(),
-        }),
-    )
+    let mut details = serde_json::json!({
+        "beacon": beacon.value,
+        "seed": hex::encode(r.seed),
+        "winners": r.winners.iter().map(|w| format!("{}:{}:{}", w.rank, w.ticket, w.tier)).collect::<Vec<_>>(),
+    });
+    if let Some(signature) = &beacon.signature {
+        details["beacon_signature"] = signature.as_str().into();
+    }
+    AuditEvent::new(actor, "round.draw", format!("round:{round}"), details)
 }
 
 pub(super) fn redeem_event(r: &RedemptionRecord, actor: &str) -> AuditEvent {

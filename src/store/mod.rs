@@ -366,6 +366,8 @@ pub struct RoundDrawState {
     /// (tier, count) in draw order, rollover included; set at the freeze.
     pub prizes: Vec<(String, u32)>,
     pub beacon: Option<String>,
+    /// The drand quicknet signature the beacon is the randomness of (DESIGN §4c).
+    pub beacon_signature: Option<String>,
     /// Hex.
     pub seed: Option<String>,
     pub drawn_at: Option<DateTime<Utc>>,
@@ -427,7 +429,8 @@ pub struct FreezeRound {
 pub struct DrawRound {
     pub campaign_id: String,
     pub round: u32,
-    pub beacon: String,
+    /// What the operator gave for the beacon: taken by the source declared at the freeze.
+    pub beacon: crate::domain::draw::beacon::Given,
     /// For each tier, the voucher kinds a winner of it receives.
     pub tier_kinds: Vec<(String, Vec<String>)>,
     pub win_limit: u32,

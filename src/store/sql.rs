@@ -564,7 +564,8 @@ async fn draw_state(
 ) -> StoreResult<Option<RoundDrawState>> {
     let row = sql(
         "SELECT progress, frozen_at, entry_count, entries_root, tickets_issued, exclusion_count,
-                exclusions_root, exclusions_by_reason, beacon_source, prizes, beacon, seed, drawn_at
+                exclusions_root, exclusions_by_reason, beacon_source, prizes, beacon, seed, drawn_at,
+                beacon_signature
          FROM rounds WHERE campaign_id = $1 AND number = $2",
     )
     .bind(campaign_id)
@@ -640,6 +641,7 @@ async fn draw_state(
         beacon_source: r.get("beacon_source")?,
         prizes: parse_prizes(r.get::<Option<String>>("prizes")?.as_deref())?,
         beacon: r.get("beacon")?,
+        beacon_signature: r.get("beacon_signature")?,
         seed: r.get("seed")?,
         drawn_at: r.get("drawn_at")?,
         witnesses,
@@ -2277,7 +2279,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             .map(|w| w.name.as_str())
             .collect();
         let declared = state.beacon_source.as_deref().unwrap_or_default();
-        lifecycle::may_draw(d.round, progress, &unrevealed, declared, &d.beacon)?;
+        let beacon = lifecycle::may_draw(d.round, progress, &unrevealed, declared, &d.beacon)?;
         let secrets = state
             .witnesses
             .iter()
@@ -2305,7 +2307,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             d.round,
             &entries,
             &secrets,
-            &d.beacon,
+            &beacon.value,
             &state.prizes,
             d.reserves,
         );
@@ -2372,17 +2374,19 @@ impl<D: Dialect> Store for SqlStore<D> {
         }
         let issued = issue_vouchers::<D>(&mut tx, &d.campaign_id, d.round, &issued, at).await?;
         sql(
-            "UPDATE rounds SET progress = 'drawn', beacon = $1, seed = $2, drawn_at = $3
+            "UPDATE rounds SET progress = 'drawn', beacon = $1, seed = $2, drawn_at = $3,
+                 beacon_signature = $6
              WHERE campaign_id = $4 AND number = $5 AND progress = 'frozen'",
         )
-        .bind(&d.beacon)
+        .bind(&beacon.value)
         .bind(hex::encode(result.seed))
         .bind(at)
         .bind(&d.campaign_id)
         .bind(d.round)
+        .bind(beacon.signature.as_deref())
         .execute(&mut *tx)
         .await?;
-        append::<D>(&mut tx, draw_event(actor, d.round, &d.beacon, &result), at).await?;
+        append::<D>(&mut tx, draw_event(actor, d.round, &beacon, &result), at).await?;
         append::<D>(&mut tx, issue_event(actor, d.round, &issued), at).await?;
         D::commit(tx).await
     }

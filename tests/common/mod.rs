@@ -1043,7 +1043,10 @@ pub fn draw_request(
     campaign_lottery::store::DrawRound {
         campaign_id: campaign.id.clone(),
         round,
-        beacon: beacon.into(),
+        beacon: campaign_lottery::domain::draw::beacon::Given {
+            value: beacon.into(),
+            signature: String::new(),
+        },
         tier_kinds: campaign.tier_kinds(),
         win_limit: campaign.win_limit,
         reserves: campaign.reserves,

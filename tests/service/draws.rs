@@ -24,6 +24,7 @@ backend_tests!(
     prizes_are_claimed_declined_or_forfeited_and_pass_to_the_reserves_in_order,
     holders_are_told_once_of_prizes_reminders_redemptions_and_reversals,
     after_the_last_round_what_could_not_be_given_is_reported,
+    a_drand_quicknet_beacon_is_checked_offline_at_the_draw_and_by_verify,
 );
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
@@ -1716,4 +1717,154 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
         verify(&record, &entries).iter().all(|c| c.ok),
         "the result is the one the frozen inputs imply"
     );
+}
+
+/// `campaign-lottery verify` on a record and an entries file: its exit code and output.
+fn verify_cli(record: &str, entries: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, e) = (
+        dir.path().join("record.json"),
+        dir.path().join("entries.txt"),
+    );
+    std::fs::write(&r, record).unwrap();
+    std::fs::write(&e, entries).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args([
+            "verify",
+            "--round",
+            r.to_str().unwrap(),
+            "--entries",
+            e.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn a_drand_quicknet_beacon_is_checked_offline_at_the_draw_and_by_verify(db: TestDb) {
+    // Published quicknet rounds are the known answers (https://api.drand.sh/52db…e971/public/N):
+    // round 657 413 came out on 2023-09-15 at 11:00:03 UTC, so this campaign runs then.
+    const SIGNATURE: &str = "b713718a38ae728dfd477991af2822e08d2f305e47718cef9f7848ce4050e7be41076862b98fad56e91a6b85b89cd97b";
+    const RANDOMNESS: &str = "fc1873a13f3545aeade8401532ef5519920652eee6b0d2b19ca12643b87b3587";
+    const ROUND_123: &str = "b75c69d0b72a5d906e854e808ba7e2accb1542ac355ae486d591aa9d43765482e26cd02df835d3546d23c4b13e0dfc92";
+    let at = |t: &str| -> chrono::DateTime<chrono::Utc> { t.parse().unwrap() };
+    let loaded = common::settings(&db.url, &common::repo_config_dir(), "campaign-demo.toml");
+    let app = TestApp::spawn_with(db, &loaded, at("2023-09-01T04:00:00Z")).await;
+    let s = staff(&app).await;
+    tickets(&app, 1, 0..40).await;
+    assert_eq!(commit(&app, &s.notary, "衡阳公证处", 1).await.status(), 200);
+    assert_eq!(commit(&app, &s.lawyer, "律师见证人", 1).await.status(), 200);
+    // Round 1 closed at midnight in Shanghai; the freeze a minute later.
+    app.clock.set(at("2023-09-07T16:01:00Z"));
+    let freeze = |source: String| {
+        let (app, token) = (&app, s.operator.clone());
+        async move {
+            app.post_json(
+                "/api/rounds/1/freeze",
+                Some(&token),
+                &json!({"beacon_source": source}),
+            )
+            .await
+        }
+    };
+    // A round already published, and one published within the margin (60 minutes): refused,
+    // with the first round that would do.
+    let (status, body) = {
+        let res = freeze("drand-quicknet:123".into()).await;
+        (res.status().as_u16(), json_of(res).await)
+    };
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("beacon_round_too_soon")),
+        "{body}"
+    );
+    let earliest = body["error"]["details"]["earliest"].as_u64().unwrap();
+    let soon = earliest - 1;
+    assert_eq!(
+        error_code(freeze(format!("drand-quicknet:{soon}")).await).await,
+        (422, "beacon_round_too_soon".into())
+    );
+    let published = |n: u64| 1_692_803_367 + (n as i64 - 1) * 3;
+    assert!(published(earliest) > at("2023-09-07T17:01:00Z").timestamp());
+    assert!(published(soon) <= at("2023-09-07T17:01:00Z").timestamp());
+    assert_eq!(
+        json_of(app.get("/api/rounds/1", None).await).await["state"],
+        "closed",
+        "a refused freeze froze nothing"
+    );
+    let res = freeze("drand-quicknet:657413".into()).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(reveal(&app, &s.notary, "衡阳公证处", 1).await.status(), 200);
+    assert_eq!(reveal(&app, &s.lawyer, "律师见证人", 1).await.status(), 200);
+
+    // The draw takes round 657 413's signature, and only that.
+    let draw = |body: Value| {
+        let (app, token) = (&app, s.operator.clone());
+        async move {
+            app.post_json("/api/rounds/1/draw", Some(&token), &body)
+                .await
+        }
+    };
+    app.clock.set(at("2023-09-15T11:01:00Z"));
+    for (body, code) in [
+        (json!({}), "beacon_signature_required"),
+        (json!({"beacon": RANDOMNESS}), "beacon_signature_required"),
+        (
+            json!({"beacon_signature": ROUND_123}),
+            "beacon_signature_invalid",
+        ),
+        (
+            json!({"beacon_signature": "abcd"}),
+            "beacon_signature_invalid",
+        ),
+        (
+            json!({"beacon_signature": SIGNATURE, "beacon": "00".repeat(32)}),
+            "beacon_signature_invalid",
+        ),
+    ] {
+        assert_eq!(
+            error_code(draw(body.clone()).await).await,
+            (422, code.into()),
+            "{body}"
+        );
+    }
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM round_winners").await, 0);
+    let res = draw(json!({"beacon_signature": SIGNATURE.to_uppercase()})).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    let text = text_of(&app, "/api/rounds/1").await;
+    let record: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(record["beacon_source"], "drand-quicknet:657413");
+    assert_eq!(record["beacon"], RANDOMNESS);
+    assert_eq!(record["beacon_signature"], SIGNATURE);
+    let entries = text_of(&app, "/api/rounds/1/entries").await;
+    let parsed: RoundRecord = serde_json::from_value(record.clone()).unwrap();
+    let checks = verify(&parsed, &entries);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    // An outsider's verify, offline, names the check; a record whose source was changed after
+    // the draw, or whose signature was, fails it.
+    let (code, out) = verify_cli(&text, &entries);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("beacon") && out.contains("verified offline"),
+        "{out}"
+    );
+    for (from, to) in [
+        ("drand-quicknet:657413", "drand-quicknet:657414"),
+        ("drand-quicknet:657413", "福彩3D 2023年第240期"),
+        (&SIGNATURE[..20], "00000000000000000000"),
+    ] {
+        let tampered = text.replace(from, to);
+        assert_ne!(tampered, text);
+        let (code, out) = verify_cli(&tampered, &entries);
+        assert_ne!(code, Some(0), "{out}");
+        assert!(out.contains("beacon"), "{out}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The weekly draw (DESIGN §4, a contract outsiders re-implement): the entry snapshot and its
 //! Merkle root, witness commitments, the seed, and the choice of winners.
 
+pub mod beacon;
 pub mod merkle;
 pub mod record;
 pub mod seed;

@@ -65,6 +65,10 @@ pub struct RoundRecord {
     pub beacon_source: Option<String>,
     #[serde(default)]
     pub beacon: Option<String>,
+    /// DESIGN §4c: for a `drand-quicknet:N` source, round N's signature (hex); the beacon is its
+    /// SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beacon_signature: Option<String>,
     #[serde(default)]
     pub seed: Option<String>,
     #[serde(default)]
@@ -204,6 +208,7 @@ pub fn verify(record: &RoundRecord, entries_text: &str) -> Vec<Check> {
         secrets.push((w.name.clone(), secret));
     }
     let beacon = record.beacon.clone().unwrap_or_default();
+    push!(beacon_check(record, &beacon));
     let prizes: Vec<(String, u32)> = record
         .prizes
         .iter()
@@ -276,6 +281,52 @@ pub fn verify(record: &RoundRecord, entries_text: &str) -> Vec<Check> {
         }
     ));
     checks
+}
+
+/// The beacon against its declared source (DESIGN §4c): for `drand-quicknet:N`, the signature
+/// verified offline against quicknet's key and the beacon its SHA-256; for a free-text source,
+/// passed but reported as not checkable offline.
+fn beacon_check(record: &RoundRecord, beacon: &str) -> Check {
+    use super::beacon::{verify_quicknet, Source};
+    let source = record.beacon_source.as_deref().unwrap_or_default();
+    match Source::of(source) {
+        Source::None => check(
+            "beacon",
+            beacon.is_empty() && record.beacon_signature.is_none(),
+            "no beacon source declared: the beacon is the empty string",
+        ),
+        Source::FreeText => check(
+            "beacon",
+            record.beacon_signature.is_none() && !beacon.is_empty(),
+            if beacon.is_empty() {
+                format!("source {source:?} declared, but the beacon is empty")
+            } else {
+                format!("source {source:?} is free text: not checkable offline")
+            },
+        ),
+        Source::Quicknet(n) => match record.beacon_signature.as_deref() {
+            None => check(
+                "beacon",
+                false,
+                format!("drand quicknet round {n} declared, but the record has no beacon_signature"),
+            ),
+            Some(signature) => match verify_quicknet(n, signature) {
+                Err(e) => check("beacon", false, format!("drand quicknet round {n}: {e}")),
+                Ok(randomness) if randomness != beacon => check(
+                    "beacon",
+                    false,
+                    format!(
+                        "drand quicknet round {n}'s signature verifies, but its randomness is {randomness}, not the beacon"
+                    ),
+                ),
+                Ok(_) => check(
+                    "beacon",
+                    true,
+                    format!("drand quicknet round {n}: signature verified offline against the quicknet key; the beacon is its randomness"),
+                ),
+            },
+        },
+    }
 }
 
 /// Checks a round's exclusions file against its record and its entries file (DESIGN §4a): the
@@ -625,6 +676,7 @@ mod tests {
                 .collect(),
             beacon_source: None,
             beacon: Some(String::new()),
+            beacon_signature: None,
             seed: Some(hex::encode(r.seed)),
             prizes: prizes
                 .iter()
@@ -671,7 +723,7 @@ mod tests {
         );
         let checks = verify(&record, &entries);
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
-        assert_eq!(checks.len(), 9, "with the reserves");
+        assert_eq!(checks.len(), 10, "with the beacon and the reserves");
         // The JSON of the contract reads back, extra fields and all.
         let mut json = serde_json::to_value(&record).unwrap();
         json["state"] = "drawn".into();
@@ -703,7 +755,16 @@ mod tests {
             ),
             ("witness notary", Box::new(|r| r.witnesses[0].secret = None)),
             ("seed", Box::new(|r| r.seed = Some("ab".repeat(32)))),
-            ("seed", Box::new(|r| r.beacon = Some("drand 1234".into()))),
+            // A beacon where no source was declared.
+            ("beacon", Box::new(|r| r.beacon = Some("drand 1234".into()))),
+            // A free-text source declared afterwards: the beacon is not the source's.
+            (
+                "seed",
+                Box::new(|r| {
+                    r.beacon_source = Some("福彩3D".into());
+                    r.beacon = Some("0 7 2".into());
+                }),
+            ),
             (
                 "commitment of notary",
                 Box::new(|r| r.campaign_id = "other".into()),
@@ -728,6 +789,116 @@ mod tests {
         let mut r = record.clone();
         r.witnesses.remove(1);
         assert_eq!(first_failure(&r, &entries).as_deref(), Some("seed"));
+    }
+
+    /// The worked example drawn with drand quicknet round 657 413 as its beacon (a published
+    /// round: its signature is a known answer).
+    fn quicknet_example() -> (RoundRecord, String) {
+        example_with(
+            "drand-quicknet:657413",
+            "fc1873a13f3545aeade8401532ef5519920652eee6b0d2b19ca12643b87b3587",
+            Some("b713718a38ae728dfd477991af2822e08d2f305e47718cef9f7848ce4050e7be41076862b98fad56e91a6b85b89cd97b"),
+        )
+    }
+
+    /// The worked example drawn again with `beacon` from `source`.
+    fn example_with(source: &str, beacon: &str, signature: Option<&str>) -> (RoundRecord, String) {
+        let (mut record, entries) = worked_example();
+        let tickets = parse_entries_file(&entries).unwrap();
+        let secrets: Vec<(String, Vec<u8>)> = record
+            .witnesses
+            .iter()
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    hex::decode(w.secret.as_ref().unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        let prizes: Vec<(String, u32)> = record
+            .prizes
+            .iter()
+            .map(|p| (p.tier.clone(), p.count))
+            .collect();
+        let r = draw_with_reserves("hengyang-2024", 3, &tickets, &secrets, beacon, &prizes, 2);
+        record.beacon_source = Some(source.into());
+        record.beacon = Some(beacon.into());
+        record.beacon_signature = signature.map(str::to_owned);
+        record.seed = Some(hex::encode(r.seed));
+        for (w, x) in record.winners.iter_mut().zip(&r.winners) {
+            w.ticket = x.ticket;
+            w.tier = x.tier.clone();
+        }
+        for (w, x) in record.reserves.iter_mut().zip(&r.reserves) {
+            w.ticket = x.ticket;
+        }
+        (record, entries)
+    }
+
+    #[test]
+    fn a_quicknet_beacon_is_checked_offline_and_tampering_named() {
+        let (record, entries) = quicknet_example();
+        // docs/draw-algorithm.md's worked example with a drand round: the seed and the ranks.
+        assert_eq!(
+            record.seed.as_deref(),
+            Some("bfafec6a361111c38fab936ab6e45e921256a52eeb425e23dbfa86af1a131dd5")
+        );
+        let ranks: Vec<(u32, String)> = record
+            .winners
+            .iter()
+            .map(|w| (w.rank, w.ticket.to_string()[32..].to_owned()))
+            .chain(
+                record
+                    .reserves
+                    .iter()
+                    .map(|r| (r.rank, r.ticket.to_string()[32..].to_owned())),
+            )
+            .collect();
+        let expected = [
+            (1, "0005"),
+            (2, "0003"),
+            (3, "0004"),
+            (4, "0001"),
+            (5, "0002"),
+        ];
+        assert_eq!(ranks, expected.map(|(r, t)| (r, t.to_owned())).to_vec());
+        let checks = verify(&record, &entries);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        let beacon = checks.iter().find(|c| c.name == "beacon").unwrap();
+        assert!(beacon.detail.contains("verified offline"), "{beacon:?}");
+        type Tamper = Box<dyn Fn(&mut RoundRecord)>;
+        let cases: Vec<Tamper> = vec![
+            // Another round declared than the one signed.
+            Box::new(|r| r.beacon_source = Some("drand-quicknet:657414".into())),
+            // The source made free text, the signature kept.
+            Box::new(|r| r.beacon_source = Some("福彩3D".into())),
+            Box::new(|r| r.beacon_signature = None),
+            Box::new(|r| {
+                let mut s = r.beacon_signature.clone().unwrap().into_bytes();
+                s[10] = if s[10] == b'a' { b'b' } else { b'a' };
+                r.beacon_signature = Some(String::from_utf8(s).unwrap());
+            }),
+            // Another beacon typed in: not the signature's randomness.
+            Box::new(|r| r.beacon = Some("00".repeat(32))),
+        ];
+        for tamper in cases {
+            let mut r = record.clone();
+            tamper(&mut r);
+            assert_eq!(first_failure(&r, &entries).as_deref(), Some("beacon"));
+        }
+        // A free-text source is passed, but said not to be checkable; declared and left empty,
+        // it fails.
+        let (free, entries) = example_with("福彩3D 2024年第190期", "0 7 2", None);
+        let checks = verify(&free, &entries);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        let beacon = checks.iter().find(|c| c.name == "beacon").unwrap();
+        assert!(
+            beacon.detail.contains("not checkable offline"),
+            "{beacon:?}"
+        );
+        let mut empty = free.clone();
+        empty.beacon = Some(String::new());
+        assert_eq!(first_failure(&empty, &entries).as_deref(), Some("beacon"));
     }
 
     #[test]
