@@ -49,7 +49,7 @@ function roundCard(r, rec) {
     h("p", { class: "small muted" }, `报名时间 ${localTime(r.opens_at)} – ${localTime(r.closes_at)}`));
   if (!rec) return card;
   if (rec.entry_count !== null && rec.entry_count !== undefined) {
-    card.append(h("p", {}, `封存抽奖券 ${rec.entry_count} 张`, rec.frozen_at ? `（${localTime(rec.frozen_at)} 封存）` : ""));
+    card.append(h("p", {}, `封存抽奖券 ${rec.entry_count} 张`, rec.frozen_at_local ? `（${localTime(rec.frozen_at_local)} 封存）` : ""));
     card.append(h("p", { class: "small" }, "清单根哈希：", h("span", { class: "mono" }, rec.entries_root)));
   }
   if (rec.exclusion_count) {

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::domain::campaign::{round_state, RoundState};
 use crate::domain::draw::beacon::Given;
 use crate::domain::draw::record::{
-    entries_file, PrizeRecord, ReserveRecord, RoundRecord, WinnerRecord, WitnessRecord,
+    entries_file, instant, PrizeRecord, ReserveRecord, RoundRecord, WinnerRecord, WitnessRecord,
 };
 use crate::domain::draw::ALGORITHM;
 use crate::domain::phone::mask;
@@ -47,8 +47,9 @@ pub struct RoundRecordView {
     /// Local time the entry window opened and closed.
     opens_at: String,
     closes_at: String,
-    frozen_at: Option<String>,
-    drawn_at: Option<String>,
+    /// Local times of the freeze and the draw (the record has them in UTC).
+    frozen_at_local: Option<String>,
+    drawn_at_local: Option<String>,
 }
 
 fn record_view(app: &App, r: &Round) -> RoundRecordView {
@@ -79,8 +80,12 @@ fn record_view(app: &App, r: &Round) -> RoundRecordView {
                     name: w.name.clone(),
                     commitment: w.commitment.clone(),
                     secret: w.secret.clone(),
+                    committed_at: Some(instant(w.committed_at)),
+                    revealed_at: w.revealed_at.map(instant),
                 })
                 .collect(),
+            frozen_at: s.frozen_at.map(instant),
+            drawn_at: s.drawn_at.map(instant),
             beacon_source: s.beacon_source.clone(),
             beacon: drawn.then(|| s.beacon.clone().unwrap_or_default()),
             beacon_signature: s.beacon_signature.clone(),
@@ -111,8 +116,8 @@ fn record_view(app: &App, r: &Round) -> RoundRecordView {
         state: round_state(&r.window, s.progress, app.clock.now()),
         opens_at: c.local_rfc3339(r.window.opens_at),
         closes_at: c.local_rfc3339(r.window.closes_at),
-        frozen_at: s.frozen_at.map(|t| c.local_rfc3339(t)),
-        drawn_at: s.drawn_at.map(|t| c.local_rfc3339(t)),
+        frozen_at_local: s.frozen_at.map(|t| c.local_rfc3339(t)),
+        drawn_at_local: s.drawn_at.map(|t| c.local_rfc3339(t)),
     }
 }
 

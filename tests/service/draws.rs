@@ -1844,6 +1844,15 @@ async fn a_drand_quicknet_beacon_is_checked_offline_at_the_draw_and_by_verify(db
     assert_eq!(record["beacon_source"], "drand-quicknet:657413");
     assert_eq!(record["beacon"], RANDOMNESS);
     assert_eq!(record["beacon_signature"], SIGNATURE);
+    // The times (DESIGN §4d), UTC with microseconds: the freeze, each commitment and reveal, the
+    // draw.
+    assert_eq!(record["frozen_at"], "2023-09-07T16:01:00.000000Z");
+    assert_eq!(record["drawn_at"], "2023-09-15T11:01:00.000000Z");
+    assert_eq!(record["frozen_at_local"], "2023-09-08T00:01:00+08:00");
+    for w in record["witnesses"].as_array().unwrap() {
+        assert_eq!(w["committed_at"], "2023-09-01T04:00:00.000000Z", "{w}");
+        assert_eq!(w["revealed_at"], "2023-09-07T16:01:00.000000Z", "{w}");
+    }
     let entries = text_of(&app, "/api/rounds/1/entries").await;
     let parsed: RoundRecord = serde_json::from_value(record.clone()).unwrap();
     let checks = verify(&parsed, &entries);
@@ -1860,11 +1869,17 @@ async fn a_drand_quicknet_beacon_is_checked_offline_at_the_draw_and_by_verify(db
         ("drand-quicknet:657413", "drand-quicknet:657414"),
         ("drand-quicknet:657413", "福彩3D 2023年第240期"),
         (&SIGNATURE[..20], "00000000000000000000"),
+        // A reveal dated after round 657 413 was out.
+        (
+            "\"revealed_at\":\"2023-09-07T16:01:00.000000Z\"",
+            "\"revealed_at\":\"2023-09-15T11:00:04.000000Z\"",
+        ),
     ] {
         let tampered = text.replace(from, to);
         assert_ne!(tampered, text);
         let (code, out) = verify_cli(&tampered, &entries);
         assert_ne!(code, Some(0), "{out}");
         assert!(out.contains("beacon"), "{out}");
+        assert!(out.contains("FAIL") || out.contains("failed"), "{out}");
     }
 }

@@ -14,6 +14,22 @@ pub struct WitnessRecord {
     /// Hex, once revealed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// DESIGN §4d: when the commitment and the secret were received ([`instant`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revealed_at: Option<String>,
+}
+
+/// An instant as the record gives it (DESIGN §4d): RFC 3339 UTC with microseconds,
+/// `2024-07-22T00:00:05.123456Z`.
+pub fn instant(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_instant(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?.to_utc();
+    (instant(t) == s).then_some(t)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -61,6 +77,11 @@ pub struct RoundRecord {
     pub exclusions_by_reason: Option<std::collections::BTreeMap<String, u64>>,
     #[serde(default)]
     pub witnesses: Vec<WitnessRecord>,
+    /// DESIGN §4d: when the round was frozen and drawn ([`instant`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drawn_at: Option<String>,
     #[serde(default)]
     pub beacon_source: Option<String>,
     #[serde(default)]
@@ -209,6 +230,10 @@ pub fn verify(record: &RoundRecord, entries_text: &str) -> Vec<Check> {
     }
     let beacon = record.beacon.clone().unwrap_or_default();
     push!(beacon_check(record, &beacon));
+    push!(times_check(record));
+    if let Some(c) = reveals_before_beacon(record) {
+        push!(c);
+    }
     let prizes: Vec<(String, u32)> = record
         .prizes
         .iter()
@@ -327,6 +352,95 @@ fn beacon_check(record: &RoundRecord, beacon: &str) -> Check {
             },
         },
     }
+}
+
+/// The times (DESIGN §4d), when the record has them: each in the record's form, and in the order
+/// the lifecycle allows — every commitment by the freeze, every reveal after it, the draw after
+/// the last reveal. Records drawn before times were published have none, and pass as such.
+fn times_check(record: &RoundRecord) -> Check {
+    let witness_times = record
+        .witnesses
+        .iter()
+        .flat_map(|w| [&w.committed_at, &w.revealed_at]);
+    let all: Vec<&Option<String>> = [&record.frozen_at, &record.drawn_at]
+        .into_iter()
+        .chain(witness_times)
+        .collect();
+    if all.iter().all(|t| t.is_none()) {
+        return check(
+            "times",
+            true,
+            "the record gives no times (drawn before they were published)",
+        );
+    }
+    let read =
+        |what: String, t: &Option<String>| -> Result<chrono::DateTime<chrono::Utc>, String> {
+            let t = t.as_deref().ok_or_else(|| format!("{what} is missing"))?;
+            parse_instant(t)
+                .ok_or_else(|| format!("{what} {t:?} is not RFC 3339 UTC with microseconds"))
+        };
+    let order = || -> Result<String, String> {
+        let frozen = read("frozen_at".into(), &record.frozen_at)?;
+        let drawn = read("drawn_at".into(), &record.drawn_at)?;
+        for w in &record.witnesses {
+            let committed = read(format!("committed_at of {}", w.name), &w.committed_at)?;
+            let revealed = read(format!("revealed_at of {}", w.name), &w.revealed_at)?;
+            if committed > frozen {
+                return Err(format!("{} committed after the freeze", w.name));
+            }
+            if revealed < frozen {
+                return Err(format!("{} revealed before the freeze", w.name));
+            }
+            if revealed > drawn {
+                return Err(format!("{} revealed after the draw", w.name));
+            }
+        }
+        Ok(format!(
+            "commitments by the freeze ({frozen}), reveals after it, the draw ({drawn}) after them"
+        ))
+    };
+    match order() {
+        Ok(detail) => check("times", true, detail),
+        Err(e) => check("times", false, e),
+    }
+}
+
+/// For a quicknet beacon (DESIGN §4c): whether every secret was revealed before round N was
+/// published, so that no witness could have known the beacon when revealing.
+fn reveals_before_beacon(record: &RoundRecord) -> Option<Check> {
+    use super::beacon::{round_time, Source};
+    let source = record.beacon_source.as_deref().unwrap_or_default();
+    let Source::Quicknet(n) = Source::of(source) else {
+        return None;
+    };
+    let published = round_time(n)?;
+    let late: Vec<&str> = record
+        .witnesses
+        .iter()
+        .filter(|w| {
+            w.revealed_at
+                .as_deref()
+                .and_then(parse_instant)
+                .is_none_or(|t| t >= published)
+        })
+        .map(|w| w.name.as_str())
+        .collect();
+    Some(check(
+        "reveals before the beacon",
+        late.is_empty(),
+        if late.is_empty() {
+            format!(
+                "every secret revealed before drand quicknet round {n} was published ({})",
+                instant(published)
+            )
+        } else {
+            format!(
+                "revealed when round {n} was already out ({}), or not dated: {}",
+                instant(published),
+                late.join(", ")
+            )
+        },
+    ))
 }
 
 /// Checks a round's exclusions file against its record and its entries file (DESIGN §4a): the
@@ -672,8 +786,12 @@ mod tests {
                     name: name.clone(),
                     commitment: hex::encode(commitment("hengyang-2024", 3, name, secret)),
                     secret: Some(hex::encode(secret)),
+                    committed_at: None,
+                    revealed_at: None,
                 })
                 .collect(),
+            frozen_at: None,
+            drawn_at: None,
             beacon_source: None,
             beacon: Some(String::new()),
             beacon_signature: None,
@@ -723,7 +841,11 @@ mod tests {
         );
         let checks = verify(&record, &entries);
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
-        assert_eq!(checks.len(), 10, "with the beacon and the reserves");
+        assert_eq!(
+            checks.len(),
+            11,
+            "with the beacon, the times and the reserves"
+        );
         // The JSON of the contract reads back, extra fields and all.
         let mut json = serde_json::to_value(&record).unwrap();
         json["state"] = "drawn".into();
@@ -837,7 +959,7 @@ mod tests {
 
     #[test]
     fn a_quicknet_beacon_is_checked_offline_and_tampering_named() {
-        let (record, entries) = quicknet_example();
+        let (record, entries) = dated_example();
         // docs/draw-algorithm.md's worked example with a drand round: the seed and the ranks.
         assert_eq!(
             record.seed.as_deref(),
@@ -899,6 +1021,66 @@ mod tests {
         let mut empty = free.clone();
         empty.beacon = Some(String::new());
         assert_eq!(first_failure(&empty, &entries).as_deref(), Some("beacon"));
+    }
+
+    /// The quicknet example with its times: committed a day before the freeze, revealed an hour
+    /// after it, drawn a minute after round 657 413 was published.
+    fn dated_example() -> (RoundRecord, String) {
+        let (mut record, entries) = quicknet_example();
+        let beacon_out = super::super::beacon::round_time(657_413).unwrap();
+        let frozen = beacon_out - chrono::Duration::days(7);
+        record.frozen_at = Some(instant(frozen));
+        record.drawn_at = Some(instant(beacon_out + chrono::Duration::minutes(1)));
+        for (i, w) in record.witnesses.iter_mut().enumerate() {
+            let i = i as i64;
+            w.committed_at = Some(instant(
+                frozen - chrono::Duration::days(1) + chrono::Duration::microseconds(i),
+            ));
+            w.revealed_at = Some(instant(frozen + chrono::Duration::hours(1 + i)));
+        }
+        (record, entries)
+    }
+
+    #[test]
+    fn times_are_in_the_lifecycle_order_and_reveals_precede_the_beacon() {
+        let (record, entries) = dated_example();
+        let checks = verify(&record, &entries);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        assert!(checks.iter().any(|c| c.name == "reveals before the beacon"));
+        assert_eq!(
+            record.frozen_at.as_deref().unwrap().len(),
+            "2024-07-22T00:00:05.123456Z".len()
+        );
+        let beacon_out = super::super::beacon::round_time(657_413).unwrap();
+        type Tamper = Box<dyn Fn(&mut RoundRecord)>;
+        let cases: Vec<(&str, Tamper)> = vec![
+            // A secret revealed once round 657 413 was out: the beacon no longer protects.
+            (
+                "reveals before the beacon",
+                Box::new(move |r| {
+                    r.witnesses[1].revealed_at =
+                        Some(instant(beacon_out + chrono::Duration::seconds(1)))
+                }),
+            ),
+            (
+                "times",
+                Box::new(|r| r.witnesses[0].committed_at = r.drawn_at.clone()),
+            ),
+            (
+                "times",
+                Box::new(|r| r.witnesses[0].revealed_at = Some("2023-09-08T00:00:00Z".into())),
+            ),
+            ("times", Box::new(|r| r.drawn_at = None)),
+            (
+                "times",
+                Box::new(|r| r.frozen_at = Some("2023-09-08 00:00:00".into())),
+            ),
+        ];
+        for (expected, tamper) in cases {
+            let mut r = record.clone();
+            tamper(&mut r);
+            assert_eq!(first_failure(&r, &entries).as_deref(), Some(expected));
+        }
     }
 
     #[test]
