@@ -45,11 +45,17 @@ enum Command {
     /// with no database: exit 0 only if every check holds.
     Verify {
         /// The round record (`GET /api/rounds/{round}`).
-        #[arg(long = "round")]
-        record: String,
+        #[arg(long = "round", required_unless_present = "chain")]
+        record: Option<String>,
         /// The entries file (`GET /api/rounds/{round}/entries`).
-        #[arg(long)]
-        entries: String,
+        #[arg(long, required_unless_present = "chain")]
+        entries: Option<String>,
+        /// A whole campaign instead (DESIGN §4d): a folder of drawn records (`*.json`, as served),
+        /// or the service's base URL (every drawn round's record and entries fetched and verified
+        /// too). Checks each record's link to the one before, each round's rollover, and reports
+        /// what the last round left unawarded.
+        #[arg(long, conflicts_with_all = ["record", "entries"])]
+        chain: Option<String>,
         /// Also the exclusions file (`GET /api/rounds/{round}/exclusions`): its root, counts,
         /// and that no ticket is in both lists.
         #[arg(long)]
@@ -167,10 +173,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.unwrap_or(Command::Serve);
     // The verifier needs nothing of this installation: no settings, no database.
     if let Command::Verify {
-        record,
-        entries,
+        chain: Some(chain), ..
+    } = &command
+    {
+        return verify_chain(chain).await;
+    }
+    if let Command::Verify {
+        record: Some(record),
+        entries: Some(entries),
         exclusions,
         reallocations,
+        ..
     } = &command
     {
         return verify(
@@ -425,6 +438,69 @@ async fn fetch(source: &str) -> anyhow::Result<String> {
         Ok(text)
     } else {
         std::fs::read_to_string(source).with_context(|| format!("reading {source}"))
+    }
+}
+
+/// `verify --chain`: the drawn records of a campaign from a folder or the service, each round
+/// verified on its own when its entries are at hand (from the service), then the chain.
+async fn verify_chain(source: &str) -> anyhow::Result<ExitCode> {
+    use campaign_lottery::domain::draw::record::{verify, verify_chain, RoundRecord};
+    let mut records = Vec::new();
+    let mut checks = Vec::new();
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let base = source.trim_end_matches('/');
+        for round in 1.. {
+            let url = format!("{base}/api/rounds/{round}");
+            let res = reqwest::get(&url)
+                .await
+                .with_context(|| format!("fetching {url}"))?;
+            if res.status() == reqwest::StatusCode::NOT_FOUND {
+                break;
+            }
+            let text = res.text().await.with_context(|| format!("reading {url}"))?;
+            let record: RoundRecord = serde_json::from_str(&text)
+                .with_context(|| format!("{url} is not a round record"))?;
+            if record.drawn_at.is_none() && record.seed.is_none() {
+                break; // the first round not drawn yet
+            }
+            let entries = fetch(&format!("{url}/entries")).await?;
+            for mut c in verify(&record, &entries) {
+                c.name = format!("round {round}: {}", c.name);
+                checks.push(c);
+            }
+            records.push(text);
+        }
+    } else {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(source)
+            .with_context(|| format!("reading the folder {source}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            records.push(
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+            );
+        }
+    }
+    checks.extend(verify_chain(&records));
+    for c in &checks {
+        println!(
+            "{} {:<28} {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    match checks.iter().find(|c| !c.ok) {
+        None => {
+            println!("verified: {} rounds, each linked to the one before, every rollover as the rules give it", records.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(c) => {
+            println!("NOT verified: {} failed", c.name);
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

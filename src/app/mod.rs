@@ -14,6 +14,7 @@ pub mod health;
 pub mod notices;
 pub mod participants;
 pub mod quiz;
+pub mod records;
 pub mod reports;
 pub mod rounds;
 pub mod sms;

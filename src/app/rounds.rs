@@ -163,6 +163,11 @@ pub async fn draw(app: &App, who: &Operator, round: u32, beacon: &Given) -> Resu
             app.clock.now(),
         )
         .await?;
+    // The record is kept now, as drawn (DESIGN §4d); if keeping fails, the first answer to
+    // GET /api/rounds/{round} keeps it instead, from the same state.
+    if let Err(e) = super::records::record_json(app, round).await {
+        tracing::warn!(round, error = %e, "the drawn round's record was not kept yet");
+    }
     self::round(app, round).await
 }
 

@@ -6,14 +6,12 @@ use super::docs::{BodyRefusals, StaffRefusals};
 use super::error::{ApiError, ErrorBody};
 use super::ok_json;
 use crate::app::auth::{Operator, Witness};
+use crate::app::records::{self, RoundRecordView};
 use crate::app::rounds::{self, Round};
 use crate::app::App;
 use crate::domain::campaign::{round_state, RoundState};
 use crate::domain::draw::beacon::Given;
-use crate::domain::draw::record::{
-    entries_file, instant, PrizeRecord, ReserveRecord, RoundRecord, WinnerRecord, WitnessRecord,
-};
-use crate::domain::draw::ALGORITHM;
+use crate::domain::draw::record::entries_file;
 use crate::domain::phone::mask;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -38,96 +36,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/rounds/{round}/draw").post(draw));
 }
 
-/// The round record: DESIGN §4's published JSON, plus the round's state and times.
-#[derive(Serialize, ToSchema)]
-pub struct RoundRecordView {
-    #[serde(flatten)]
-    record: RoundRecord,
-    state: RoundState,
-    /// Local time the entry window opened and closed.
-    opens_at: String,
-    closes_at: String,
-    /// Local times of the freeze and the draw (the record has them in UTC).
-    frozen_at_local: Option<String>,
-    drawn_at_local: Option<String>,
-}
-
-fn record_view(app: &App, r: &Round) -> RoundRecordView {
-    let c = &app.campaign;
-    let s = &r.state;
-    let prizes = if s.prizes.is_empty() {
-        // Before the freeze: the round's own prizes (rollover is added at the freeze).
-        c.tiers.iter().map(|t| (t.name.clone(), t.count)).collect()
-    } else {
-        s.prizes.clone()
-    };
-    let drawn = s.drawn_at.is_some();
-    RoundRecordView {
-        record: RoundRecord {
-            algorithm: ALGORITHM.into(),
-            campaign_id: c.id.clone(),
-            round: r.window.number,
-            entry_count: s.entry_count,
-            entries_root: s.entries_root.clone(),
-            tickets_issued: s.tickets_issued,
-            exclusion_count: s.exclusion_count,
-            exclusions_root: s.exclusions_root.clone(),
-            exclusions_by_reason: s.exclusions_by_reason.clone(),
-            witnesses: s
-                .witnesses
-                .iter()
-                .map(|w| WitnessRecord {
-                    name: w.name.clone(),
-                    commitment: w.commitment.clone(),
-                    secret: w.secret.clone(),
-                    committed_at: Some(instant(w.committed_at)),
-                    revealed_at: w.revealed_at.map(instant),
-                })
-                .collect(),
-            frozen_at: s.frozen_at.map(instant),
-            drawn_at: s.drawn_at.map(instant),
-            beacon_source: s.beacon_source.clone(),
-            beacon: drawn.then(|| s.beacon.clone().unwrap_or_default()),
-            beacon_signature: s.beacon_signature.clone(),
-            seed: s.seed.clone(),
-            prizes: prizes
-                .into_iter()
-                .map(|(tier, count)| PrizeRecord { tier, count })
-                .collect(),
-            winners: s
-                .winners
-                .iter()
-                .map(|w| WinnerRecord {
-                    rank: w.rank,
-                    ticket: w.ticket,
-                    tier: w.tier.clone(),
-                    phone: Some(mask(&w.phone)),
-                })
-                .collect(),
-            reserves: s
-                .reserves
-                .iter()
-                .map(|r| ReserveRecord {
-                    rank: r.rank,
-                    ticket: r.ticket,
-                })
-                .collect(),
-        },
-        state: round_state(&r.window, s.progress, app.clock.now()),
-        opens_at: c.local_rfc3339(r.window.opens_at),
-        closes_at: c.local_rfc3339(r.window.closes_at),
-        frozen_at_local: s.frozen_at.map(|t| c.local_rfc3339(t)),
-        drawn_at_local: s.drawn_at.map(|t| c.local_rfc3339(t)),
-    }
-}
-
 /// The round's record (no authentication): complete once drawn, the fields known so far before.
 #[utoipa::path(get, path = "/api/rounds/{round}", tag = "draws", params(("round" = u32, Path)),
     responses((status = 200, body = RoundRecordView),
     (status = 404, body = ErrorBody, description = "`round_not_found`")))]
 pub async fn record(app: web::Data<App>, round: web::Path<u32>) -> Result<HttpResponse, ApiError> {
-    let r = rounds::round(&app, round.into_inner()).await?;
-    Ok(ok_json(&record_view(&app, &r)))
+    let json = records::record_json(&app, round.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json))
 }
 
 /// The entries file: the frozen tickets, one lowercase UUID per line, canonical order.

@@ -998,6 +998,13 @@ pub trait Store: Send + Sync + 'static {
     /// `code`: 12 symbols, no separators.
     async fn voucher_by_code(&self, code: &str) -> StoreResult<Option<VoucherRecord>>;
 
+    /// A drawn round's record as it was kept (DESIGN §4d), if it was.
+    async fn kept_record(&self, campaign_id: &str, round: u32) -> StoreResult<Option<String>>;
+
+    /// Keeps a drawn round's record, unless one is kept already: the record kept, byte for byte
+    /// (another instance's, if it kept one first).
+    async fn keep_record(&self, campaign_id: &str, round: u32, json: &str) -> StoreResult<String>;
+
     /// A participant's vouchers, void ones included, by round, rank and kind.
     async fn vouchers_of(&self, participant_id: Uuid) -> StoreResult<Vec<VoucherRecord>>;
 

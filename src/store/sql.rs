@@ -292,6 +292,23 @@ pub(super) fn judge_redeem(
     ))
 }
 
+async fn kept_record(
+    conn: &mut impl Exec,
+    campaign_id: &str,
+    round: u32,
+) -> StoreResult<Option<String>> {
+    Ok(
+        sql("SELECT record FROM rounds WHERE campaign_id = $1 AND number = $2")
+            .bind(campaign_id)
+            .bind(round)
+            .fetch_optional(conn)
+            .await?
+            .map(|row| row.get::<Option<String>>("record"))
+            .transpose()?
+            .flatten(),
+    )
+}
+
 /// The holder-code steps the voucher of `code` was redeemed with, from `since` on (older ones
 /// are out of every window).
 async fn used_holder_steps(conn: &mut impl Exec, code: &str, since: i64) -> StoreResult<Vec<i64>> {
@@ -2848,6 +2865,27 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn vouchers_of(&self, participant_id: Uuid) -> StoreResult<Vec<VoucherRecord>> {
         let mut conn = self.db.reader().await?;
         vouchers_where(&mut *conn, "v.participant_id = $1", participant_id.into()).await
+    }
+
+    async fn kept_record(&self, campaign_id: &str, round: u32) -> StoreResult<Option<String>> {
+        let mut conn = self.db.reader().await?;
+        kept_record(&mut *conn, campaign_id, round).await
+    }
+
+    async fn keep_record(&self, campaign_id: &str, round: u32, json: &str) -> StoreResult<String> {
+        let mut tx = self.db.begin().await?;
+        sql("UPDATE rounds SET record = $3
+             WHERE campaign_id = $1 AND number = $2 AND progress = 'drawn' AND record IS NULL")
+        .bind(campaign_id)
+        .bind(round)
+        .bind(json)
+        .execute(&mut *tx)
+        .await?;
+        let kept = kept_record(&mut *tx, campaign_id, round).await?;
+        D::commit(tx).await?;
+        kept.ok_or_else(|| {
+            StoreError::Database(format!("round {round} is not drawn: no record kept"))
+        })
     }
 
     async fn give_holder_secrets(

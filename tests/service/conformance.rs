@@ -48,6 +48,7 @@ backend_tests!(
     winners_are_not_entered_again_and_unawarded_prizes_roll_over,
     two_store_instances_freeze_and_draw_a_round_once,
     a_draw_of_thousands_writes_every_winner_and_voucher,
+    a_drawn_rounds_record_is_kept_once_byte_for_byte,
     sessions_find_their_own_attempts_only,
 );
 
@@ -2420,5 +2421,31 @@ async fn the_review_sees_networks_devices_and_times_and_exclusions_sort_tickets_
         actions.iter().filter(|a| a.starts_with("ticket.")).count(),
         3,
         "{actions:?}"
+    );
+}
+
+/// DESIGN §4d: a drawn round's record is kept once; a second keep (another instance's) gets the
+/// first one's bytes back; a round not drawn keeps nothing.
+async fn a_drawn_rounds_record_is_kept_once_byte_for_byte(db: TestDb) {
+    let (s, c) = drawn(&db).await;
+    assert_eq!(s.kept_record(&c.id, 1).await.unwrap(), None);
+    let first = r#"{"round":1, "note":"中文 and spacing kept"}"#;
+    assert_eq!(s.keep_record(&c.id, 1, first).await.unwrap(), first);
+    assert_eq!(
+        s.keep_record(&c.id, 1, r#"{"round":1}"#).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        s.kept_record(&c.id, 1).await.unwrap().as_deref(),
+        Some(first)
+    );
+    assert!(s.keep_record(&c.id, 2, "{}").await.is_err());
+    assert_eq!(s.kept_record(&c.id, 2).await.unwrap(), None);
+    // Two instances keeping at once: one record.
+    let b = open(&db).await;
+    let (x, y) = tokio::join!(s.kept_record(&c.id, 1), b.keep_record(&c.id, 1, "{}"));
+    assert_eq!(
+        (x.unwrap().as_deref(), y.unwrap().as_str()),
+        (Some(first), first)
     );
 }

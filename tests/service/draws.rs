@@ -25,6 +25,7 @@ backend_tests!(
     holders_are_told_once_of_prizes_reminders_redemptions_and_reversals,
     after_the_last_round_what_could_not_be_given_is_reported,
     a_drand_quicknet_beacon_is_checked_offline_at_the_draw_and_by_verify,
+    drawn_records_never_change_and_chain_with_their_rollover,
 );
 
 /// Participants who each passed round `round`'s quiz, as the quiz would record them.
@@ -1882,4 +1883,131 @@ async fn a_drand_quicknet_beacon_is_checked_offline_at_the_draw_and_by_verify(db
         assert!(out.contains("beacon"), "{out}");
         assert!(out.contains("FAIL") || out.contains("failed"), "{out}");
     }
+}
+
+/// `campaign-lottery verify --chain SOURCE`: its exit code and output.
+fn verify_chain_cli(source: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+        .args(["verify", "--chain", source])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn drawn_records_never_change_and_chain_with_their_rollover(db: TestDb) {
+    use sha2::{Digest, Sha256};
+    let app = TestApp::spawn(db).await;
+    let s = staff(&app).await;
+    // 40 tickets for 265 prizes: round 2 offers its own and round 1's 225 left over.
+    tickets(&app, 1, 0..40).await;
+    run_round(&app, &s, 1).await;
+    let first = text_of(&app, "/api/rounds/1").await;
+    tickets(&app, 2, 40..60).await;
+    run_round(&app, &s, 2).await;
+    let second = text_of(&app, "/api/rounds/2").await;
+    // Byte for byte the same later, whatever happens meanwhile (a week on, a prize claimed).
+    app.clock.advance(Duration::days(9));
+    common::claim_all(&app.store, &app.campaign, 2, app.clock.now()).await;
+    assert_eq!(text_of(&app, "/api/rounds/1").await, first);
+    assert_eq!(text_of(&app, "/api/rounds/2").await, second);
+    let r1: Value = serde_json::from_str(&first).unwrap();
+    let r2: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(r1["previous_record_sha256"], "0".repeat(64));
+    assert_eq!(
+        r2["previous_record_sha256"],
+        hex::encode(Sha256::digest(first.as_bytes()))
+    );
+    assert_eq!(
+        r2["prizes"],
+        json!([{"tier": "grand", "count": 30}, {"tier": "standard", "count": 460}])
+    );
+    // Round 3, not drawn: its record links to round 2 already.
+    let r3 = json_of(app.get("/api/rounds/3", None).await).await;
+    assert_eq!(
+        r3["previous_record_sha256"],
+        hex::encode(Sha256::digest(second.as_bytes()))
+    );
+
+    // verify --chain against the service: every round verified, linked, rolled over.
+    let (code, out) = verify_chain_cli(&app.url(""));
+    assert_eq!(code, Some(0), "{out}");
+    for line in [
+        "round 1: winners",
+        "round 2: winners",
+        "link of round 2",
+        "rollover into round 2",
+        "round 2 left unawarded: grand 10, standard 460",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    // … and against a folder of the records as downloaded.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = |one: &str, two: &str| {
+        std::fs::write(dir.path().join("round-1.json"), one).unwrap();
+        std::fs::write(dir.path().join("round-2.json"), two).unwrap();
+        verify_chain_cli(dir.path().to_str().unwrap())
+    };
+    assert_eq!(folder(&first, &second).0, Some(0));
+    // A record edited after publication breaks the next one's link.
+    let masked = r1["winners"][0]["phone"].as_str().unwrap();
+    let edited = first.replacen(masked, "139****0000", 1);
+    let (code, out) = folder(&edited, &second);
+    assert_ne!(code, Some(0));
+    assert!(out.contains("FAIL link of round 2"), "{out}");
+    // Round 2's prizes cut and its draw redone consistently: on its own it verifies, in the
+    // chain its rollover does not.
+    let entries = text_of(&app, "/api/rounds/2/entries").await;
+    let mut cut: RoundRecord = serde_json::from_str(&second).unwrap();
+    cut.prizes[1].count = 235;
+    let tickets = campaign_lottery::domain::draw::record::parse_entries_file(&entries).unwrap();
+    let secrets: Vec<(String, Vec<u8>)> = cut
+        .witnesses
+        .iter()
+        .map(|w| {
+            (
+                w.name.clone(),
+                hex::decode(w.secret.as_ref().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let prizes: Vec<(String, u32)> = cut
+        .prizes
+        .iter()
+        .map(|p| (p.tier.clone(), p.count))
+        .collect();
+    let redrawn = campaign_lottery::domain::draw::draw_with_reserves(
+        "demo",
+        2,
+        &tickets,
+        &secrets,
+        cut.beacon.as_deref().unwrap_or_default(),
+        &prizes,
+        cut.reserves.len() as u32,
+    );
+    for (w, x) in cut.winners.iter_mut().zip(&redrawn.winners) {
+        w.ticket = x.ticket;
+        w.tier = x.tier.clone();
+    }
+    cut.reserves = redrawn
+        .reserves
+        .iter()
+        .map(|r| campaign_lottery::domain::draw::record::ReserveRecord {
+            rank: r.rank,
+            ticket: r.ticket,
+        })
+        .collect();
+    assert!(
+        verify(&cut, &entries).iter().all(|c| c.ok),
+        "consistent on its own"
+    );
+    let (code, out) = folder(&first, &serde_json::to_string(&cut).unwrap());
+    assert_ne!(code, Some(0));
+    assert!(out.contains("FAIL rollover into round 2"), "{out}");
 }

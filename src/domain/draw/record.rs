@@ -60,6 +60,10 @@ pub struct ReserveRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoundRecord {
     pub algorithm: String,
+    /// DESIGN §4d: SHA-256 (hex) of the exact bytes of round r−1's record as served once drawn;
+    /// 64 zeros for round 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_record_sha256: Option<String>,
     pub campaign_id: String,
     pub round: u32,
     #[serde(default)]
@@ -443,6 +447,101 @@ fn reveals_before_beacon(record: &RoundRecord) -> Option<Check> {
     ))
 }
 
+/// Checks a campaign's drawn records together (DESIGN §4d), each as the exact bytes served: they
+/// are rounds 1, 2, … of one campaign; each links to the one before by `previous_record_sha256`
+/// (round 1 to 64 zeros); each round's prizes are its tiers — round 1's, which has nothing to roll
+/// over — plus what the round before offered and did not award. The last check reports what the
+/// last round left unawarded.
+pub fn verify_chain(records: &[String]) -> Vec<Check> {
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+    let mut parsed = Vec::new();
+    for (i, text) in records.iter().enumerate() {
+        match serde_json::from_str::<RoundRecord>(text) {
+            Ok(r) => parsed.push((r, text)),
+            Err(e) => return vec![check("records", false, format!("document {}: {e}", i + 1))],
+        }
+    }
+    parsed.sort_by_key(|(r, _)| r.round);
+    let rounds: Vec<u32> = parsed.iter().map(|(r, _)| r.round).collect();
+    let campaign = parsed
+        .first()
+        .map(|(r, _)| r.campaign_id.clone())
+        .unwrap_or_default();
+    let consecutive = rounds.iter().enumerate().all(|(i, r)| *r == i as u32 + 1);
+    let one_campaign = parsed.iter().all(|(r, _)| r.campaign_id == campaign);
+    let mut checks = vec![check(
+        "records",
+        !parsed.is_empty() && consecutive && one_campaign,
+        format!("rounds {rounds:?} of campaign {campaign:?}"),
+    )];
+    if !checks[0].ok {
+        return checks;
+    }
+    let offered = |r: &RoundRecord| -> Vec<(String, u32)> {
+        r.prizes.iter().map(|p| (p.tier.clone(), p.count)).collect()
+    };
+    let awarded = |r: &RoundRecord| -> HashMap<String, u32> {
+        let mut by_tier = HashMap::new();
+        for w in &r.winners {
+            *by_tier.entry(w.tier.clone()).or_insert(0) += 1;
+        }
+        by_tier
+    };
+    let base = offered(&parsed[0].0);
+    let mut previous: Option<(&RoundRecord, &String)> = None;
+    for (r, text) in &parsed {
+        let expected = match previous {
+            None => "0".repeat(64),
+            Some((_, bytes)) => hex::encode(Sha256::digest(bytes.as_bytes())),
+        };
+        checks.push(check(
+            format!("link of round {}", r.round),
+            r.previous_record_sha256.as_deref() == Some(expected.as_str()),
+            format!(
+                "previous_record_sha256 {:?}, {} {expected}",
+                r.previous_record_sha256,
+                if previous.is_some() {
+                    "the round before's record hashes to"
+                } else {
+                    "round 1 links to"
+                }
+            ),
+        ));
+        if let Some((p, _)) = previous {
+            let expected =
+                super::super::lifecycle::prizes_with_rollover(&base, &offered(p), &awarded(p));
+            checks.push(check(
+                format!("rollover into round {}", r.round),
+                offered(r) == expected,
+                format!(
+                    "offers {:?}; its tiers plus what round {} did not award: {expected:?}",
+                    offered(r),
+                    p.round
+                ),
+            ));
+        }
+        previous = Some((r, text));
+    }
+    let (last, _) = parsed.last().expect("not empty");
+    let won = awarded(last);
+    let left: Vec<String> = offered(last)
+        .iter()
+        .map(|(tier, count)| {
+            format!(
+                "{tier} {}",
+                count.saturating_sub(won.get(tier).copied().unwrap_or(0))
+            )
+        })
+        .collect();
+    checks.push(check(
+        "unawarded",
+        true,
+        format!("round {} left unawarded: {}", last.round, left.join(", ")),
+    ));
+    checks
+}
+
 /// Checks a round's exclusions file against its record and its entries file (DESIGN §4a): the
 /// file's form and order, `exclusion_count`, `exclusions_root`, `exclusions_by_reason`,
 /// `tickets_issued = entry_count + exclusion_count`, and that no ticket is in both lists.
@@ -770,6 +869,7 @@ mod tests {
         let r = draw_with_reserves("hengyang-2024", 3, &tickets, &witnesses, "", &prizes, 2);
         let record = RoundRecord {
             algorithm: ALGORITHM.into(),
+            previous_record_sha256: None,
             campaign_id: "hengyang-2024".into(),
             round: 3,
             entry_count: Some(7),
@@ -1081,6 +1181,66 @@ mod tests {
             tamper(&mut r);
             assert_eq!(first_failure(&r, &entries).as_deref(), Some(expected));
         }
+    }
+
+    #[test]
+    fn a_chain_links_each_record_to_the_one_before_and_rolls_prizes_over() {
+        use sha2::{Digest, Sha256};
+        let (mut one, _) = worked_example();
+        one.previous_record_sha256 = Some("0".repeat(64));
+        // Round 1 awards one standard prize fewer than it offers: round 2 offers it again.
+        one.winners.pop();
+        let first = serde_json::to_string(&one).unwrap();
+        let mut two = one.clone();
+        two.round = 4;
+        two.previous_record_sha256 = Some(hex::encode(Sha256::digest(first.as_bytes())));
+        two.prizes[1].count = 3;
+        let second = serde_json::to_string(&two).unwrap();
+        // (Rounds are counted from 1: renumber the example's round 3 as 1 and 2.)
+        let renumber = |t: &str, n: u32| {
+            t.replacen(
+                &format!("\"round\":{}", if n == 1 { 3 } else { 4 }),
+                &format!("\"round\":{n}"),
+                1,
+            )
+        };
+        let first = renumber(&first, 1);
+        let mut two: RoundRecord = serde_json::from_str(&renumber(&second, 2)).unwrap();
+        two.previous_record_sha256 = Some(hex::encode(Sha256::digest(first.as_bytes())));
+        let second = serde_json::to_string(&two).unwrap();
+        let checks = verify_chain(&[second.clone(), first.clone()]);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        assert!(
+            checks.last().unwrap().detail.contains("grand 0, standard 2"),
+            "{checks:?}"
+        );
+        let failed = |records: &[String]| {
+            verify_chain(records)
+                .into_iter()
+                .find(|c| !c.ok)
+                .map(|c| c.name)
+        };
+        let edited = first.replacen("grand", "grand ", 1);
+        assert_eq!(
+            failed(&[edited, second.clone()]).as_deref(),
+            Some("link of round 2")
+        );
+        let mut cut = two.clone();
+        cut.prizes[1].count = 2;
+        let cut = serde_json::to_string(&cut).unwrap();
+        assert_eq!(
+            failed(&[first.clone(), cut]).as_deref(),
+            Some("rollover into round 2")
+        );
+        assert_eq!(
+            failed(std::slice::from_ref(&second)).as_deref(),
+            Some("records")
+        );
+        let mut wrong_start = one.clone();
+        wrong_start.round = 1;
+        wrong_start.previous_record_sha256 = Some("11".repeat(32));
+        let wrong_start = serde_json::to_string(&wrong_start).unwrap();
+        assert_eq!(failed(&[wrong_start]).as_deref(), Some("link of round 1"));
     }
 
     #[test]
