@@ -64,6 +64,14 @@ enum Command {
         /// prizes passed to the reserves in order, each once.
         #[arg(long)]
         reallocations: Option<String>,
+        /// Also the service's signature on the record, by this public key (base64 or hex, from
+        /// `GET /api/keys`).
+        #[arg(long)]
+        public_key: Option<String>,
+        /// The signature (`GET /api/rounds/{round}/record.sig`); by default, when the record is a
+        /// URL, that URL with `/record.sig`.
+        #[arg(long, requires = "public_key")]
+        signature: Option<String>,
     },
     /// Freeze or draw a round from the terminal (the same rules as the API).
     #[command(subcommand)]
@@ -74,6 +82,9 @@ enum Command {
     /// The SMS outbox (login codes), for running without an SMS gateway.
     #[command(subcommand)]
     Sms(SmsCommand),
+    /// The keys that sign the drawn rounds' records (DESIGN §4d).
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 #[derive(Subcommand)]
@@ -95,6 +106,15 @@ enum RoundCommand {
         #[arg(long, default_value = "")]
         beacon_signature: String,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every key, oldest first: id, public key (base64), when made and retired.
+    List,
+    /// Retire the active key and make a new one (audited): records drawn from now on are signed
+    /// with it; the retired key stays published, and its signatures valid.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -183,6 +203,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         entries: Some(entries),
         exclusions,
         reallocations,
+        public_key,
+        signature,
         ..
     } = &command
     {
@@ -191,6 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             entries,
             exclusions.as_deref(),
             reallocations.as_deref(),
+            public_key.as_deref().map(|k| (k, signature.as_deref())),
         )
         .await;
     }
@@ -237,6 +260,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(cmd) => token(&loaded, clock, cmd).await,
+        Command::Keys(cmd) => {
+            let app = open(&loaded, clock).await?;
+            if let KeysCommand::Rotate = cmd {
+                let who = Operator::command_line(&user());
+                let (retired, key) = campaign_lottery::app::keys::rotate(&app, &who).await?;
+                println!(
+                    "new signing key {} (retired: {})",
+                    key.id,
+                    retired.as_deref().unwrap_or("none")
+                );
+            }
+            for k in campaign_lottery::app::keys::published(&app).await? {
+                let public: [u8; 32] = hex::decode(&k.public_key)?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("key {} is not 32 bytes", k.id))?;
+                println!(
+                    "{}  {}  made {}{}",
+                    k.id,
+                    campaign_lottery::domain::signing::encode_public_key(&public),
+                    k.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    k.retired_at
+                        .map(|t| format!(", retired {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                        .unwrap_or_else(|| ", active".into())
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Round(cmd) => {
             let app = open(&loaded, clock).await?;
             let who = Operator::command_line(&user());
@@ -509,11 +559,13 @@ async fn verify(
     entries_source: &str,
     exclusions_source: Option<&str>,
     reallocations_source: Option<&str>,
+    signed_by: Option<(&str, Option<&str>)>,
 ) -> anyhow::Result<ExitCode> {
     use campaign_lottery::domain::draw::record::{
-        verify, verify_exclusions, verify_reallocations, ReallocationsDocument, RoundRecord,
+        verify, verify_exclusions, verify_reallocations, Check, ReallocationsDocument, RoundRecord,
     };
-    let record: RoundRecord = serde_json::from_str(&fetch(record_source).await?)
+    let record_text = fetch(record_source).await?;
+    let record: RoundRecord = serde_json::from_str(&record_text)
         .with_context(|| format!("{record_source} is not a round record"))?;
     let entries = fetch(entries_source).await?;
     println!("round {} of campaign {}", record.round, record.campaign_id);
@@ -529,6 +581,38 @@ async fn verify(
                 .with_context(|| format!("{source} is not a reallocations document"))?;
             checks.extend(verify_reallocations(&record, &doc));
         }
+    }
+    if let Some((key, signature_source)) = signed_by {
+        let source = match signature_source {
+            Some(s) => s.to_owned(),
+            None if record_source.starts_with("http") => format!("{record_source}/record.sig"),
+            None => anyhow::bail!("--signature FILE is needed with a record read from a file"),
+        };
+        let sig: campaign_lottery::store::RecordSignature =
+            serde_json::from_str(&fetch(&source).await?)
+                .with_context(|| format!("{source} is not a record signature"))?;
+        checks.push(match campaign_lottery::domain::signing::parse_public_key(key) {
+            None => Check {
+                name: "signature".into(),
+                ok: false,
+                detail: format!("{key:?} is not a 32-byte public key (base64 or hex)"),
+            },
+            Some(public) => {
+                let id = campaign_lottery::domain::signing::key_id(&public);
+                let valid = campaign_lottery::domain::signing::verify(&public, record_text.as_bytes(), &sig.signature);
+                Check {
+                    name: "signature".into(),
+                    ok: valid && sig.key_id == id,
+                    detail: if sig.key_id != id {
+                        format!("signed by {}, the key given is {id}", sig.key_id)
+                    } else if valid {
+                        format!("Ed25519 signature by {id} over the record's exact bytes")
+                    } else {
+                        format!("not {id}'s signature on these bytes: the record or the signature was changed")
+                    },
+                }
+            }
+        });
     }
     for c in &checks {
         println!(

@@ -72,6 +72,11 @@ pub async fn prepare(loaded: &LoadedSettings, clock: &dyn Clock) -> anyhow::Resu
         crate::app::challenge::shared_key(&store),
     )
     .await?;
+    step(
+        "reading the key that signs the round records",
+        crate::app::keys::active(&store, clock.now()),
+    )
+    .await?;
     Ok(Prepared {
         store,
         campaign,

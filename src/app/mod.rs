@@ -11,6 +11,7 @@ pub mod auth;
 pub mod challenge;
 pub mod claims;
 pub mod health;
+pub mod keys;
 pub mod notices;
 pub mod participants;
 pub mod quiz;

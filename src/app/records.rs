@@ -10,6 +10,8 @@ use crate::domain::draw::record::{
 };
 use crate::domain::draw::ALGORITHM;
 use crate::domain::phone::mask;
+use crate::domain::refusal::Refusal;
+use crate::store::{KeptRecord, RecordSignature};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -98,25 +100,50 @@ fn record_view(app: &App, r: &Round, previous: Option<String>) -> RoundRecordVie
     }
 }
 
-/// The record of `round` as served (JSON). A drawn round's is kept, byte for byte, the first time
-/// it is made (at the draw); every later answer is those bytes. Rounds drawn before records were
-/// kept (migration 0018) get theirs kept the first time they are served.
+/// The record of `round` as served (JSON).
 pub async fn record_json(app: &App, round: u32) -> Result<String> {
+    Ok(record(app, round).await?.json)
+}
+
+/// The service's signature on a drawn round's record (`GET /api/rounds/{round}/record.sig`).
+pub async fn signature(app: &App, round: u32) -> Result<RecordSignature> {
+    record(app, round)
+        .await?
+        .signature
+        .ok_or_else(|| Refusal::RoundNotDrawn { round }.into())
+}
+
+/// The record of `round` as served and, once drawn, its signature. A drawn round's is kept,
+/// byte for byte and signed, the first time it is made (at the draw); every later answer is
+/// those bytes. Rounds drawn before records were kept (migration 0018) get theirs kept the first
+/// time they are served; records kept before they were signed (0019), signed then.
+pub async fn record(app: &App, round: u32) -> Result<KeptRecord> {
     let c = &app.campaign;
     let r = rounds::round(app, round).await?;
     let drawn = r.state.progress == RoundProgress::Drawn;
     if drawn {
         if let Some(kept) = app.store.kept_record(&c.id, round).await? {
-            return Ok(kept);
+            if kept.signature.is_some() {
+                return Ok(kept);
+            }
+            let signature = super::keys::sign(app, kept.json.as_bytes()).await?;
+            return Ok(app.store.sign_kept_record(&c.id, round, &signature).await?);
         }
     }
     let previous = previous_record_sha256(app, round).await?;
     let json = serde_json::to_string(&record_view(app, &r, previous))
         .map_err(|e| super::internal(format!("round record: {e}")))?;
     if !drawn {
-        return Ok(json);
+        return Ok(KeptRecord {
+            json,
+            signature: None,
+        });
     }
-    Ok(app.store.keep_record(&c.id, round, &json).await?)
+    let signature = Some(super::keys::sign(app, json.as_bytes()).await?);
+    Ok(app
+        .store
+        .keep_record(&c.id, round, &KeptRecord { json, signature })
+        .await?)
 }
 
 /// SHA-256 of round r−1's record as served once drawn; 64 zeros for round 1; none while r−1 is

@@ -14,6 +14,7 @@ pub mod redemption;
 pub mod refusal;
 pub mod risk;
 pub mod settlement;
+pub mod signing;
 pub mod sms;
 pub mod text;
 pub mod throttle;

@@ -163,6 +163,9 @@ pub enum Refusal {
         round: u32,
         closes_at: String,
     },
+    RoundNotDrawn {
+        round: u32,
+    },
     PreviousRoundNotDrawn {
         round: u32,
     },
@@ -363,6 +366,7 @@ pub const ALL_CODES: &[&str] = &[
     "question_gone",
     "round_not_found",
     "round_not_closed",
+    "round_not_drawn",
     "previous_round_not_drawn",
     "not_enough_commitments",
     "already_frozen",
@@ -487,6 +491,7 @@ impl Refusal {
             QuestionGone => "question_gone",
             RoundNotFound { .. } => "round_not_found",
             RoundNotClosed { .. } => "round_not_closed",
+            RoundNotDrawn { .. } => "round_not_drawn",
             PreviousRoundNotDrawn { .. } => "previous_round_not_drawn",
             NotEnoughCommitments { .. } => "not_enough_commitments",
             AlreadyFrozen { .. } => "already_frozen",
@@ -576,6 +581,7 @@ impl Refusal {
             | AlreadySubmitted
             | QuestionGone
             | RoundNotClosed { .. }
+            | RoundNotDrawn { .. }
             | PreviousRoundNotDrawn { .. }
             | NotEnoughCommitments { .. }
             | AlreadyFrozen { .. }
@@ -719,6 +725,7 @@ impl Refusal {
             RoundNotClosed { round, closes_at } => {
                 format!("第 {round} 期报名到 {closes_at} 截止，截止后才能封存")
             }
+            RoundNotDrawn { round } => format!("第 {round} 期还没有开奖：开奖后的记录才有签名"),
             PreviousRoundNotDrawn { round } => format!(
                 "第 {} 期开奖之后，第 {round} 期才能封存",
                 round.saturating_sub(1)

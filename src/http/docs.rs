@@ -74,6 +74,8 @@ pub enum SessionRefusals {
         quiz::show_attempt,
         quiz::submit,
         rounds::record,
+        rounds::record_signature,
+        rounds::keys,
         rounds::entries,
         rounds::proof,
         rounds::exclusions,

@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/rounds/{round}").get(record))
+        .service(web::resource("/api/rounds/{round}/record.sig").get(record_signature))
+        .service(web::resource("/api/keys").get(keys))
         .service(web::resource("/api/rounds/{round}/entries").get(entries))
         .service(
             web::resource("/api/rounds/{round}/exclusions")
@@ -45,6 +47,56 @@ pub async fn record(app: web::Data<App>, round: web::Path<u32>) -> Result<HttpRe
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(json))
+}
+
+/// The service's signature on a drawn round's record (DESIGN §4d): Ed25519 over the exact bytes
+/// `GET /api/rounds/{round}` serves, by the key `key_id` names (see `GET /api/keys`).
+#[utoipa::path(get, path = "/api/rounds/{round}/record.sig", tag = "draws", params(("round" = u32, Path)),
+    responses((status = 200, body = crate::store::RecordSignature),
+    (status = 404, body = ErrorBody, description = "`round_not_found`"),
+    (status = 409, body = ErrorBody, description = "`round_not_drawn`")))]
+pub async fn record_signature(
+    app: web::Data<App>,
+    round: web::Path<u32>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok_json(
+        &records::signature(&app, round.into_inner()).await?,
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublishedKey {
+    /// `ed25519:` and 16 hex digits of SHA-256 of the public key.
+    key_id: String,
+    algorithm: &'static str,
+    /// The 32-byte public key, base64.
+    public_key: String,
+    /// RFC 3339 UTC.
+    created_at: String,
+    /// When it was replaced by a newer key; its signatures stay valid.
+    retired_at: Option<String>,
+}
+
+/// The service's signing keys, oldest first: the active one and every retired one.
+#[utoipa::path(get, path = "/api/keys", tag = "draws",
+    responses((status = 200, body = Vec<PublishedKey>)))]
+pub async fn keys(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+    let list = crate::app::keys::published(&app).await?;
+    let out: Vec<PublishedKey> = list
+        .iter()
+        .map(|k| PublishedKey {
+            key_id: k.id.clone(),
+            algorithm: "ed25519",
+            public_key: hex::decode(&k.public_key)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(|b| crate::domain::signing::encode_public_key(&b))
+                .unwrap_or_default(),
+            created_at: crate::domain::draw::record::instant(k.created_at),
+            retired_at: k.retired_at.map(crate::domain::draw::record::instant),
+        })
+        .collect();
+    Ok(ok_json(&out))
 }
 
 /// The entries file: the frozen tickets, one lowercase UUID per line, canonical order.

@@ -622,6 +622,43 @@ pub struct RedemptionRecord {
     pub reversed_at: Option<DateTime<Utc>>,
 }
 
+/// A drawn round's record, its exact bytes, and the service's signature on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptRecord {
+    pub json: String,
+    /// None for a record kept before records were signed, until it is signed.
+    pub signature: Option<RecordSignature>,
+}
+
+/// `GET /api/rounds/{round}/record.sig` (DESIGN §4d).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RecordSignature {
+    pub key_id: String,
+    /// Ed25519 over the record's exact bytes, base64.
+    pub signature: String,
+}
+
+/// One of the service's signing keys (hex halves).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub id: String,
+    pub public_key: String,
+    /// Empty when read for publication.
+    pub secret_key: String,
+    pub created_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("id", &self.id)
+            .field("public_key", &self.public_key)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A front desk's request to redeem a code.
 #[derive(Debug, Clone)]
 pub struct Redeem {
@@ -998,12 +1035,40 @@ pub trait Store: Send + Sync + 'static {
     /// `code`: 12 symbols, no separators.
     async fn voucher_by_code(&self, code: &str) -> StoreResult<Option<VoucherRecord>>;
 
-    /// A drawn round's record as it was kept (DESIGN §4d), if it was.
-    async fn kept_record(&self, campaign_id: &str, round: u32) -> StoreResult<Option<String>>;
+    /// A drawn round's record as it was kept (DESIGN §4d), if it was, with its signature.
+    async fn kept_record(&self, campaign_id: &str, round: u32) -> StoreResult<Option<KeptRecord>>;
 
-    /// Keeps a drawn round's record, unless one is kept already: the record kept, byte for byte
-    /// (another instance's, if it kept one first).
-    async fn keep_record(&self, campaign_id: &str, round: u32, json: &str) -> StoreResult<String>;
+    /// Keeps a drawn round's record with its signature, unless one is kept already: the record
+    /// kept, byte for byte (another instance's, if it kept one first).
+    async fn keep_record(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        record: &KeptRecord,
+    ) -> StoreResult<KeptRecord>;
+
+    /// Signs a record kept before records were signed (migration 0019), unless it is signed.
+    async fn sign_kept_record(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        signature: &RecordSignature,
+    ) -> StoreResult<KeptRecord>;
+
+    /// The active signing key; `fresh` becomes it when there is none (the first start).
+    async fn active_signing_key(&self, fresh: &SigningKeyRecord) -> StoreResult<SigningKeyRecord>;
+
+    /// Retires the active signing key and makes `fresh` the active one, audited: the retired
+    /// key's id, if there was one.
+    async fn rotate_signing_key(
+        &self,
+        fresh: &SigningKeyRecord,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<String>>;
+
+    /// Every signing key's public half, oldest first (the secret halves left empty).
+    async fn public_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
 
     /// A participant's vouchers, void ones included, by round, rank and kind.
     async fn vouchers_of(&self, participant_id: Uuid) -> StoreResult<Vec<VoucherRecord>>;

@@ -296,17 +296,54 @@ async fn kept_record(
     conn: &mut impl Exec,
     campaign_id: &str,
     round: u32,
-) -> StoreResult<Option<String>> {
-    Ok(
-        sql("SELECT record FROM rounds WHERE campaign_id = $1 AND number = $2")
-            .bind(campaign_id)
-            .bind(round)
-            .fetch_optional(conn)
-            .await?
-            .map(|row| row.get::<Option<String>>("record"))
-            .transpose()?
-            .flatten(),
-    )
+) -> StoreResult<Option<KeptRecord>> {
+    let Some(row) = sql("SELECT record, record_key_id, record_signature FROM rounds
+         WHERE campaign_id = $1 AND number = $2 AND record IS NOT NULL")
+    .bind(campaign_id)
+    .bind(round)
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let key_id: Option<String> = row.get("record_key_id")?;
+    let signature: Option<String> = row.get("record_signature")?;
+    Ok(Some(KeptRecord {
+        json: row.get("record")?,
+        signature: key_id
+            .zip(signature)
+            .map(|(key_id, signature)| RecordSignature { key_id, signature }),
+    }))
+}
+
+/// Signing keys matching `filter` (a fixed condition), oldest first; their secret halves only if
+/// `with_secret`.
+async fn signing_keys_where(
+    conn: &mut impl Exec,
+    filter: &str,
+    with_secret: bool,
+) -> StoreResult<Vec<SigningKeyRecord>> {
+    sql(format!(
+        "SELECT id, public_key, secret_key, created_at, retired_at FROM signing_keys
+         WHERE {filter} ORDER BY created_at, id"
+    ))
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(SigningKeyRecord {
+            id: r.get("id")?,
+            public_key: r.get("public_key")?,
+            secret_key: if with_secret {
+                r.get("secret_key")?
+            } else {
+                String::new()
+            },
+            created_at: r.get("created_at")?,
+            retired_at: r.get("retired_at")?,
+        })
+    })
+    .collect()
 }
 
 /// The holder-code steps the voucher of `code` was redeemed with, from `since` on (older ones
@@ -2867,18 +2904,28 @@ impl<D: Dialect> Store for SqlStore<D> {
         vouchers_where(&mut *conn, "v.participant_id = $1", participant_id.into()).await
     }
 
-    async fn kept_record(&self, campaign_id: &str, round: u32) -> StoreResult<Option<String>> {
+    async fn kept_record(&self, campaign_id: &str, round: u32) -> StoreResult<Option<KeptRecord>> {
         let mut conn = self.db.reader().await?;
         kept_record(&mut *conn, campaign_id, round).await
     }
 
-    async fn keep_record(&self, campaign_id: &str, round: u32, json: &str) -> StoreResult<String> {
+    async fn keep_record(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        record: &KeptRecord,
+    ) -> StoreResult<KeptRecord> {
         let mut tx = self.db.begin().await?;
-        sql("UPDATE rounds SET record = $3
-             WHERE campaign_id = $1 AND number = $2 AND progress = 'drawn' AND record IS NULL")
+        let signature = record.signature.as_ref();
+        sql(
+            "UPDATE rounds SET record = $3, record_key_id = $4, record_signature = $5
+             WHERE campaign_id = $1 AND number = $2 AND progress = 'drawn' AND record IS NULL",
+        )
         .bind(campaign_id)
         .bind(round)
-        .bind(json)
+        .bind(&record.json)
+        .bind(signature.map(|s| s.key_id.as_str()))
+        .bind(signature.map(|s| s.signature.as_str()))
         .execute(&mut *tx)
         .await?;
         let kept = kept_record(&mut *tx, campaign_id, round).await?;
@@ -2886,6 +2933,97 @@ impl<D: Dialect> Store for SqlStore<D> {
         kept.ok_or_else(|| {
             StoreError::Database(format!("round {round} is not drawn: no record kept"))
         })
+    }
+
+    async fn sign_kept_record(
+        &self,
+        campaign_id: &str,
+        round: u32,
+        signature: &RecordSignature,
+    ) -> StoreResult<KeptRecord> {
+        let mut tx = self.db.begin().await?;
+        sql("UPDATE rounds SET record_key_id = $3, record_signature = $4
+             WHERE campaign_id = $1 AND number = $2 AND record IS NOT NULL
+               AND record_signature IS NULL")
+        .bind(campaign_id)
+        .bind(round)
+        .bind(&signature.key_id)
+        .bind(&signature.signature)
+        .execute(&mut *tx)
+        .await?;
+        let kept = kept_record(&mut *tx, campaign_id, round).await?;
+        D::commit(tx).await?;
+        kept.ok_or_else(|| StoreError::Database(format!("round {round} has no record kept")))
+    }
+
+    async fn active_signing_key(&self, fresh: &SigningKeyRecord) -> StoreResult<SigningKeyRecord> {
+        let mut tx = self.db.begin().await?;
+        sql(
+            "INSERT INTO signing_keys (id, public_key, secret_key, state, created_at)
+             VALUES ($1, $2, $3, 'active', $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&fresh.id)
+        .bind(&fresh.public_key)
+        .bind(&fresh.secret_key)
+        .bind(fresh.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let active = signing_keys_where(&mut *tx, "state = 'active'", true)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Database("no active signing key".into()))?;
+        D::commit(tx).await?;
+        Ok(active)
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        fresh: &SigningKeyRecord,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
+        let mut tx = self.db.begin().await?;
+        let retired = sql(format!(
+            "SELECT id FROM signing_keys WHERE state = 'active'{}",
+            for_update::<D>("signing_keys")
+        ))
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.get::<String>("id"))
+        .transpose()?;
+        sql("UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'active'")
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sql(
+            "INSERT INTO signing_keys (id, public_key, secret_key, state, created_at)
+             VALUES ($1, $2, $3, 'active', $4)",
+        )
+        .bind(&fresh.id)
+        .bind(&fresh.public_key)
+        .bind(&fresh.secret_key)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        append::<D>(
+            &mut tx,
+            crate::domain::audit::AuditEvent::new(
+                actor,
+                "keys.rotate",
+                format!("key:{}", fresh.id),
+                serde_json::json!({"retired": retired, "public_key": fresh.public_key}),
+            ),
+            at,
+        )
+        .await?;
+        D::commit(tx).await?;
+        Ok(retired)
+    }
+
+    async fn public_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let mut conn = self.db.reader().await?;
+        signing_keys_where(&mut *conn, "1 = 1", false).await
     }
 
     async fn give_holder_secrets(

@@ -1031,6 +1031,41 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
+fn the_cli_lists_and_rotates_the_record_signing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    assert!(cli(&url, &["migrate"]).status.success());
+    // The first command that opens the service makes the key; listing shows it active.
+    let out = cli(&url, &["keys", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(
+        listed.starts_with("ed25519:") && listed.contains(", active"),
+        "{listed}"
+    );
+    let first = listed.split_whitespace().next().unwrap().to_owned();
+    let out = cli(&url, &["keys", "rotate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rotated = text(&out.stdout);
+    assert!(
+        rotated.contains(&format!("(retired: {first})")),
+        "{rotated}"
+    );
+    let lines: Vec<&str> = rotated.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{rotated}");
+    assert!(
+        lines[0].starts_with(&first) && lines[0].contains("retired"),
+        "{rotated}"
+    );
+    assert!(lines[1].ends_with(", active"), "{rotated}");
+    // Audited, and the secret halves never printed.
+    let out = cli(&url, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(!rotated.to_lowercase().contains("secret"));
+}
+
+#[test]
 fn the_cli_makes_lists_and_revokes_tokens_and_verifies_the_audit_log() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("cli.db");

@@ -2424,28 +2424,96 @@ async fn the_review_sees_networks_devices_and_times_and_exclusions_sort_tickets_
     );
 }
 
-/// DESIGN §4d: a drawn round's record is kept once; a second keep (another instance's) gets the
-/// first one's bytes back; a round not drawn keeps nothing.
+/// DESIGN §4d: a drawn round's record is kept once with its signature; a second keep (another
+/// instance's) gets the first one's back; a round not drawn keeps nothing; a record kept before
+/// signatures is signed once. Signing keys: one active, made once, rotated with the old one kept.
 async fn a_drawn_rounds_record_is_kept_once_byte_for_byte(db: TestDb) {
+    use store::{KeptRecord, RecordSignature, SigningKeyRecord};
     let (s, c) = drawn(&db).await;
     assert_eq!(s.kept_record(&c.id, 1).await.unwrap(), None);
-    let first = r#"{"round":1, "note":"中文 and spacing kept"}"#;
-    assert_eq!(s.keep_record(&c.id, 1, first).await.unwrap(), first);
+    let sig = |n: &str| RecordSignature {
+        key_id: format!("ed25519:{n}"),
+        signature: format!("sig-{n}"),
+    };
+    let first = KeptRecord {
+        json: r#"{"round":1, "note":"中文 and spacing kept"}"#.into(),
+        signature: Some(sig("a")),
+    };
+    assert_eq!(s.keep_record(&c.id, 1, &first).await.unwrap(), first);
+    let other = KeptRecord {
+        json: r#"{"round":1}"#.into(),
+        signature: Some(sig("b")),
+    };
+    assert_eq!(s.keep_record(&c.id, 1, &other).await.unwrap(), first);
+    assert_eq!(s.kept_record(&c.id, 1).await.unwrap(), Some(first.clone()));
+    // Signed already: a later signature does not replace it.
     assert_eq!(
-        s.keep_record(&c.id, 1, r#"{"round":1}"#).await.unwrap(),
+        s.sign_kept_record(&c.id, 1, &sig("c")).await.unwrap(),
         first
     );
-    assert_eq!(
-        s.kept_record(&c.id, 1).await.unwrap().as_deref(),
-        Some(first)
-    );
-    assert!(s.keep_record(&c.id, 2, "{}").await.is_err());
+    assert!(s.keep_record(&c.id, 2, &other).await.is_err());
     assert_eq!(s.kept_record(&c.id, 2).await.unwrap(), None);
+    // A record kept before signatures gets one, once.
+    db.execute("UPDATE rounds SET record_key_id = NULL, record_signature = NULL WHERE number = 1")
+        .await;
+    let unsigned = s.kept_record(&c.id, 1).await.unwrap().unwrap();
+    assert_eq!(unsigned.signature, None);
+    assert_eq!(
+        s.sign_kept_record(&c.id, 1, &sig("d"))
+            .await
+            .unwrap()
+            .signature,
+        Some(sig("d"))
+    );
+    assert_eq!(
+        s.sign_kept_record(&c.id, 1, &sig("e"))
+            .await
+            .unwrap()
+            .signature,
+        Some(sig("d"))
+    );
     // Two instances keeping at once: one record.
     let b = open(&db).await;
-    let (x, y) = tokio::join!(s.kept_record(&c.id, 1), b.keep_record(&c.id, 1, "{}"));
-    assert_eq!(
-        (x.unwrap().as_deref(), y.unwrap().as_str()),
-        (Some(first), first)
+    let (x, y) = tokio::join!(s.kept_record(&c.id, 1), b.keep_record(&c.id, 1, &other));
+    assert_eq!(x.unwrap().unwrap().json, first.json);
+    assert_eq!(y.unwrap().json, first.json);
+
+    // Keys: the first asked for becomes the active one, for every instance.
+    let key = |id: &str| SigningKeyRecord {
+        id: id.into(),
+        public_key: format!("{id}-public"),
+        secret_key: format!("{id}-secret"),
+        created_at: at(20),
+        retired_at: None,
+    };
+    let (first_key, second_key) = (key("k1"), key("k2"));
+    let (k1, k2) = tokio::join!(
+        s.active_signing_key(&first_key),
+        b.active_signing_key(&second_key)
     );
+    let (k1, k2) = (k1.unwrap(), k2.unwrap());
+    assert_eq!(k1.id, k2.id);
+    assert_eq!(k1.secret_key, format!("{}-secret", k1.id));
+    let rotated = s
+        .rotate_signing_key(&key("k3"), "operator", at(21))
+        .await
+        .unwrap();
+    assert_eq!(rotated.as_deref(), Some(k1.id.as_str()));
+    assert_eq!(s.active_signing_key(&key("k4")).await.unwrap().id, "k3");
+    let published = s.public_keys().await.unwrap();
+    assert_eq!(
+        published
+            .iter()
+            .map(|k| (k.id.as_str(), k.retired_at))
+            .collect::<Vec<_>>(),
+        [(k1.id.as_str(), Some(at(21))), ("k3", None)]
+    );
+    assert!(
+        published.iter().all(|k| k.secret_key.is_empty()),
+        "no secret half published"
+    );
+    let log = s.audit_page(0, 1000).await.unwrap();
+    assert!(log
+        .iter()
+        .any(|e| e.action == "keys.rotate" && e.subject == "key:k3"));
 }

@@ -1909,9 +1909,114 @@ async fn drawn_records_never_change_and_chain_with_their_rollover(db: TestDb) {
     tickets(&app, 1, 0..40).await;
     run_round(&app, &s, 1).await;
     let first = text_of(&app, "/api/rounds/1").await;
+    // The key made at the first start signs round 1; then it is rotated, and the new one signs
+    // round 2.
+    let keys = json_of(app.get("/api/keys", None).await).await;
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    let old_key = keys[0]["public_key"].as_str().unwrap().to_owned();
+    assert_eq!(keys[0]["retired_at"], Value::Null);
+    let operator = campaign_lottery::app::auth::Operator::command_line("root");
+    let (retired, _) = campaign_lottery::app::keys::rotate(&app.app, &operator)
+        .await
+        .unwrap();
+    assert_eq!(retired.as_deref(), keys[0]["key_id"].as_str());
     tickets(&app, 2, 40..60).await;
     run_round(&app, &s, 2).await;
     let second = text_of(&app, "/api/rounds/2").await;
+    let keys = json_of(app.get("/api/keys", None).await).await;
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
+    assert!(keys[0]["retired_at"].is_string() && keys[1]["retired_at"].is_null());
+    let new_key = keys[1]["public_key"].as_str().unwrap().to_owned();
+    for (round, text, key, id) in [
+        (1, &first, &old_key, &keys[0]["key_id"]),
+        (2, &second, &new_key, &keys[1]["key_id"]),
+    ] {
+        let sig = json_of(
+            app.get(&format!("/api/rounds/{round}/record.sig"), None)
+                .await,
+        )
+        .await;
+        assert_eq!(&sig["key_id"], id);
+        let public = campaign_lottery::domain::signing::parse_public_key(key).unwrap();
+        assert!(campaign_lottery::domain::signing::verify(
+            &public,
+            text.as_bytes(),
+            sig["signature"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(
+        error_code(app.get("/api/rounds/3/record.sig", None).await).await,
+        (409, "round_not_drawn".into())
+    );
+    // verify --public-key, from the service and from downloaded files.
+    let signed = |record: &str, entries: &str, key: &str, signature: Option<&str>| {
+        let mut args = vec![
+            "verify",
+            "--round",
+            record,
+            "--entries",
+            entries,
+            "--public-key",
+            key,
+        ];
+        if let Some(sig) = signature {
+            args.extend(["--signature", sig]);
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = signed(
+        &app.url("/api/rounds/1"),
+        &app.url("/api/rounds/1/entries"),
+        &old_key,
+        None,
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok   signature"), "{out}");
+    let (code, out) = signed(
+        &app.url("/api/rounds/1"),
+        &app.url("/api/rounds/1/entries"),
+        &new_key,
+        None,
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("FAIL signature") && out.contains("signed by"),
+        "{out}"
+    );
+    let files = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = files.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let entries_file = file("entries.txt", &text_of(&app, "/api/rounds/1/entries").await);
+    let sig_file = file(
+        "record.sig",
+        &text_of(&app, "/api/rounds/1/record.sig").await,
+    );
+    let (code, out) = signed(
+        &file("ok.json", &first),
+        &entries_file,
+        &old_key,
+        Some(&sig_file),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    // One byte more — a space that changes no field — is not what was signed.
+    let (code, out) = signed(
+        &file("spaced.json", &format!("{first} ")),
+        &entries_file,
+        &old_key,
+        Some(&sig_file),
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("FAIL signature"), "{out}");
     // Byte for byte the same later, whatever happens meanwhile (a week on, a prize claimed).
     app.clock.advance(Duration::days(9));
     common::claim_all(&app.store, &app.campaign, 2, app.clock.now()).await;

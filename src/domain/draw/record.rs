@@ -1211,7 +1211,11 @@ mod tests {
         let checks = verify_chain(&[second.clone(), first.clone()]);
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
         assert!(
-            checks.last().unwrap().detail.contains("grand 0, standard 2"),
+            checks
+                .last()
+                .unwrap()
+                .detail
+                .contains("grand 0, standard 2"),
             "{checks:?}"
         );
         let failed = |records: &[String]| {
