@@ -154,7 +154,12 @@ enum TokenCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the hash chain; exit 1 and name the first bad entry if it does not hold.
-    Verify,
+    Verify {
+        /// Also check the audit heads published in these round records (files or URLs; or
+        /// `GET /api/audit/head` answers kept earlier): each must be an entry of the chain.
+        #[arg(long, num_args = 1..)]
+        anchors: Vec<String>,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -342,18 +347,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit(AuditCommand::Verify) => {
+        Command::Audit(AuditCommand::Verify { anchors }) => {
             let app = open(&loaded, clock).await?;
-            match staff::verify_audit(&app, &Auditor::command_line(&user())).await? {
+            let who = Auditor::command_line(&user());
+            let intact = match staff::verify_audit(&app, &who).await? {
                 Ok(n) => {
                     println!("audit log intact: {n} entries, chain and head verified");
-                    Ok(ExitCode::SUCCESS)
+                    true
                 }
                 Err(brk) => {
                     println!("audit log BROKEN: {brk}");
-                    Ok(ExitCode::FAILURE)
+                    false
                 }
+            };
+            let mut published = Vec::new();
+            for source in &anchors {
+                published.extend(anchors_in(source, &fetch(source).await?)?);
             }
+            let mut all = intact;
+            for (label, ok, detail) in staff::verify_anchors(&app, &who, &published).await? {
+                println!("{} {label:<32} {detail}", if ok { "ok  " } else { "FAIL" });
+                all &= ok;
+            }
+            Ok(if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -466,6 +486,30 @@ async fn token(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The audit heads a document publishes: a round record's two, or a kept `GET /api/audit/head`.
+fn anchors_in(
+    source: &str,
+    text: &str,
+) -> anyhow::Result<Vec<(String, campaign_lottery::domain::draw::record::AuditHead)>> {
+    use campaign_lottery::domain::draw::record::{AuditHead, RoundRecord};
+    if let Ok(head) = serde_json::from_str::<AuditHead>(text) {
+        return Ok(vec![(source.to_owned(), head)]);
+    }
+    let record: RoundRecord = serde_json::from_str(text)
+        .with_context(|| format!("{source} is neither a round record nor an audit head"))?;
+    let mut out = Vec::new();
+    if let Some(h) = record.audit_head_at_freeze {
+        out.push((format!("round {} at the freeze", record.round), h));
+    }
+    if let Some(h) = record.audit_head_at_draw {
+        out.push((format!("round {} at the draw", record.round), h));
+    }
+    if out.is_empty() {
+        anyhow::bail!("{source}: round {} publishes no audit head", record.round);
+    }
+    Ok(out)
 }
 
 /// Reads a document from a file or an http(s) URL.

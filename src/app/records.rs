@@ -6,7 +6,7 @@ use super::rounds::{self, Round};
 use super::{App, Result};
 use crate::domain::campaign::{round_state, RoundProgress, RoundState};
 use crate::domain::draw::record::{
-    instant, PrizeRecord, ReserveRecord, RoundRecord, WinnerRecord, WitnessRecord,
+    instant, AuditHead, PrizeRecord, ReserveRecord, RoundRecord, WinnerRecord, WitnessRecord,
 };
 use crate::domain::draw::ALGORITHM;
 use crate::domain::phone::mask;
@@ -64,6 +64,14 @@ fn record_view(app: &App, r: &Round, previous: Option<String>) -> RoundRecordVie
                 })
                 .collect(),
             frozen_at: s.frozen_at.map(instant),
+            audit_head_at_freeze: s
+                .audit_at_freeze
+                .clone()
+                .map(|(seq, hash)| AuditHead { seq, hash }),
+            audit_head_at_draw: s
+                .audit_at_draw
+                .clone()
+                .map(|(seq, hash)| AuditHead { seq, hash }),
             drawn_at: s.drawn_at.map(instant),
             beacon_source: s.beacon_source.clone(),
             beacon: drawn.then(|| s.beacon.clone().unwrap_or_default()),

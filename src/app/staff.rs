@@ -87,3 +87,49 @@ pub async fn verify_audit(
 ) -> Result<std::result::Result<i64, ChainBreak>> {
     Ok(verify_audit_log(app.store.as_ref()).await?)
 }
+
+/// The audit log's head (public, DESIGN §4d): anyone may keep a copy and check it later against
+/// the chain.
+pub async fn audit_head(app: &App) -> Result<crate::domain::draw::record::AuditHead> {
+    let (seq, hash) = app.store.audit_head().await?;
+    Ok(crate::domain::draw::record::AuditHead { seq, hash })
+}
+
+/// Whether each published head (a record's `audit_head_at_freeze`, say) is an entry of the
+/// chain: entry `seq` is there and has that hash. `(label, ok, detail)` for each.
+pub async fn verify_anchors(
+    app: &App,
+    _who: &Auditor,
+    anchors: &[(String, crate::domain::draw::record::AuditHead)],
+) -> Result<Vec<(String, bool, String)>> {
+    let mut out = Vec::new();
+    for (label, head) in anchors {
+        let entry = app
+            .store
+            .audit_page(head.seq - 1, 1)
+            .await?
+            .into_iter()
+            .find(|e| e.seq == head.seq);
+        out.push(match entry {
+            None => (
+                label.clone(),
+                false,
+                format!("the log has no entry {}", head.seq),
+            ),
+            Some(e) if e.hash == head.hash => (
+                label.clone(),
+                true,
+                format!("entry {} has the published hash", head.seq),
+            ),
+            Some(e) => (
+                label.clone(),
+                false,
+                format!(
+                    "entry {} now hashes to {}, not the published {}: the log was rewritten",
+                    head.seq, e.hash, head.hash
+                ),
+            ),
+        });
+    }
+    Ok(out)
+}

@@ -23,7 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/api/admin/tokens/{id}/revoke").post(revoke_token))
         .service(web::resource("/api/audit").get(audit_log))
-        .service(web::resource("/api/audit/verify").get(verify_audit));
+        .service(web::resource("/api/audit/verify").get(verify_audit))
+        .service(web::resource("/api/audit/head").get(audit_head));
 }
 
 #[derive(Serialize, ToSchema)]
@@ -168,6 +169,14 @@ pub struct AuditVerdict {
     entries: Option<i64>,
     /// Where the chain breaks.
     problem: Option<String>,
+}
+
+/// The audit log's head (no authentication, DESIGN §4d): keep a copy, and check it later with
+/// `campaign-lottery audit verify --anchors`.
+#[utoipa::path(get, path = "/api/audit/head", tag = "admin",
+    responses((status = 200, body = crate::domain::draw::record::AuditHead)))]
+pub async fn audit_head(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+    Ok(ok_json(&staff::audit_head(&app).await?))
 }
 
 /// Recomputes the whole hash chain.

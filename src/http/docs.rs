@@ -93,6 +93,7 @@ pub enum SessionRefusals {
         admin::revoke_token,
         admin::audit_log,
         admin::verify_audit,
+        admin::audit_head,
         vouchers::my_vouchers,
         vouchers::check,
         vouchers::redeem,

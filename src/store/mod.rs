@@ -368,6 +368,9 @@ pub struct RoundDrawState {
     pub beacon: Option<String>,
     /// The drand quicknet signature the beacon is the randomness of (DESIGN §4c).
     pub beacon_signature: Option<String>,
+    /// The audit log's head (seq, hash) right after the freeze's and the draw's entries (§4d).
+    pub audit_at_freeze: Option<(i64, String)>,
+    pub audit_at_draw: Option<(i64, String)>,
     /// Hex.
     pub seed: Option<String>,
     pub drawn_at: Option<DateTime<Utc>>,

@@ -292,6 +292,13 @@ pub(super) fn judge_redeem(
     ))
 }
 
+/// The audit head kept at the freeze or the draw, if it was.
+fn anchor(r: &impl ReadRow, step: &str) -> StoreResult<Option<(i64, String)>> {
+    let seq: Option<i64> = r.get(&format!("audit_seq_at_{step}"))?;
+    let hash: Option<String> = r.get(&format!("audit_hash_at_{step}"))?;
+    Ok(seq.zip(hash))
+}
+
 async fn kept_record(
     conn: &mut impl Exec,
     campaign_id: &str,
@@ -619,7 +626,8 @@ async fn draw_state(
     let row = sql(
         "SELECT progress, frozen_at, entry_count, entries_root, tickets_issued, exclusion_count,
                 exclusions_root, exclusions_by_reason, beacon_source, prizes, beacon, seed, drawn_at,
-                beacon_signature
+                beacon_signature, audit_seq_at_freeze, audit_hash_at_freeze, audit_seq_at_draw,
+                audit_hash_at_draw
          FROM rounds WHERE campaign_id = $1 AND number = $2",
     )
     .bind(campaign_id)
@@ -696,6 +704,8 @@ async fn draw_state(
         prizes: parse_prizes(r.get::<Option<String>>("prizes")?.as_deref())?,
         beacon: r.get("beacon")?,
         beacon_signature: r.get("beacon_signature")?,
+        audit_at_freeze: anchor(&r, "freeze")?,
+        audit_at_draw: anchor(&r, "draw")?,
         seed: r.get("seed")?,
         drawn_at: r.get("drawn_at")?,
         witnesses,
@@ -2276,7 +2286,17 @@ impl<D: Dialect> Store for SqlStore<D> {
             &f.beacon_source,
             (&excluded_root, &by_reason),
         );
-        append::<D>(&mut tx, event, at).await?;
+        let entry = append::<D>(&mut tx, event, at).await?;
+        sql(
+            "UPDATE rounds SET audit_seq_at_freeze = $1, audit_hash_at_freeze = $2
+             WHERE campaign_id = $3 AND number = $4",
+        )
+        .bind(entry.seq)
+        .bind(&entry.hash)
+        .bind(&f.campaign_id)
+        .bind(f.round)
+        .execute(&mut *tx)
+        .await?;
         D::commit(tx).await
     }
 
@@ -2441,7 +2461,17 @@ impl<D: Dialect> Store for SqlStore<D> {
         .execute(&mut *tx)
         .await?;
         append::<D>(&mut tx, draw_event(actor, d.round, &beacon, &result), at).await?;
-        append::<D>(&mut tx, issue_event(actor, d.round, &issued), at).await?;
+        let entry = append::<D>(&mut tx, issue_event(actor, d.round, &issued), at).await?;
+        sql(
+            "UPDATE rounds SET audit_seq_at_draw = $1, audit_hash_at_draw = $2
+             WHERE campaign_id = $3 AND number = $4",
+        )
+        .bind(entry.seq)
+        .bind(&entry.hash)
+        .bind(&d.campaign_id)
+        .bind(d.round)
+        .execute(&mut *tx)
+        .await?;
         D::commit(tx).await
     }
 

@@ -2040,7 +2040,63 @@ async fn drawn_records_never_change_and_chain_with_their_rollover(db: TestDb) {
         hex::encode(Sha256::digest(second.as_bytes()))
     );
 
-    // verify --chain against the service: every round verified, linked, rolled over.
+    // The audit log's head after each freeze and draw, in the records; the current head in
+    // public; `audit verify --anchors` finds them in the chain — until the log is rewritten.
+    let (f1, d1) = (&r1["audit_head_at_freeze"], &r1["audit_head_at_draw"]);
+    let d2 = &r2["audit_head_at_draw"];
+    assert!(
+        f1["seq"].as_i64().unwrap() < d1["seq"].as_i64().unwrap(),
+        "{r1}"
+    );
+    assert!(
+        d1["seq"].as_i64().unwrap() < d2["seq"].as_i64().unwrap(),
+        "{r2}"
+    );
+    let head = json_of(app.get("/api/audit/head", None).await).await;
+    assert!(
+        head["seq"].as_i64().unwrap() >= d2["seq"].as_i64().unwrap(),
+        "{head}"
+    );
+    let kept = tempfile::tempdir().unwrap();
+    let keep = |name: &str, text: &str| {
+        let p = kept.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let anchors = [
+        keep("1.json", &first),
+        keep("2.json", &second),
+        keep("head.json", &head.to_string()),
+    ];
+    let audit = |anchors: &[String]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
+            .args(["--config-dir", common::repo_config_dir().to_str().unwrap()])
+            .args(["audit", "verify", "--anchors"])
+            .args(anchors)
+            .env("APP_DATABASE__URL", &app.db.url)
+            .env_remove("APP_ENVIRONMENT")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = audit(&anchors);
+    assert_eq!(code, Some(0), "{out}");
+    for line in ["round 1 at the freeze", "round 2 at the draw", "head.json"] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    // A record whose published head was moved is no entry of the chain.
+    let moved = first.replacen(
+        d1["hash"].as_str().unwrap(),
+        f1["hash"].as_str().unwrap(),
+        1,
+    );
+    let (code, out) = audit(&[keep("moved.json", &moved)]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("FAIL round 1 at the draw"), "{out}");
+
     let (code, out) = verify_chain_cli(&app.url(""));
     assert_eq!(code, Some(0), "{out}");
     for line in [
@@ -2115,4 +2171,27 @@ async fn drawn_records_never_change_and_chain_with_their_rollover(db: TestDb) {
     let (code, out) = folder(&first, &serde_json::to_string(&cut).unwrap());
     assert_ne!(code, Some(0));
     assert!(out.contains("FAIL rollover into round 2"), "{out}");
+
+    // The log cut back to before round 2's draw, consistently (head moved with it): on its own
+    // it verifies, but round 2's published head is no longer in it.
+    let cut_at = d1["seq"].as_i64().unwrap();
+    app.db
+        .execute(&format!("DELETE FROM audit_log WHERE seq > {cut_at}"))
+        .await;
+    app.db
+        .execute(&format!(
+            "UPDATE audit_head SET seq = {cut_at}, hash = '{}' WHERE id = 1",
+            d1["hash"].as_str().unwrap()
+        ))
+        .await;
+    let (code, out) = audit(&anchors);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("audit log intact"),
+        "the cut log alone verifies: {out}"
+    );
+    assert!(
+        out.contains("FAIL round 2 at the draw") && out.contains("ok   round 1 at the draw"),
+        "{out}"
+    );
 }

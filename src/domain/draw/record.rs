@@ -21,6 +21,13 @@ pub struct WitnessRecord {
     pub revealed_at: Option<String>,
 }
 
+/// A point of the audit log (DESIGN §4d, §6): entry `seq` and its hash, hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
 /// An instant as the record gives it (DESIGN §4d): RFC 3339 UTC with microseconds,
 /// `2024-07-22T00:00:05.123456Z`.
 pub fn instant(at: chrono::DateTime<chrono::Utc>) -> String {
@@ -84,6 +91,11 @@ pub struct RoundRecord {
     /// DESIGN §4d: when the round was frozen and drawn ([`instant`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen_at: Option<String>,
+    /// DESIGN §4d: the audit log's head right after the freeze's and the draw's own entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head_at_freeze: Option<AuditHead>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head_at_draw: Option<AuditHead>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drawn_at: Option<String>,
     #[serde(default)]
@@ -235,6 +247,7 @@ pub fn verify(record: &RoundRecord, entries_text: &str) -> Vec<Check> {
     let beacon = record.beacon.clone().unwrap_or_default();
     push!(beacon_check(record, &beacon));
     push!(times_check(record));
+    push!(audit_heads_check(record));
     if let Some(c) = reveals_before_beacon(record) {
         push!(c);
     }
@@ -406,6 +419,34 @@ fn times_check(record: &RoundRecord) -> Check {
     match order() {
         Ok(detail) => check("times", true, detail),
         Err(e) => check("times", false, e),
+    }
+}
+
+/// The audit heads (DESIGN §4d), when the record has them: the draw's after the freeze's, each a
+/// 32-byte hash. (Whether they are entries of the log is `audit verify --anchors`'s to check.)
+fn audit_heads_check(record: &RoundRecord) -> Check {
+    match (&record.audit_head_at_freeze, &record.audit_head_at_draw) {
+        (None, None) => check(
+            "audit heads",
+            true,
+            "the record gives no audit heads (drawn before they were published)",
+        ),
+        (Some(f), Some(d)) => {
+            let ok = f.seq >= 1
+                && d.seq > f.seq
+                && hex32(Some(&f.hash)).is_some()
+                && hex32(Some(&d.hash)).is_some();
+            check(
+                "audit heads",
+                ok,
+                format!("freeze at entry {}, draw at entry {}", f.seq, d.seq),
+            )
+        }
+        _ => check(
+            "audit heads",
+            false,
+            "only one of audit_head_at_freeze and audit_head_at_draw",
+        ),
     }
 }
 
@@ -892,6 +933,8 @@ mod tests {
                 .collect(),
             frozen_at: None,
             drawn_at: None,
+            audit_head_at_freeze: None,
+            audit_head_at_draw: None,
             beacon_source: None,
             beacon: Some(String::new()),
             beacon_signature: None,
@@ -943,8 +986,8 @@ mod tests {
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
         assert_eq!(
             checks.len(),
-            11,
-            "with the beacon, the times and the reserves"
+            12,
+            "with the beacon, the times, the audit heads and the reserves"
         );
         // The JSON of the contract reads back, extra fields and all.
         let mut json = serde_json::to_value(&record).unwrap();
@@ -1130,6 +1173,14 @@ mod tests {
         let beacon_out = super::super::beacon::round_time(657_413).unwrap();
         let frozen = beacon_out - chrono::Duration::days(7);
         record.frozen_at = Some(instant(frozen));
+        record.audit_head_at_freeze = Some(AuditHead {
+            seq: 40,
+            hash: "ab".repeat(32),
+        });
+        record.audit_head_at_draw = Some(AuditHead {
+            seq: 44,
+            hash: "cd".repeat(32),
+        });
         record.drawn_at = Some(instant(beacon_out + chrono::Duration::minutes(1)));
         for (i, w) in record.witnesses.iter_mut().enumerate() {
             let i = i as i64;
@@ -1171,6 +1222,16 @@ mod tests {
                 Box::new(|r| r.witnesses[0].revealed_at = Some("2023-09-08T00:00:00Z".into())),
             ),
             ("times", Box::new(|r| r.drawn_at = None)),
+            // The draw's head before the freeze's, a head not a hash, one head dropped.
+            (
+                "audit heads",
+                Box::new(|r| r.audit_head_at_draw.as_mut().unwrap().seq = 40),
+            ),
+            (
+                "audit heads",
+                Box::new(|r| r.audit_head_at_freeze.as_mut().unwrap().hash = "xyz".into()),
+            ),
+            ("audit heads", Box::new(|r| r.audit_head_at_freeze = None)),
             (
                 "times",
                 Box::new(|r| r.frozen_at = Some("2023-09-08 00:00:00".into())),
