@@ -1,4 +1,5 @@
 import { api, h, $, localTime, STATE_NAMES } from "/static/common.js";
+import { recompute } from "/static/recompute.js";
 
 const TIERS = { grand: "一等奖", standard: "二等奖" };
 const EXCLUDED = {
@@ -43,6 +44,15 @@ async function verifyInclusion(ticket, index, size, path, root, reason = "") {
   return sn === 0 && toHex(r) === root;
 }
 
+let zone = "Asia/Shanghai";
+
+/** An RFC 3339 UTC instant from the record, in the campaign's time zone. */
+function utcToLocal(iso) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  return new Intl.DateTimeFormat("zh-CN", { timeZone: zone, month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(t));
+}
+
 function roundCard(r, rec) {
   const card = h("section", { class: "card", id: `round-${r.number}`, "aria-labelledby": `round-${r.number}-title` },
     h("h2", { id: `round-${r.number}-title` }, `第 ${r.number} 期 `, h("span", { class: `badge ${r.state}` }, STATE_NAMES[r.state] || r.state)),
@@ -65,7 +75,19 @@ function roundCard(r, rec) {
       card.append(h("p", { class: "small" }, "drand 签名（开奖时已用 quicknet 公钥验证，取值即签名的 SHA-256）：", h("span", { class: "mono", style: "word-break: break-all" }, rec.beacon_signature)));
     }
   }
-  card.append(h("p", { class: "small" }, `见证人：${rec.witnesses.map((w) => w.name + (w.secret ? "（已揭示）" : "（已承诺）")).join("、") || "暂无"}`));
+  // Commitments are shown as soon as they are made, so that anyone can keep a copy before the freeze.
+  if (rec.witnesses.length) {
+    card.append(h("h3", {}, `见证人（${rec.witnesses.length} 位）`), h("ul", { class: "small witnesses" }, ...rec.witnesses.map((w) =>
+      h("li", {}, h("strong", {}, w.name), w.committed_at ? `，${utcToLocal(w.committed_at)} 提交承诺 ` : " 承诺 ",
+        h("span", { class: "mono", style: "word-break: break-all" }, w.commitment),
+        w.secret ? h("span", {}, `；${w.revealed_at ? utcToLocal(w.revealed_at) + " " : ""}揭示秘密 `, h("span", { class: "mono", style: "word-break: break-all" }, w.secret)) : "（秘密尚未揭示）"))));
+  } else {
+    card.append(h("p", { class: "small" }, "见证人：暂无"));
+  }
+  if (rec.prizes && rec.prizes.length) {
+    card.append(h("p", { class: "small" }, `本期奖品：${rec.prizes.map((p) => `${TIERS[p.tier] || p.tier} ${p.count} 份`).join("、")}（含往期未发出的结转）`));
+  }
+  if (rec.seed) card.append(h("p", { class: "small" }, `随机种子${rec.drawn_at_local ? `（${localTime(rec.drawn_at_local)} 开奖）` : ""}：`, h("span", { class: "mono", style: "word-break: break-all" }, rec.seed)));
   if (rec.winners.length) {
     card.append(h("h3", {}, `中奖名单（${rec.winners.length} 名）`),
       h("ol", { class: "winners" }, ...rec.winners.map((w) => h("li", {}, `${w.phone} · ${TIERS[w.tier] || w.tier}`))));
@@ -86,10 +108,39 @@ function roundCard(r, rec) {
   if (rec.entry_count !== null && rec.entry_count !== undefined) {
     links.append(" · ", h("a", { href: `/api/rounds/${r.number}/entries`, download: `round-${r.number}-entries.txt` }, "下载抽奖券清单"));
     links.append(" · ", h("a", { href: `/api/rounds/${r.number}/exclusions`, download: `round-${r.number}-exclusions.txt` }, "下载排除清单"));
-    if (r.state === "drawn") links.append(" · ", h("a", { href: `/api/rounds/${r.number}/reallocations`, download: `round-${r.number}-reallocations.json` }, "下载奖品转让记录"));
+    if (r.state === "drawn") {
+      links.append(" · ", h("a", { href: `/api/rounds/${r.number}/reallocations`, download: `round-${r.number}-reallocations.json` }, "下载奖品转让记录"));
+      links.append(" · ", h("a", { href: `/api/rounds/${r.number}/record.sig`, download: `round-${r.number}-record.sig` }, "下载记录签名"), "（公钥见 ", h("a", { href: "/api/keys" }, "/api/keys"), "）");
+    }
   }
   card.append(links);
+  if (r.state === "drawn") {
+    const result = h("ol", { class: "small recompute", "aria-live": "polite" });
+    const run = h("button", { class: "btn secondary", type: "button" }, "在我的浏览器中重算本期开奖");
+    run.addEventListener("click", () => recomputeRound(r.number, rec, run, result));
+    card.append(h("div", { class: "recompute-box" }, run, result));
+  }
   return card;
+}
+
+/** Recomputes a drawn round here — root, seed, ChaCha20, winners and reserves — from the two
+ * published documents, showing each step. */
+async function recomputeRound(round, rec, button, out) {
+  button.disabled = true;
+  button.textContent = "正在重算…";
+  const text = await fetch(`/api/rounds/${round}/entries`).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+  if (text === null) {
+    out.replaceChildren(h("li", { role: "alert" }, "抽奖券清单下载失败，请检查网络后重试。"));
+  } else {
+    const steps = await recompute(rec, text);
+    out.replaceChildren(...steps.map((s) => h("li", { class: s.ok ? "ok" : "bad" }, `${s.ok ? "✓" : "✗"} ${s.name}：`, h("span", { class: "mono", style: "word-break: break-all" }, s.detail))));
+    const all = steps.every((s) => s.ok) && steps.length >= 5;
+    out.append(h("li", { class: all ? "ok" : "bad" }, all
+      ? "✓ 全部一致：中奖名单完全由公开的清单、见证人秘密和随机源决定。"
+      : "✗ 重算结果与公示不一致，请联系主办方或公证处。"));
+  }
+  button.disabled = false;
+  button.textContent = "再算一次";
 }
 
 async function check(e) {
@@ -129,13 +180,14 @@ async function check(e) {
 
 const campaign = await api("/api/campaign");
 if (campaign.ok) {
+  zone = campaign.data.time_zone || zone;
   const rounds = campaign.data.rounds;
   const published = rounds.filter((r) => ["frozen", "drawn"].includes(r.state));
   $("#check-round").replaceChildren(...(published.length ? published : rounds.slice(0, 1)).map((r) => h("option", { value: r.number }, `第 ${r.number} 期`)));
   const cards = [];
   for (const r of [...rounds].reverse()) {
     if (r.state === "scheduled") continue;
-    const rec = ["frozen", "drawn"].includes(r.state) ? (await api(`/api/rounds/${r.number}`)).data : null;
+    const rec = (await api(`/api/rounds/${r.number}`)).data;
     if (rec && r.state === "drawn") {
       const re = await api(`/api/rounds/${r.number}/reallocations`);
       if (re.ok) rec.reallocations = re.data.reallocations;
@@ -152,3 +204,13 @@ if (campaign.ok) {
   }
 }
 $("#check").addEventListener("submit", check);
+// From /me: ?round=N&ticket=UUID checks that ticket and recomputes its round, in one tap.
+const asked = new URLSearchParams(location.search);
+if (asked.get("round") && asked.get("ticket")) {
+  $("#check-round").value = asked.get("round");
+  $("#check-ticket").value = asked.get("ticket");
+  await check(new Event("submit"));
+  const box = document.querySelector(`#round-${asked.get("round")} .recompute-box button`);
+  if (box) box.click();
+  $("#check").scrollIntoView();
+}

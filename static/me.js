@@ -142,6 +142,9 @@ if (res.status === 401) {
           h("p", { class: "small" }, "券号：", h("span", { class: "mono" }, t.ticket)),
           h("p", { class: "small muted" }, `获得时间 ${localTime(t.obtained_at, true)}；报名截止 ${localTime(t.round_closes_at)}`),
           t.excluded ? h("p", { class: "notice", role: "status" }, `这张券不参加本期抽奖：${t.excluded_reason}。如有疑问请联系主办方。`) : null,
+          ["frozen", "drawn"].includes(t.round_state)
+            ? h("a", { class: "btn secondary", href: `/draws?round=${t.round}&ticket=${t.ticket}` }, t.round_state === "drawn" ? "查验这张券和本期开奖" : "查验这张券在封存名单中")
+            : null,
         )),
     );
   }

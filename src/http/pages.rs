@@ -53,6 +53,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../static/desk.js"),
     ),
     (
+        "recompute.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/recompute.js"),
+    ),
+    (
         "holder-code.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/holder-code.js"),

@@ -379,6 +379,16 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     wait_text(&c, "#round-1", "奖品转让（1 次）").await;
     wait_text(&c, "#round-1", &format!("第 {} 名放弃", decliner.rank)).await;
     wait_text(&c, "#round-1", "已无候补（未能发放）").await;
+    // Every witness's commitment and secret, the seed, the prizes, the signature to download.
+    for name in ["衡阳公证处", "律师见证人"] {
+        let c1 = hex::encode(commitment("demo", 1, name, &[name.len() as u8; 32]));
+        wait_text(&c, "#round-1", &c1).await;
+        wait_text(&c, "#round-1", &hex::encode([name.len() as u8; 32])).await;
+    }
+    wait_text(&c, "#round-1", "提交承诺").await;
+    wait_text(&c, "#round-1", "随机种子").await;
+    wait_text(&c, "#round-1", "本期奖品：一等奖 30 份").await;
+    wait_text(&c, "#round-1", "下载记录签名").await;
     let body = c
         .find(Locator::Css("body"))
         .await
@@ -398,6 +408,52 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     wait_text(&c, "#check-result", "已在您的浏览器中验证").await;
     wait_text(&c, "#check-result", "10 张抽奖券中的第 6 张").await;
     screenshot(&c, "draws-360").await;
+    // The whole draw recomputed here, at 360 px: root, seed, ChaCha20, winners, reserves.
+    click(&c, "#round-1 .recompute-box button").await;
+    wait_text(&c, "#round-1 .recompute", "全部一致").await;
+    for step in ["名单根哈希", "随机种子", "中奖名单", "候补名单"] {
+        wait_text(&c, "#round-1 .recompute", &format!("✓ {step}")).await;
+    }
+    screenshot(&c, "draws-recomputed-360").await;
+    // The page's ChaCha20 against RFC 8439 §2.3.2 and the all-zero key's words (DESIGN §8).
+    let vectors = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             import('/static/recompute.js').then((m) => {
+               const key = new Uint8Array(32).map((_, i) => i);
+               const nonce = m.hexToBytes('000000090000004a00000000');
+               const block = m.chachaBlock(key, 1, nonce);
+               const bytes = new Uint8Array(block.buffer);
+               const rng = m.chachaRng(new Uint8Array(32));
+               done([m.toHex(bytes), rng.nextU64().toString(16), rng.nextU64().toString(16),
+                     rng.nextU64().toString(16), rng.nextU64().toString(16)]);
+             })",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        vectors,
+        serde_json::json!([
+            "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4ed2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e",
+            "903df1a0ade0b876",
+            "28bd8653e56a5d40",
+            "1aed8da0b819d2bd",
+            "c70d778bccef36a8"
+        ])
+    );
+    // From /me, one tap: the holder's ticket checked and its round recomputed.
+    c.goto(&app.url("/privacy")).await.unwrap();
+    c.execute(
+        "document.cookie = 'clp_session=clp_13800000003; path=/'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.goto(&app.url("/me")).await.unwrap();
+    click(&c, "#tickets a.btn").await;
+    wait_text(&c, "#check-result", "已在您的浏览器中验证").await;
+    wait_text(&c, "#round-1 .recompute", "全部一致").await;
     // An excluded ticket: checked against the exclusions root, with its reason.
     let clear = || async {
         c.find(Locator::Css("#check-ticket"))
