@@ -156,5 +156,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .get(move || async move { respond("text/html; charset=utf-8", body) }),
         );
     }
+    // The icon and the share image: fetched by every first visit and every link preview, and the
+    // same for a release, so cached a day. /favicon.ico is what a browser asks for unprompted.
+    for path in ["/favicon.svg", "/favicon.ico"] {
+        cfg.service(web::resource(path).get(|| async {
+            respond_cached(
+                "image/svg+xml",
+                include_str!("../../static/favicon.svg"),
+                "public, max-age=86400",
+            )
+        }));
+    }
+    cfg.service(web::resource("/static/share.png").get(|| async {
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("image/png")))
+            .insert_header((
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ))
+            .insert_header((
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .body(&include_bytes!("../../static/share.png")[..])
+    }));
     cfg.service(web::resource("/static/{name}").get(asset));
 }

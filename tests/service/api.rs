@@ -1416,7 +1416,7 @@ async fn every_page_and_everything_it_loads_is_served() {
     let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
     let mut assets = std::collections::BTreeSet::new();
     for page in [
-        "/", "/join", "/quiz", "/me", "/privacy", "/draws", "/console",
+        "/", "/join", "/quiz", "/me", "/privacy", "/draws", "/console", "/desk",
     ] {
         let res = app.get(page, None).await;
         assert_eq!(res.status(), 200, "{page}");
@@ -1426,6 +1426,17 @@ async fn every_page_and_everything_it_loads_is_served() {
             .contains("default-src 'self'"));
         let html = res.text().await.unwrap();
         assert!(html.contains("<html lang=\"zh-CN\">"), "{page}");
+        // An icon (no 404 on a first visit), share tags with an image, a word for a browser
+        // without JavaScript, a heading.
+        for needed in [
+            "<link rel=\"icon\" href=\"/favicon.svg\"",
+            "<meta property=\"og:title\"",
+            "<meta property=\"og:image\" content=\"/static/share.png\">",
+            "<noscript>",
+            "<h1",
+        ] {
+            assert!(html.contains(needed), "{page} lacks {needed}");
+        }
         for part in html.split("\"/static/").skip(1) {
             assets.insert(part.split('"').next().unwrap().to_owned());
         }
@@ -1447,6 +1458,18 @@ async fn every_page_and_everything_it_loads_is_served() {
         checked.contains("console.js") && checked.contains("common.js"),
         "{checked:?}"
     );
+    for icon in ["/favicon.svg", "/favicon.ico"] {
+        let res = app.get(icon, None).await;
+        assert_eq!(res.status(), 200, "{icon}");
+        assert_eq!(res.headers()["content-type"], "image/svg+xml");
+        assert!(res.text().await.unwrap().starts_with("<svg"));
+    }
+    let res = app.get("/static/share.png", None).await;
+    assert_eq!(res.headers()["content-type"], "image/png");
+    let png = res.bytes().await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // 1200 × 630, as the og:image tags say.
+    assert_eq!(&png[16..24], &[0, 0, 4, 176, 0, 0, 2, 118]);
 }
 
 async fn the_service_forgets_day_old_login_codes_when_it_starts(db: TestDb) {
