@@ -451,6 +451,8 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     .await
     .unwrap();
     c.goto(&app.url("/me")).await.unwrap();
+    // The ticket cards are drawn by the page's script: wait for the link before tapping it.
+    wait_text(&c, "#tickets", "查验这张券和本期开奖").await;
     click(&c, "#tickets a.btn").await;
     wait_text(&c, "#check-result", "已在您的浏览器中验证").await;
     wait_text(&c, "#round-1 .recompute", "全部一致").await;
