@@ -1720,23 +1720,10 @@ async fn a_draw_killed_before_commit_leaves_the_round_drawable() {
     );
 }
 
-/// `campaign-lottery verify` on a record and an entries file: its exit code and output.
-fn verify_cli(record: &str, entries: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (r, e) = (
-        dir.path().join("record.json"),
-        dir.path().join("entries.txt"),
-    );
-    std::fs::write(&r, record).unwrap();
-    std::fs::write(&e, entries).unwrap();
+/// The program run with `args`: its exit code and what it printed (stdout, then stderr).
+fn run_cli(args: &[&str]) -> (Option<i32>, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
-        .args([
-            "verify",
-            "--round",
-            r.to_str().unwrap(),
-            "--entries",
-            e.to_str().unwrap(),
-        ])
+        .args(args)
         .output()
         .unwrap();
     (
@@ -1747,6 +1734,24 @@ fn verify_cli(record: &str, entries: &str) -> (Option<i32>, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// `campaign-lottery verify` on a record and an entries file: its exit code and output.
+fn verify_cli(record: &str, entries: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, e) = (
+        dir.path().join("record.json"),
+        dir.path().join("entries.txt"),
+    );
+    std::fs::write(&r, record).unwrap();
+    std::fs::write(&e, entries).unwrap();
+    run_cli(&[
+        "verify",
+        "--round",
+        r.to_str().unwrap(),
+        "--entries",
+        e.to_str().unwrap(),
+    ])
 }
 
 async fn a_drand_quicknet_beacon_is_checked_offline_at_the_draw_and_by_verify(db: TestDb) {
@@ -1887,18 +1892,7 @@ async fn a_drand_quicknet_beacon_is_checked_offline_at_the_draw_and_by_verify(db
 
 /// `campaign-lottery verify --chain SOURCE`: its exit code and output.
 fn verify_chain_cli(source: &str) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_campaign-lottery"))
-        .args(["verify", "--chain", source])
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    run_cli(&["verify", "--chain", source])
 }
 
 async fn drawn_records_never_change_and_chain_with_their_rollover(db: TestDb) {
