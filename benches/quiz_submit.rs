@@ -201,6 +201,7 @@ async fn bench(backend: Backend, n: usize, clients: usize, seconds: usize) {
                         passed: true,
                         result: p.body["answers"].to_string(),
                         at: demo_now(),
+                        due_after: demo_now(),
                         ticket_round: Some((campaign, 1)),
                         session: None,
                     })

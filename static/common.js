@@ -7,11 +7,14 @@ export async function api(path, { method = "GET", body } = {}) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  // On a weak signal a request can hang for minutes: after 30 s it is said to have failed.
+  if (typeof AbortSignal.timeout === "function") init.signal = AbortSignal.timeout(30_000);
   let res;
   try {
     res = await fetch(path, init);
-  } catch {
-    return { ok: false, status: 0, error: { code: "network", message: "网络连接失败，请检查网络后重试" } };
+  } catch (e) {
+    const message = e && e.name === "TimeoutError" ? "网络太慢，请求没有完成，请稍后重试" : "网络连接失败，请检查网络后重试";
+    return { ok: false, status: 0, error: { code: "network", message } };
   }
   const retryAfter = res.headers.get("Retry-After");
   let data = null;
@@ -77,7 +80,47 @@ export function countdown(untilIso, now = Date.now()) {
   return `${d > 0 ? d + "天 " : ""}${hh}:${mm}:${ss}`;
 }
 
-/** Sends the visitor to log in, coming back here afterwards. */
+/** Sends the visitor to log in, coming back here afterwards; Back then skips this page. */
 export function toLogin() {
-  location.href = "/join?next=" + encodeURIComponent(location.pathname);
+  location.replace("/join?next=" + encodeURIComponent(location.pathname + location.search));
+}
+
+/**
+ * Runs `work` while `button` says `label` (正在…) and cannot be pressed: on a slow network a
+ * second tap sends nothing. Resolves to what `work` resolves to, or undefined when busy already.
+ */
+export async function busy(button, label, work) {
+  if (button.getAttribute("aria-busy") === "true") return undefined;
+  const before = button.textContent;
+  button.setAttribute("aria-busy", "true");
+  button.disabled = true;
+  button.textContent = label;
+  try {
+    return await work();
+  } finally {
+    button.removeAttribute("aria-busy");
+    button.disabled = false;
+    if (button.textContent === label) button.textContent = before;
+  }
+}
+
+/** Whether trying the same request again may work: the network or the service failed. */
+export function transient(res) {
+  return res.status === 0 || res.status >= 500;
+}
+
+/**
+ * Says in `box` that a request failed, in Chinese; when the network or the service failed, with
+ * a 重试 button that runs `retry`. Clears `box` when `res` is null.
+ */
+export function failure(box, res, retry) {
+  if (!res) {
+    box.replaceChildren();
+    return;
+  }
+  const message = res.error?.message || "出了点问题，请稍后再试";
+  const again = retry && transient(res)
+    ? h("button", { type: "button", class: "linkish retry", onclick: () => { box.replaceChildren(); retry(); } }, "重试")
+    : null;
+  box.replaceChildren(h("span", {}, message), again ? " " : null, again);
 }

@@ -1,4 +1,4 @@
-import { api, h, $, localTime, STATE_NAMES } from "/static/common.js";
+import { api, busy, failure, h, $, localTime, STATE_NAMES } from "/static/common.js";
 import { recompute } from "/static/recompute.js";
 
 const TIERS = { grand: "一等奖", standard: "二等奖" };
@@ -153,13 +153,18 @@ async function check(e) {
     out.textContent = "抽奖券号的格式不对：应为 36 位，如 1b4e28ba-2fa1-41d2-883f-0016d3cca427";
     return;
   }
-  const res = await api(`/api/rounds/${round}/proof/${ticket}`);
+  const fetched = await busy($("#check-button"), "正在查验…", async () => {
+    const proof = await api(`/api/rounds/${round}/proof/${ticket}`);
+    return { proof, rec: proof.ok ? await api(`/api/rounds/${round}`) : null };
+  });
+  if (!fetched) return;
+  const { proof: res, rec } = fetched;
   if (!res.ok) {
-    out.textContent = res.status === 404 ? `第 ${round} 期封存的抽奖券里没有这张券。` : res.error.message;
+    if (res.status === 404) out.textContent = `第 ${round} 期封存的抽奖券里没有这张券。`;
+    else failure(out, res, () => $("#check").requestSubmit());
     return;
   }
   const p = res.data;
-  const rec = await api(`/api/rounds/${round}`);
   const excluded = p.list === "exclusions";
   const root = rec.ok ? (excluded ? rec.data.exclusions_root : rec.data.entries_root) : p.root;
   const ok = (await verifyInclusion(ticket, p.leaf_index, p.tree_size, p.path, root, excluded ? p.reason : "")) && root === p.root;
@@ -203,6 +208,7 @@ if (campaign.ok) {
       h("p", {}, `共 ${u.total} 份。最后一期抽奖券不足而剩余：${part(u.rollover_left)}；中奖者放弃或逾期且已无候补：${part(u.forfeited)}。`)));
   }
 }
+if (!campaign.ok) failure($("#rounds"), campaign, () => location.reload());
 $("#check").addEventListener("submit", check);
 // From /me: ?round=N&ticket=UUID checks that ticket and recomputes its round, in one tap.
 const asked = new URLSearchParams(location.search);

@@ -1,4 +1,4 @@
-import { api, h, $, localTime, countdown, STATE_NAMES, KIND_NAMES } from "/static/common.js";
+import { api, failure, h, $, localTime, countdown, STATE_NAMES, KIND_NAMES } from "/static/common.js";
 
 const CATEGORY = { scenic: "景区", hotel: "酒店", dining: "餐饮" };
 
@@ -77,5 +77,7 @@ if (res.ok) {
   renderCalendar(c);
   renderVenues(c);
 } else {
-  $("#current").replaceChildren(h("p", { role: "alert" }, res.error.message));
+  const box = h("p", { role: "alert" });
+  $("#current").replaceChildren(box);
+  failure(box, res, () => location.reload());
 }

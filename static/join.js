@@ -1,4 +1,4 @@
-import { api, $ } from "/static/common.js";
+import { api, busy, failure, transient, $ } from "/static/common.js";
 
 const next = new URLSearchParams(location.search).get("next");
 // Only come back to a page of this site.
@@ -37,40 +37,64 @@ async function proofOfWork(phone) {
   return { ok: true, payload: solved.payload };
 }
 
-let sending = false;
-async function sendCode() {
+// The code sent stays valid while the next may not be asked for yet: its box stays, and the
+// button counts down to when another can be sent.
+let resendTimer = null;
+function countDownResend(seconds) {
+  const button = $("#resend");
+  clearInterval(resendTimer);
+  let left = Math.max(0, Math.round(seconds));
+  const show = () => {
+    button.disabled = left > 0;
+    button.textContent = left > 0 ? `${left} 秒后可重新获取` : "重新获取验证码";
+  };
+  show();
+  resendTimer = setInterval(() => {
+    left -= 1;
+    show();
+    if (left <= 0) clearInterval(resendTimer);
+  }, 1000);
+}
+
+function codeFormShown() {
+  return !$("#code-form").classList.contains("hidden");
+}
+
+async function sendCode(button) {
   const input = $("#phone-input");
   const problem = looksLikePhone(input.value);
   showError(input, problem);
-  if (problem || sending) return;
-  sending = true;
-  const button = $("#send-code");
-  button.disabled = true;
-  button.textContent = "正在安全验证…";
-  let res;
-  try {
+  if (problem) return;
+  const resendError = $("#resend-error");
+  resendError.textContent = "";
+  const res = await busy(button, "正在安全验证…", async () => {
     const pow = await proofOfWork(input.value);
-    res = pow.ok
-      ? await api("/api/login/code", { method: "POST", body: { phone: input.value, altcha: pow.payload } })
-      : pow;
-  } finally {
-    sending = false;
-    button.disabled = false;
-    button.textContent = "获取验证码";
-  }
+    if (!pow.ok) return pow;
+    button.textContent = "正在发送…";
+    return api("/api/login/code", { method: "POST", body: { phone: input.value, altcha: pow.payload } });
+  });
+  if (!res) return;
   if (!res.ok) {
-    // A code sent earlier stays valid: keep its box if it is open.
-    showError(input, res.error.message);
+    const wait = Number(res.retryAfter);
+    if (codeFormShown()) {
+      // A code sent earlier stays valid: its box stays open, the reason and the wait beside it.
+      failure(resendError, res, () => sendCode(button));
+      if (wait > 0) countDownResend(wait);
+    } else {
+      showError(input, res.error.message);
+      if (transient(res)) failure($("#phone-error"), res, () => sendCode(button));
+    }
     return;
   }
   $("#code-sent").textContent = `验证码已发送到 ${res.data.sent_to}，${Math.round(res.data.expires_in_seconds / 60)} 分钟内有效。`;
   $("#phone-form").classList.add("hidden");
   $("#code-form").classList.remove("hidden");
+  countDownResend(res.data.resend_in_seconds ?? 60);
   $("#code-input").focus();
 }
 
-$("#phone-form").addEventListener("submit", (e) => { e.preventDefault(); sendCode(); });
-$("#resend").addEventListener("click", () => sendCode());
+$("#phone-form").addEventListener("submit", (e) => { e.preventDefault(); sendCode($("#send-code")); });
+$("#resend").addEventListener("click", () => sendCode($("#resend")));
 $("#change-phone").addEventListener("click", () => {
   $("#code-form").classList.add("hidden");
   $("#phone-form").classList.remove("hidden");
@@ -86,7 +110,7 @@ $("#code-form").addEventListener("submit", async (e) => {
     showError(input, "验证码是 6 位数字");
     return;
   }
-  const res = await api("/api/login", {
+  const res = await busy($("#enter"), "正在进入…", () => api("/api/login", {
     method: "POST",
     body: {
       phone: $("#phone-input").value,
@@ -94,9 +118,15 @@ $("#code-form").addEventListener("submit", async (e) => {
       display_name: $("#name-input").value || null,
       consent: $("#consent").checked,
     },
-  });
+  }));
+  if (!res) return;
   if (res.ok) {
-    location.href = target;
+    // Back from the next page should not come to this form again.
+    location.replace(target);
+    return;
+  }
+  if (transient(res)) {
+    failure($("#code-error"), res, () => $("#code-form").requestSubmit());
     return;
   }
   const { code: reason, message } = res.error;
@@ -111,3 +141,7 @@ $("#code-form").addEventListener("submit", async (e) => {
     showError(input, message);
   }
 });
+
+// Someone already logged in has nothing to do here: on to where they were going.
+const me = await api("/api/me");
+if (me.ok) location.replace(target);

@@ -1,4 +1,4 @@
-import { api, h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES, toLogin } from "/static/common.js";
+import { api, busy, failure, h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES, toLogin } from "/static/common.js";
 import { available, codeAt, drawQr, payload, stepOf } from "/static/holder-code.js";
 
 // The service's clock minus this phone's, from /api/me: holder codes follow the service's time,
@@ -80,13 +80,12 @@ function prizeCard(p) {
     const status = h("p", { class: "small", role: "status" });
     const act = async (what, button) => {
       if (what === "decline" && !confirm(`确定放弃${title}吗？放弃后奖品将转给候补，不能恢复。`)) return;
-      button.disabled = true;
-      button.textContent = what === "claim" ? "正在领取…" : "正在提交…";
-      const res = await api(`/api/me/prizes/${p.round}/${what}`, { method: "POST", body: {} });
+      failure(status, null);
+      const res = await busy(button, what === "claim" ? "正在领取…" : "正在提交…",
+        () => api(`/api/me/prizes/${p.round}/${what}`, { method: "POST", body: {} }));
+      if (!res) return;
       if (res.ok) { location.reload(); return; }
-      status.textContent = `${res.error.message}。请稍后重试。`;
-      button.disabled = false;
-      button.textContent = what === "claim" ? "领取奖品" : "放弃";
+      failure(status, res, () => act(what, button));
     };
     const claim = h("button", { class: "btn", type: "button" }, "领取奖品");
     const decline = h("button", { class: "btn secondary", type: "button" }, "放弃");
@@ -106,9 +105,13 @@ function prizeCard(p) {
   return h("div", { class: "card" }, h("p", {}, `${title}：${why}（${localTime(p.forfeited_at, true)}），奖品已按规则转给候补。`));
 }
 
-$("#logout").addEventListener("click", async () => {
-  await api("/api/logout", { method: "POST", body: {} });
-  location.href = "/";
+$("#logout").addEventListener("click", async (e) => {
+  const res = await busy(e.currentTarget, "正在退出…", () => api("/api/logout", { method: "POST", body: {} }));
+  if (res && !res.ok && res.status !== 401) {
+    failure($("#logout-error"), res, () => $("#logout").click());
+    return;
+  }
+  location.replace("/");
 });
 
 
@@ -116,7 +119,9 @@ const res = await api("/api/me");
 if (res.status === 401) {
   toLogin();
 } else if (!res.ok) {
-  $("#this-week").replaceChildren(h("p", { role: "alert" }, res.error.message));
+  const box = h("p", { role: "alert" });
+  $("#this-week").replaceChildren(box);
+  failure(box, res, () => location.reload());
 } else {
   const me = res.data;
   clockOffset = Date.parse(me.server_time) - Date.now();

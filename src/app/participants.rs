@@ -63,6 +63,8 @@ pub struct CodeSent {
     /// The masked number.
     pub sent_to: String,
     pub expires_in_seconds: i64,
+    /// When the next code for this phone may be asked for (the one just sent stays valid).
+    pub resend_in_seconds: i64,
 }
 
 /// Sends a 6-digit code by SMS to a phone, paid for by a solved proof-of-work `challenge` for
@@ -111,6 +113,7 @@ pub async fn request_code(
     Ok(CodeSent {
         sent_to: phone.masked(),
         expires_in_seconds: ttl,
+        resend_in_seconds: app.login.phone_interval_secs,
     })
 }
 

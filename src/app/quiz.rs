@@ -4,7 +4,8 @@
 use super::auth::{Session, SessionKey};
 use super::{internal, App, Result};
 use crate::domain::quiz::{
-    draw_questions, score, show, Answer, AttemptQuestion, Scored, ShownQuestion,
+    draw_questions, due_after, in_time, score, show, Answer, AttemptQuestion, Scored,
+    ShownQuestion, Unanswered,
 };
 use crate::domain::refusal::Refusal;
 use crate::store::{AttemptRecord, NewAttempt, Submission, SubmitOutcome, TicketOutcome};
@@ -32,7 +33,7 @@ impl AttemptCache {
     fn insert(&self, id: Uuid, a: CachedAttempt, now: DateTime<Utc>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= ATTEMPT_CACHE_LIMIT {
-            map.retain(|_, a| a.deadline >= now);
+            map.retain(|_, a| in_time(a.deadline, now));
             if map.len() >= ATTEMPT_CACHE_LIMIT {
                 map.clear();
             }
@@ -72,8 +73,13 @@ fn shown(app: &App, attempt: AttemptRecord) -> Result<Shown<'_>> {
             let answers: Vec<Answer> = serde_json::from_str(json)
                 .map_err(|e| internal(format!("stored answers are unreadable: {e}")))?;
             Some(
-                score(&app.questions, &attempt.questions, &answers)
-                    .map_err(|_| Refusal::QuestionGone)?,
+                score(
+                    &app.questions,
+                    &attempt.questions,
+                    &answers,
+                    Unanswered::Wrong,
+                )
+                .map_err(|_| Refusal::QuestionGone)?,
             )
         }
         _ => None,
@@ -177,20 +183,27 @@ pub struct Submitted<'a> {
 }
 
 /// Submits all answers at once. Scored here; a pass while a round is open holds that round's
-/// one ticket.
+/// one ticket. `time_up` (sent by the page when the time ran out) counts the questions not
+/// answered as wrong instead of refusing them.
 pub async fn submit<'a>(
     app: &'a App,
     key: &SessionKey,
     id: &str,
     answers: &[Answer],
+    time_up: bool,
 ) -> Result<Submitted<'a>> {
     let now = app.clock.now();
+    let unanswered = if time_up {
+        Unanswered::Wrong
+    } else {
+        Unanswered::Refused
+    };
     let attempt_id = Uuid::parse_str(id).ok();
     // The hot path, for an attempt this process started: scored from memory, written once, the
     // session checked by that write. Anything unusual takes the full path below.
     if let Some((id, cached)) = attempt_id.and_then(|id| Some((id, app.attempts.get(id)?))) {
-        if now <= cached.deadline {
-            if let Ok(scored) = score(&app.questions, &cached.questions, answers) {
+        if in_time(cached.deadline, now) {
+            if let Ok(scored) = score(&app.questions, &cached.questions, answers, unanswered) {
                 let (outcome, done) = record(
                     app,
                     id,
@@ -218,10 +231,11 @@ pub async fn submit<'a>(
     if a.submitted_at.is_some() {
         return Err(Refusal::AlreadySubmitted.into());
     }
-    if now > a.deadline {
+    if !in_time(a.deadline, now) {
         return Err(Refusal::AttemptExpired.into());
     }
-    let scored = score(&app.questions, &a.questions, answers).map_err(Refusal::Answer)?;
+    let scored =
+        score(&app.questions, &a.questions, answers, unanswered).map_err(Refusal::Answer)?;
     let (outcome, done) = record(app, a.id, participant.id, scored, answers, None, now).await?;
     app.attempts.remove(a.id);
     match (outcome, done) {
@@ -256,6 +270,7 @@ async fn record<'a>(
             passed,
             result: serde_json::to_string(answers).map_err(internal)?,
             at: now,
+            due_after: due_after(now),
             ticket_round: open.map(|n| (c.id.clone(), n)),
             session,
         })

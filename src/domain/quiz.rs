@@ -2,6 +2,7 @@
 //! scoring, which only ever happens here on the server.
 
 use super::random::{partial_shuffle, shuffle};
+use chrono::{DateTime, Duration, Utc};
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -267,12 +268,38 @@ pub struct Scored<'a> {
     pub results: Vec<QuestionResult<'a>>,
 }
 
-/// Scores a complete set of answers. A question is right when exactly its correct options are
-/// chosen. Every question of the attempt must be answered once, with options it has.
+/// How late a submission may reach the service and still be scored: the page submits by itself
+/// when the time runs out, and on a weak signal that request takes a while to arrive.
+pub const SUBMIT_GRACE_SECONDS: i64 = 30;
+
+/// Whether a submission reaching the service at `now` is in time for an attempt due at
+/// `deadline`.
+pub fn in_time(deadline: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    deadline >= due_after(now)
+}
+
+/// The earliest deadline an attempt may have and still take a submission at `now`.
+pub fn due_after(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - Duration::seconds(SUBMIT_GRACE_SECONDS)
+}
+
+/// What a question left unanswered means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// A mistake of the sender: the submission is refused, naming the questions.
+    Refused,
+    /// The time ran out (or the answers were stored that way): the question counts as wrong.
+    Wrong,
+}
+
+/// Scores a set of answers. A question is right when exactly its correct options are chosen.
+/// Each question of the attempt is answered at most once, with options it has; one not
+/// answered is refused or counted wrong, as `unanswered` says.
 pub fn score<'a>(
     bank: &'a QuestionBank,
     attempt: &[AttemptQuestion],
     answers: &[Answer],
+    unanswered: Unanswered,
 ) -> Result<Scored<'a>, AnswerError> {
     let positions: HashMap<&str, usize> = attempt
         .iter()
@@ -315,7 +342,7 @@ pub fn score<'a>(
         .filter(|(_, g)| g.as_ref().is_none_or(|k| k.is_empty()))
         .map(|(a, _)| a.question.clone())
         .collect();
-    if !missing.is_empty() {
+    if !missing.is_empty() && unanswered == Unanswered::Refused {
         return Err(AnswerError::Missing(missing));
     }
 
@@ -486,7 +513,7 @@ explanation = "因为""#;
         let mut rng = ChaCha20Rng::from_seed([3; 32]);
         let a = draw_questions(&b, 10, &mut rng);
         let mut answers = perfect(&b, &a);
-        assert_eq!(score(&b, &a, &answers).unwrap().score, 10);
+        assert_eq!(score_all(&b, &a, &answers).unwrap().score, 10);
         // Change a single-choice answer to a wrong option.
         let i = a
             .iter()
@@ -498,14 +525,14 @@ explanation = "因为""#;
             .find(|k| !right.contains(&k.to_string()))
             .unwrap();
         answers[i].choices = vec![wrong.to_string()];
-        let s = score(&b, &a, &answers).unwrap();
+        let s = score_all(&b, &a, &answers).unwrap();
         assert_eq!((s.score, s.out_of), (9, 10));
         assert!(!s.results[i].correct);
         assert_eq!(s.results[i].correct_choices, right);
         assert!(!s.results[i].explanation.is_empty());
         // Keys are read case-insensitively.
         answers[i].choices = right.iter().map(|k| k.to_lowercase()).collect();
-        assert_eq!(score(&b, &a, &answers).unwrap().score, 10);
+        assert_eq!(score_all(&b, &a, &answers).unwrap().score, 10);
     }
 
     #[test]
@@ -522,12 +549,61 @@ explanation = "因为""#;
             }]
         };
         let a = std::slice::from_ref(&aq);
-        assert_eq!(score(&b, a, &answer(&["A", "B", "C"])).unwrap().score, 1);
-        assert_eq!(score(&b, a, &answer(&["A", "B"])).unwrap().score, 0);
         assert_eq!(
-            score(&b, a, &answer(&["A", "B", "C", "D"])).unwrap().score,
+            score_all(&b, a, &answer(&["A", "B", "C"])).unwrap().score,
+            1
+        );
+        assert_eq!(score_all(&b, a, &answer(&["A", "B"])).unwrap().score, 0);
+        assert_eq!(
+            score_all(&b, a, &answer(&["A", "B", "C", "D"]))
+                .unwrap()
+                .score,
             0
         );
+    }
+
+    /// Every question must be answered, as the page asks before 交卷.
+    fn score_all<'a>(
+        b: &'a QuestionBank,
+        a: &[AttemptQuestion],
+        answers: &[Answer],
+    ) -> Result<Scored<'a>, AnswerError> {
+        score(b, a, answers, Unanswered::Refused)
+    }
+
+    #[test]
+    fn at_time_up_unanswered_questions_count_as_wrong() {
+        let b = bank();
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let a = draw_questions(&b, 4, &mut rng);
+        let mut given = perfect(&b, &a);
+        given.truncate(2);
+        given.push(Answer {
+            question: a[3].question.clone(),
+            choices: vec![],
+        });
+        let s = score(&b, &a, &given, Unanswered::Wrong).unwrap();
+        assert_eq!((s.score, s.out_of), (2, 4));
+        assert!(!s.results[2].correct && s.results[2].your_choices.is_empty());
+        assert!(!s.results[3].correct && !s.results[3].correct_choices.is_empty());
+        // The rest of the checks still hold.
+        given.push(given[0].clone());
+        assert_eq!(
+            score(&b, &a, &given, Unanswered::Wrong),
+            Err(AnswerError::Duplicate(a[0].question.clone()))
+        );
+    }
+
+    #[test]
+    fn a_submission_is_in_time_until_the_grace_after_the_deadline() {
+        let deadline = DateTime::parse_from_rfc3339("2026-07-06T10:10:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s: i64| deadline + Duration::seconds(s);
+        assert!(in_time(deadline, at(-600)));
+        assert!(in_time(deadline, at(SUBMIT_GRACE_SECONDS)));
+        assert!(!in_time(deadline, at(SUBMIT_GRACE_SECONDS + 1)));
+        assert_eq!(due_after(at(SUBMIT_GRACE_SECONDS)), deadline);
     }
 
     #[test]
@@ -548,32 +624,32 @@ explanation = "因为""#;
             choices: vec!["A".into()],
         });
         assert_eq!(
-            score(&b, &a, &extra),
+            score_all(&b, &a, &extra),
             Err(AnswerError::NotInAttempt(outsider.id.clone()))
         );
 
         let mut twice = good.clone();
         twice.push(good[0].clone());
         assert_eq!(
-            score(&b, &a, &twice),
+            score_all(&b, &a, &twice),
             Err(AnswerError::Duplicate(good[0].question.clone()))
         );
 
         assert_eq!(
-            score(&b, &a, &good[..2]),
+            score_all(&b, &a, &good[..2]),
             Err(AnswerError::Missing(vec![a[2].question.clone()]))
         );
         let mut empty = good.clone();
         empty[1].choices.clear();
         assert_eq!(
-            score(&b, &a, &empty),
+            score_all(&b, &a, &empty),
             Err(AnswerError::Missing(vec![a[1].question.clone()]))
         );
 
         let mut bad_key = good.clone();
         bad_key[0].choices = vec!["Z".into()];
         assert!(matches!(
-            score(&b, &a, &bad_key),
+            score_all(&b, &a, &bad_key),
             Err(AnswerError::UnknownOption { .. })
         ));
 
@@ -581,7 +657,7 @@ explanation = "因为""#;
         let k = repeated[0].choices[0].clone();
         repeated[0].choices = vec![k.clone(), k];
         assert!(matches!(
-            score(&b, &a, &repeated),
+            score_all(&b, &a, &repeated),
             Err(AnswerError::DuplicateChoice { .. })
         ));
     }

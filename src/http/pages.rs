@@ -13,6 +13,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../static/app.css"),
     ),
     (
+        "prefs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/prefs.js"),
+    ),
+    (
         "common.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/common.js"),

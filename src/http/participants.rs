@@ -120,6 +120,8 @@ pub struct CodeSent {
     /// The masked number the code went to.
     sent_to: String,
     expires_in_seconds: i64,
+    /// When the next code for this phone may be asked for; the one sent stays valid.
+    resend_in_seconds: i64,
 }
 
 /// Sends a 6-digit code by SMS to a mainland mobile number, whether or not it takes part yet
@@ -145,6 +147,7 @@ pub async fn request_code(
     Ok(HttpResponse::Accepted().json(CodeSent {
         sent_to: sent.sent_to,
         expires_in_seconds: sent.expires_in_seconds,
+        resend_in_seconds: sent.resend_in_seconds,
     }))
 }
 

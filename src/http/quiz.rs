@@ -144,6 +144,11 @@ pub async fn show_attempt(
 pub struct Answers {
     /// One entry per question of the attempt.
     answers: Vec<Answer>,
+    /// Sent by the page when the time ran out: questions not answered count as wrong instead
+    /// of being refused (`missing_answer`). A submission is taken up to 30 s after the
+    /// deadline, for the network.
+    #[serde(default)]
+    time_up: bool,
 }
 
 /// Submits all answers at once. Scored here; a pass while a round is open holds that round's
@@ -161,7 +166,7 @@ pub async fn submit(
     id: web::Path<String>,
     Body(body): Body<Answers>,
 ) -> Result<HttpResponse, ApiError> {
-    let done: Submitted<'_> = quiz::submit(&app, &key, &id, &body.answers).await?;
+    let done: Submitted<'_> = quiz::submit(&app, &key, &id, &body.answers, body.time_up).await?;
     let score = done.scored.score;
     Ok(ok_json(&ResultView {
         ticket: ticket_news(&app, done.passed, done.round, done.ticket, done.at),

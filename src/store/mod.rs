@@ -292,6 +292,8 @@ pub struct Submission {
     pub passed: bool,
     pub result: String,
     pub at: DateTime<Utc>,
+    /// The attempt's deadline must be at or after this: `at` less the grace for the network.
+    pub due_after: DateTime<Utc>,
     /// The round a passed attempt earns a ticket in, if one is open.
     pub ticket_round: Option<(String, u32)>,
     /// When set, the hash of a session token that must be the participant's and live at `at`:

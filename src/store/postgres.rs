@@ -207,7 +207,7 @@ impl Dialect for Pg {
         let row = bind_submission(
             sql("WITH att AS (
                  SELECT id FROM quiz_attempts
-                 WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1
+                 WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $11
                    AND ($10::text IS NULL OR EXISTS (
                        SELECT 1 FROM participant_sessions s
                        WHERE s.token_hash = $10 AND s.participant_id = $6 AND s.expires_at > $1))
@@ -232,6 +232,7 @@ impl Dialect for Pg {
         .bind(round.map(|(c, _)| c))
         .bind(round.map(|(_, r)| r))
         .bind(&s.session)
+        .bind(s.due_after)
         .fetch_optional(&mut *self.pool.acquire().await?)
         .await?;
         row.map(|r| {

@@ -948,13 +948,14 @@ pub(super) async fn write_submission<D: Dialect>(
         sql(
             "UPDATE quiz_attempts SET submitted_at = $1, score = $2, passed = $3, result = $4,
                  ticket_round = $7, ticket_status = $8, ticket_id = $9
-             WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $1",
+             WHERE id = $5 AND participant_id = $6 AND submitted_at IS NULL AND deadline >= $10",
         ),
         s,
     )
     .bind(ticket_round)
     .bind(status)
     .bind(ticket_id)
+    .bind(s.due_after)
     .execute(&mut *tx)
     .await?;
     if done != 1 {

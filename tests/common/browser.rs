@@ -134,3 +134,131 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
         (http::Method::POST, Some(body.to_string()))
     }
 }
+
+/// axe-core, vendored from its npm package (tests/vendor/axe-core/README.md).
+const AXE: &str = include_str!("../vendor/axe-core/axe.min.js");
+
+/// Runs axe-core on the page as it is now and fails on any violation, naming each rule and the
+/// elements it found. `state` names the page state in the message.
+pub async fn audit(c: &Client, state: &str) {
+    let violations = axe_violations(c).await;
+    assert!(
+        violations.is_empty(),
+        "axe-core finds {} violation(s) on {state}:\n{}",
+        violations.len(),
+        serde_json::to_string_pretty(&violations).unwrap()
+    );
+}
+
+/// What axe-core finds wrong on the page as it is now: each rule broken, with up to five of
+/// the elements breaking it.
+pub async fn axe_violations(c: &Client) -> Vec<serde_json::Value> {
+    // Injected through WebDriver, which the pages' strict CSP does not limit.
+    let loaded = c
+        .execute("return typeof window.axe === 'object';", vec![])
+        .await
+        .unwrap();
+    if loaded != serde_json::Value::Bool(true) {
+        c.execute(&format!("{AXE}\n;window.axe = axe;"), vec![])
+            .await
+            .expect("axe-core loads");
+    }
+    let report = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+               .then((r) => done(r.violations.map((v) => ({
+                   id: v.id, impact: v.impact, help: v.help,
+                   nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ': ' + n.failureSummary),
+               }))))
+               .catch((e) => done([{ id: 'axe-error', help: String(e), nodes: [] }]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    report.as_array().cloned().unwrap_or_default()
+}
+
+/// The participant pages' rules for phones, checked on the page as it is now: reading text at
+/// 16 px or more, and every control at least 44 px high (links inside running text excepted,
+/// as WCAG 2.5.8 allows). Fails naming the elements that break them.
+pub async fn phone_rules(c: &Client, state: &str) {
+    let found = c
+        .execute(
+            "const visible = (el) => {
+                 const r = el.getBoundingClientRect();
+                 const s = getComputedStyle(el);
+                 return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && !el.closest('svg, .sr-only');
+             };
+             const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+                 (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+             const small = [];
+             for (const el of document.body.querySelectorAll('*')) {
+                 const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+                 if (!own || !visible(el)) continue;
+                 const px = parseFloat(getComputedStyle(el).fontSize);
+                 if (px < 16) small.push(name(el) + ' ' + px + 'px: ' + el.textContent.trim().slice(0, 20));
+             }
+             const low = [];
+             for (const el of document.querySelectorAll('button, input:not([type=hidden]), select, textarea, summary, a, label.check, label.option')) {
+                 if (!visible(el)) continue;
+                 if (el.matches('input[type=checkbox], input[type=radio]') && el.closest('label')) continue;
+                 if (el.tagName === 'A' && el.closest('p, li, td, .small') && !el.matches('.btn')) continue;
+                 const h = el.getBoundingClientRect().height;
+                 if (h < 43.5) low.push(name(el) + ' ' + Math.round(h) + 'px: ' + (el.textContent || el.value || '').trim().slice(0, 20));
+             }
+             return { small, low, width: document.documentElement.scrollWidth };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let list = |k: &str| {
+        found[k]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert!(
+        list("small").is_empty(),
+        "text under 16 px on {state}: {:#?}",
+        list("small")
+    );
+    assert!(
+        list("low").is_empty(),
+        "tap targets under 44 px on {state}: {:#?}",
+        list("low")
+    );
+    let width = found["width"].as_u64().unwrap_or(0);
+    let viewport = c
+        .execute("return window.innerWidth;", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        width <= viewport,
+        "{state} is {width} px wide in a {viewport} px window"
+    );
+}
+
+/// A slow mobile network for every request of this browser from now on (Chrome DevTools
+/// protocol): `latency_ms` each way and a few hundred kbit/s, as on a weak signal.
+pub async fn slow_network(c: &Client, latency_ms: u32) {
+    c.issue_cmd(Cdp {
+        cmd: "Network.enable",
+        params: serde_json::json!({}),
+    })
+    .await
+    .expect("CDP Network.enable");
+    c.issue_cmd(Cdp {
+        cmd: "Network.emulateNetworkConditions",
+        params: serde_json::json!({
+            "offline": false,
+            "latency": latency_ms,
+            "downloadThroughput": 400 * 1024 / 8,
+            "uploadThroughput": 200 * 1024 / 8,
+        }),
+    })
+    .await
+    .expect("CDP Network.emulateNetworkConditions");
+}

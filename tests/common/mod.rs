@@ -894,6 +894,7 @@ pub async fn tickets_from(
                 passed: true,
                 result: "[]".into(),
                 at: now + chrono::Duration::seconds(how.seconds),
+                due_after: now + chrono::Duration::seconds(how.seconds),
                 ticket_round: Some((campaign.into(), round)),
                 session: None,
             })

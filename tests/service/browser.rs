@@ -7,7 +7,7 @@
 use crate::common;
 
 use campaign_lottery::domain::quiz::QuestionBank;
-use common::browser::{browser, driver};
+use common::browser::{audit, axe_violations, browser, driver, phone_rules, slow_network};
 use common::{repo_config_dir, TestApp, TestDb};
 use fantoccini::{Client, Locator};
 use std::path::PathBuf;
@@ -17,7 +17,12 @@ const PHONE: &str = "13912345678";
 
 /// Waits until `css` matches an element whose text contains `text`.
 async fn wait_text(c: &Client, css: &str, text: &str) -> String {
-    for _ in 0..100 {
+    wait_text_for(c, css, text, 10).await
+}
+
+/// [`wait_text`], for up to `seconds`.
+async fn wait_text_for(c: &Client, css: &str, text: &str, seconds: u64) -> String {
+    for _ in 0..seconds * 10 {
         if let Ok(el) = c.find(Locator::Css(css)).await {
             if let Ok(t) = el.text().await {
                 if t.contains(text) {
@@ -48,6 +53,20 @@ async fn wait_path(c: &Client, path: &str) {
         "did not reach {path}: at {}",
         c.current_url().await.unwrap()
     );
+}
+
+/// Two taps on `css`, `gap_ms` apart, as an impatient thumb on a slow network does. The second
+/// may find the button disabled, which is the point.
+async fn tap_twice(c: &Client, css: &str, gap_ms: u64) {
+    let el = c.find(Locator::Css(css)).await.unwrap();
+    el.click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(gap_ms)).await;
+    let _ = el.click().await;
+}
+
+/// What a script on the page returns.
+async fn js(c: &Client, script: &str) -> serde_json::Value {
+    c.execute(script, vec![]).await.unwrap()
 }
 
 async fn click(c: &Client, css: &str) {
@@ -132,10 +151,22 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
             Some("zh-CN")
         );
         screenshot(&c, &format!("landing-{width}")).await;
+        audit(&c, &format!("landing-{width}")).await;
+        if width == 360 {
+            phone_rules(&c, &format!("landing-{width}")).await;
+        }
         c.goto(&app.url("/join")).await.unwrap();
         screenshot(&c, &format!("join-{width}")).await;
+        audit(&c, &format!("join-{width}")).await;
+        if width == 360 {
+            phone_rules(&c, &format!("join-{width}")).await;
+        }
         c.goto(&app.url("/privacy")).await.unwrap();
         screenshot(&c, &format!("privacy-{width}")).await;
+        audit(&c, &format!("privacy-{width}")).await;
+        if width == 360 {
+            phone_rules(&c, &format!("privacy-{width}")).await;
+        }
         c.close().await.unwrap();
     }
 
@@ -159,6 +190,8 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
     click(&c, "#enter").await;
     wait_text(&c, "#consent-error", "同意隐私政策").await;
     screenshot(&c, "join-code-360").await;
+    audit(&c, "join-code-360").await;
+    phone_rules(&c, "join-code-360").await;
     assert_eq!(
         app.db.scalar("SELECT COUNT(*) FROM participants").await,
         0,
@@ -175,6 +208,8 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
     // The quiz: one question per screen, then the result with explanations.
     wait_text(&c, "#intro-round", "第 1 期").await;
     screenshot(&c, "quiz-intro-360").await;
+    audit(&c, "quiz-intro-360").await;
+    phone_rules(&c, "quiz-intro-360").await;
     click(&c, "#start").await;
     for k in 1..=10 {
         wait_text(&c, "#q-progress", &format!("第 {k} / 10 题")).await;
@@ -183,6 +218,8 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
             click(&c, "#next").await;
             wait_text(&c, "#q-error", "请先选择答案").await;
             screenshot(&c, "quiz-question-360").await;
+            audit(&c, "quiz-question-360").await;
+            phone_rules(&c, "quiz-question-360").await;
         }
         answer_current_question(&c, &bank).await;
         click(&c, "#next").await;
@@ -193,6 +230,8 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
     assert_eq!(reviews.len(), 10);
     assert!(reviews[0].text().await.unwrap().contains("解析"));
     screenshot(&c, "quiz-result-360").await;
+    audit(&c, "quiz-result-360").await;
+    phone_rules(&c, "quiz-result-360").await;
 
     // "My tickets".
     c.goto(&app.url("/me")).await.unwrap();
@@ -201,6 +240,8 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
     wait_text(&c, "#tickets", &ticket).await;
     wait_text(&c, "#who", "139****5678").await;
     screenshot(&c, "me-360").await;
+    audit(&c, "me-360").await;
+    phone_rules(&c, "me-360").await;
     c.close().await.unwrap();
 
     // Another phone (a fresh profile): log in again by SMS code.
@@ -226,28 +267,33 @@ async fn a_participant_registers_passes_the_quiz_and_logs_in_again_elsewhere() {
         .unwrap();
     type_into(&c, "#code-input", &code).await;
     screenshot(&c, "login-1280").await;
+    audit(&c, "login-1280").await;
     // A returning participant needs no consent again.
     click(&c, "#enter").await;
     wait_path(&c, "/me").await;
     wait_text(&c, "#tickets", &ticket).await;
     screenshot(&c, "me-1280").await;
+    audit(&c, "me-1280").await;
 
     // A second pass in the same round, on the wide screen: the ticket is already held.
     c.goto(&app.url("/quiz")).await.unwrap();
     wait_text(&c, "#intro-round", "第 1 期").await;
     screenshot(&c, "quiz-intro-1280").await;
+    audit(&c, "quiz-intro-1280").await;
     click(&c, "#start").await;
     for k in 1..=10 {
         wait_text(&c, "#q-progress", &format!("第 {k} / 10 题")).await;
         answer_current_question(&c, &bank).await;
         if k == 1 {
             screenshot(&c, "quiz-question-1280").await;
+            audit(&c, "quiz-question-1280").await;
         }
         click(&c, "#next").await;
     }
     wait_text(&c, "#verdict", "通过").await;
     wait_text(&c, "#ticket-news", "已持有第 1 期抽奖券").await;
     screenshot(&c, "quiz-result-1280").await;
+    audit(&c, "quiz-result-1280").await;
     assert_eq!(
         app.db.scalar("SELECT COUNT(*) FROM tickets").await,
         1,
@@ -995,5 +1041,205 @@ async fn an_operator_reviews_flagged_tickets_and_excludes_a_group_in_the_console
         .exclusions
         .iter()
         .all(|(_, r)| *r == Reason::SharedAddress));
+    c.close().await.unwrap();
+}
+
+/// A weak signal (800 ms each way, through the DevTools protocol): a double tap on each action
+/// sends it once, the code box stays while a code is valid, Back skips /join, and when the
+/// quiz's time runs out the answers given are submitted. Then the large-text mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    let bank = QuestionBank::parse(
+        &std::fs::read_to_string(repo_config_dir().join("questions.toml")).unwrap(),
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    slow_network(&c, 800).await;
+    c.goto(&app.url("/")).await.unwrap();
+    wait_text(&c, "#current", "报名中").await;
+    // The emulation is on: the page took at least the latency to answer.
+    let waited = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; const t = performance.now();
+             fetch('/api/campaign').then(() => done(performance.now() - t));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(waited.as_f64().unwrap() >= 700.0, "{waited}");
+    // And the audit would see a page breaking the rules: an image with no text, an unnamed
+    // button.
+    js(
+        &c,
+        "document.querySelector('main').append(Object.assign(document.createElement('img'), {src: '/static/share.png'}), document.createElement('button'));",
+    )
+    .await;
+    let ids: Vec<String> = axe_violations(&c)
+        .await
+        .iter()
+        .map(|v| v["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        ids.contains(&"image-alt".to_owned()) && ids.contains(&"button-name".to_owned()),
+        "{ids:?}"
+    );
+    c.goto(&app.url("/join")).await.unwrap();
+    wait_text(&c, "#send-code", "获取验证码").await;
+    type_into(&c, "#phone-input", PHONE).await;
+    tap_twice(&c, "#send-code", 300).await;
+    wait_text(&c, "#send-code", "正在").await;
+    wait_text_for(&c, "#code-sent", "139****5678", 30).await;
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM login_codes").await,
+        1,
+        "one code for two taps"
+    );
+    // The button counts down; the code box is there.
+    let resend = wait_text(&c, "#resend", "秒后可重新获取").await;
+    assert!(
+        resend.starts_with("6") || resend.starts_with("5"),
+        "{resend}"
+    );
+    assert!(c
+        .find(Locator::Css("#resend"))
+        .await
+        .unwrap()
+        .attr("disabled")
+        .await
+        .unwrap()
+        .is_some());
+    audit(&c, "/join, the code sent").await;
+    phone_rules(&c, "/join, the code sent").await;
+    screenshot(&c, "join-countdown-360").await;
+    // Asked again too soon anyway (as after a reload): refused, and the box with the code
+    // sent stays, the wait beside it.
+    js(&c, "document.querySelector('#resend').disabled = false;").await;
+    click(&c, "#resend").await;
+    wait_text_for(&c, "#resend-error", "秒", 30).await;
+    assert_eq!(
+        js(
+            &c,
+            "return document.querySelector('#code-form').classList.contains('hidden');"
+        )
+        .await,
+        serde_json::Value::Bool(false)
+    );
+    wait_text(&c, "#resend", "秒后可重新获取").await;
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM login_codes").await, 1);
+    let code = common::sent_code(&app.db.url, PHONE).await;
+    type_into(&c, "#code-input", &code).await;
+    click(&c, "#consent").await;
+    tap_twice(&c, "#enter", 300).await;
+    wait_path(&c, "/quiz").await;
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM participant_sessions")
+            .await,
+        1,
+        "one session for two taps"
+    );
+    // /join was replaced: Back goes to the page before it.
+    c.back().await.unwrap();
+    wait_path(&c, "/").await;
+    // With a session, /join goes on at once.
+    c.goto(&app.url("/join?next=/me")).await.unwrap();
+    wait_path(&c, "/me").await;
+
+    // Two taps on 开始答题: one attempt of the day's ten.
+    c.goto(&app.url("/quiz")).await.unwrap();
+    wait_text_for(&c, "#intro-round", "第 1 期", 30).await;
+    tap_twice(&c, "#start", 300).await;
+    wait_text_for(&c, "#q-progress", "第 1 / 10 题", 30).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM quiz_attempts").await,
+        1,
+        "one attempt for two taps"
+    );
+    audit(&c, "/quiz, a question").await;
+    phone_rules(&c, "/quiz, a question").await;
+    for k in 1..=3 {
+        wait_text(&c, "#q-progress", &format!("第 {k} / 10 题")).await;
+        answer_current_question(&c, &bank).await;
+        click(&c, "#next").await;
+    }
+    wait_text(&c, "#q-progress", "第 4 / 10 题").await;
+    let bar = js(
+        &c,
+        "const b = document.querySelector('#q-bar'); return [b.value, b.max];",
+    )
+    .await;
+    assert_eq!(bar, serde_json::json!([3, 10]), "the progress bar");
+
+    // Eight seconds left (the service's clock rules): reloaded, the attempt resumes, warns,
+    // and at 00:00 submits the three answers given; the rest count as wrong.
+    app.clock
+        .advance(chrono::Duration::minutes(9) + chrono::Duration::seconds(52));
+    c.refresh().await.unwrap();
+    wait_text_for(&c, "#q-progress", "第 4 / 10 题", 30).await;
+    wait_text(&c, "#q-notice", "还剩 1 分钟").await;
+    audit(&c, "/quiz, one minute left").await;
+    screenshot(&c, "quiz-warning-360").await;
+    wait_text_for(&c, "#q-notice", "时间到了", 20).await;
+    // At the top of the screen, and nothing more can be chosen.
+    let at = js(
+        &c,
+        "return [document.querySelector('#q-notice').getBoundingClientRect().top,
+                 document.querySelector('#q-fieldset').disabled];",
+    )
+    .await;
+    assert!(at[0].as_f64().unwrap() < 120.0, "{at}");
+    assert_eq!(at[1], serde_json::Value::Bool(true));
+    wait_text_for(&c, "#verdict", "没有通过", 20).await;
+    wait_text(&c, "#score", "答对 3 / 10 题").await;
+    wait_text(&c, "#time-up-note", "自动交卷").await;
+    assert_eq!(
+        app.db
+            .text("SELECT CAST(score AS TEXT) || '/' || CAST(submitted_at IS NOT NULL AS TEXT) FROM quiz_attempts")
+            .await,
+        "3/1"
+    );
+    audit(&c, "/quiz, submitted at time-up").await;
+    phone_rules(&c, "/quiz, submitted at time-up").await;
+    screenshot(&c, "quiz-time-up-360").await;
+    c.close().await.unwrap();
+
+    // 适老化: the large-text mode, switched on once, stays on every page of this phone.
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    c.goto(&app.url("/")).await.unwrap();
+    wait_text(&c, "#current", "报名中").await;
+    let size = "return parseFloat(getComputedStyle(document.body).fontSize);";
+    assert_eq!(js(&c, size).await.as_f64(), Some(17.0));
+    click(&c, "#large-text").await;
+    assert_eq!(js(&c, size).await.as_f64(), Some(21.25));
+    assert_eq!(
+        c.find(Locator::Css("#large-text"))
+            .await
+            .unwrap()
+            .attr("aria-pressed")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    audit(&c, "/ in large text").await;
+    phone_rules(&c, "/ in large text").await;
+    screenshot(&c, "landing-large-360").await;
+    for page in ["/draws", "/privacy", "/join"] {
+        c.goto(&app.url(page)).await.unwrap();
+        wait_text(&c, "h1", "").await;
+        assert_eq!(js(&c, size).await.as_f64(), Some(21.25), "{page}");
+        audit(&c, &format!("{page} in large text")).await;
+        phone_rules(&c, &format!("{page} in large text")).await;
+    }
+    screenshot(&c, "join-large-360").await;
+    click(&c, "#large-text").await;
+    assert_eq!(js(&c, size).await.as_f64(), Some(17.0));
     c.close().await.unwrap();
 }

@@ -882,6 +882,7 @@ async fn attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_rou
         passed: true,
         result: "{}".into(),
         at: when,
+        due_after: when,
         ticket_round: Some(("hengyang-2024".into(), 1)),
         session: None,
     };
@@ -931,6 +932,18 @@ async fn attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_rou
         s.submit_attempt(submission(ids[2], at(17))).await.unwrap(),
         SubmitOutcome::Expired,
         "after its deadline"
+    );
+    // The deadline is checked against `due_after`, which the service sets a grace before `at`.
+    let late = at(16) + Duration::minutes(10) + Duration::seconds(20);
+    assert_eq!(
+        s.submit_attempt(Submission {
+            due_after: late - Duration::seconds(30),
+            ..submission(ids[2], late)
+        })
+        .await
+        .unwrap(),
+        SubmitOutcome::Recorded(TicketOutcome::AlreadyHeld(ticket)),
+        "late, within the grace"
     );
     assert_eq!(
         s.submit_attempt(submission(uuid::Uuid::new_v4(), at(16)))

@@ -25,6 +25,7 @@ backend_tests!(
     an_attempt_reveals_no_answer_before_submission,
     passing_holds_exactly_one_ticket_per_round,
     failing_explains_every_answer_and_gives_no_ticket,
+    at_time_up_the_answers_given_are_scored_within_the_grace,
     concurrent_passes_give_one_ticket,
     an_attempt_is_submitted_once_even_concurrently,
     passing_outside_every_window_says_when_the_next_opens,
@@ -549,6 +550,11 @@ async fn logging_in_again_by_sms_code(db: TestDb) {
     let sent = json_of(res).await;
     assert_eq!(sent["sent_to"], "138****8000");
     assert_eq!(sent["expires_in_seconds"], 300);
+    assert_eq!(sent["resend_in_seconds"], 60, "the page counts down to it");
+    // Asked again at once: refused with the wait, and the code sent stays the one to enter.
+    let again = app.request_code(PHONE).await;
+    assert_eq!(again.status(), 429);
+    assert_eq!(again.headers()["retry-after"], "60");
     let code = outbox_code(&app, PHONE).await;
     assert_eq!(code.len(), 6);
     assert!(app.store.pending_sms(10).await.unwrap()[0]
@@ -945,6 +951,50 @@ async fn failing_explains_every_answer_and_gives_no_ticket(db: TestDb) {
     }
     assert_ne!(results[9]["your_choices"], results[9]["correct_choices"]);
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM tickets").await, 0);
+}
+
+/// The page submits by itself when the time runs out: what was answered is scored, the rest
+/// counts as wrong, and a request slowed by a weak signal still arrives in time.
+async fn at_time_up_the_answers_given_are_scored_within_the_grace(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let attempt = start(&app, &token).await;
+    let mut given = answers(&attempt, 10);
+    // Eight answered right, one left empty, one not sent at all.
+    given["answers"][8]["choices"] = json!([]);
+    given["answers"].as_array_mut().unwrap().pop();
+    // Without `time_up` that is a mistake to point out.
+    assert_eq!(
+        error_code(submit(&app, &token, &attempt, &given).await).await,
+        (422, "missing_answer".into())
+    );
+    given["time_up"] = json!(true);
+    // Past the grace it is too late.
+    app.clock
+        .advance(Duration::minutes(10) + Duration::seconds(31));
+    assert_eq!(
+        error_code(submit(&app, &token, &attempt, &given).await).await,
+        (410, "attempt_expired".into())
+    );
+    app.clock.advance(Duration::seconds(-11));
+    let result = json_of(submit(&app, &token, &attempt, &given).await).await;
+    assert_eq!(
+        (result["score"].clone(), result["passed"].clone()),
+        (json!(8), json!(true))
+    );
+    assert_eq!(result["ticket"]["status"], "issued");
+    let results = result["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    for r in &results[8..] {
+        assert_eq!(r["correct"], false);
+        assert_eq!(r["your_choices"], json!([]));
+        assert!(!r["correct_choices"].as_array().unwrap().is_empty());
+    }
+    // Shown again later, scored the same from what was stored.
+    let path = format!("/api/quiz/attempts/{}", attempt["id"].as_str().unwrap());
+    let shown = json_of(app.get(&path, Some(&token)).await).await;
+    assert_eq!(shown["result"]["score"], 8);
+    assert_eq!(shown["result"]["results"][9]["correct"], false);
 }
 
 async fn concurrent_passes_give_one_ticket(db: TestDb) {
