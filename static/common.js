@@ -1,8 +1,9 @@
 // Shared helpers for the pages: the API, local times, small DOM helpers.
 
-/** Calls the API; resolves to {ok, status, data, error} and never throws for HTTP errors. */
-export async function api(path, { method = "GET", body } = {}) {
+/** Calls the API (as staff with `token`); resolves to {ok, status, data, error} and never throws. */
+export async function api(path, { method = "GET", body, token } = {}) {
   const init = { method, credentials: "same-origin", headers: {} };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);

@@ -1,4 +1,4 @@
-import { h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES } from "/static/common.js";
+import { api, busy, failure, h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES } from "/static/common.js";
 
 // drand quicknet (DESIGN §4c): the chain, and when its round 1 was published (rounds every 3 s).
 const QUICKNET = "52db9ba70e0cc0f6eaf7803dd07447a1f5477735fd3f661792ba94600c84e971";
@@ -9,15 +9,8 @@ let token = sessionStorage.getItem("staff-token") || "";
 let me = null;
 let campaign = null;
 
-async function call(path, method = "GET", body) {
-  const init = { method, headers: { Authorization: `Bearer ${token}` } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
-  const data = await res.json().catch(() => null);
-  return res.ok ? { ok: true, data } : { ok: false, status: res.status, error: (data && data.error) || { message: "出错了" } };
+function call(path, method = "GET", body) {
+  return api(path, { method, body, token });
 }
 
 const enc = new TextEncoder();
@@ -48,16 +41,32 @@ async function commitment(round, secretHex) {
   return toHex(await crypto.subtle.digest("SHA-256", all));
 }
 
+/** The outcome of the last action, in one place; each action clears the one before. */
 function say(message, ok) {
   const r = $("#result");
   r.textContent = message;
-  r.classList.remove("hidden");
+  r.classList.toggle("hidden", !message);
   r.classList.toggle("ok", !!ok);
+}
+
+/** A failed request in the status line, with 重试 when the network or the service failed. */
+function sayFailure(res, retry) {
+  say(" ");
+  failure($("#result"), res, retry);
+}
+
+/** The round in view, kept in the address (?round=N) so that a reload stays on it. */
+function chooseRound(n) {
+  const url = new URL(location.href);
+  url.searchParams.set("round", n);
+  history.replaceState(null, "", url);
 }
 
 async function refresh() {
   const n = Number($("#round").value);
-  const res = await fetch(`/api/rounds/${n}`).then((r) => r.json());
+  const got = await api(`/api/rounds/${n}`);
+  if (!got.ok) return sayFailure(got, refresh);
+  const res = got.data;
   const committed = res.witnesses.length;
   const revealed = res.witnesses.filter((w) => w.secret).length;
   const frozen = ["frozen", "drawn"].includes(res.state);
@@ -91,18 +100,23 @@ async function refresh() {
   $("#draw").disabled = !frozen || drawn;
 }
 
-async function act(path, body, confirmText) {
+async function act(button, path, body, confirmText) {
+  say("");
   if (!confirm(confirmText)) return;
-  const res = await call(path, "POST", body);
-  say(res.ok ? res.data.message : res.error.message, res.ok);
+  const res = await busy(button, "正在提交…", () => call(path, "POST", body));
+  if (!res) return;
+  if (res.ok) say(res.data.message, true);
+  else sayFailure(res, () => act(button, path, body, confirmText));
   await refresh();
 }
 
 async function enter() {
-  const who = await call("/api/whoami");
+  const who = await busy($("#login button[type=submit]"), "正在进入…", () => call("/api/whoami"));
+  if (!who) return;
   if (!who.ok) {
-    $("#login-error").textContent = who.status === 401 ? "令牌无效或已停用" : who.error.message;
-    sessionStorage.removeItem("staff-token");
+    if (who.status === 401) $("#login-error").textContent = "令牌无效或已停用";
+    else failure($("#login-error"), who, enter);
+    if (who.status === 401) sessionStorage.removeItem("staff-token");
     return;
   }
   me = who.data;
@@ -111,7 +125,9 @@ async function enter() {
     return;
   }
   sessionStorage.setItem("staff-token", token);
-  campaign = await fetch("/api/campaign").then((r) => r.json());
+  const got = await api("/api/campaign");
+  if (!got.ok) return failure($("#login-error"), got, enter);
+  campaign = got.data;
   $("#login").classList.add("hidden");
   $("#desk").classList.remove("hidden");
   $("#who").textContent = `${me.name}（${{ operator: "运营", witness: "见证人", auditor: "审计" }[me.role]}）`;
@@ -122,7 +138,11 @@ async function enter() {
   $("#review").classList.toggle("hidden", !["operator", "auditor"].includes(me.role));
   $("#review-actions").classList.toggle("hidden", me.role !== "operator");
   $("#settle-venue").replaceChildren(h("option", { value: "" }, "全部场所"), ...campaign.venues.map((v) => h("option", { value: v.id }, v.name)));
-  const current = campaign.rounds.find((r) => ["open", "closed", "frozen"].includes(r.state)) || campaign.rounds[0];
+  // The round asked for in the address (kept across a reload), else the one being worked on.
+  const asked = Number(new URLSearchParams(location.search).get("round"));
+  const current = campaign.rounds.find((r) => r.number === asked)
+    || campaign.rounds.find((r) => ["open", "closed", "frozen"].includes(r.state)) || campaign.rounds[0];
+  chooseRound(current.number);
   $("#round").replaceChildren(...campaign.rounds.map((r) => h("option", { value: r.number, selected: r.number === current.number }, `第 ${r.number} 期（${STATE_NAMES[r.state] || r.state}）`)));
   await refresh();
   if (["operator", "auditor"].includes(me.role)) await loadStats();
@@ -138,36 +158,45 @@ function s(tag, attrs = {}, text) {
   return el;
 }
 
-/** Vertical bars with their values above and labels below; `title` names the chart for screen readers. */
-function barChart(title, labels, values) {
-  const w = 720, h0 = 200, top = 20, bottom = 28, gap = 8;
+/** The width a chart is drawn at: its box's, so that its text is at the page's size (a
+ * 720-wide drawing shrunk onto a phone made 12 px labels 5 px). Redrawn when that changes. */
+function chartWidth(box) {
+  return Math.max(280, Math.round(box.clientWidth || 320));
+}
+
+/** One bar per label, across: labels on the left, values at the ends, readable at any width;
+ * `title` names the chart for screen readers. */
+function barChart(title, labels, values, w) {
+  const left = 64, right = 48, rowH = 26, top = 4;
   const max = Math.max(1, ...values);
-  const bw = (w - gap * (labels.length + 1)) / Math.max(1, labels.length);
-  const svg = s("svg", { viewBox: `0 0 ${w} ${h0}`, role: "img", "aria-label": title });
+  const h0 = top + labels.length * rowH;
+  const svg = s("svg", { viewBox: `0 0 ${w} ${h0}`, width: w, height: h0, role: "img", "aria-label": title });
   svg.append(s("title", {}, title));
-  svg.append(s("line", { class: "axis", x1: 0, x2: w, y1: h0 - bottom, y2: h0 - bottom }));
+  svg.append(s("line", { class: "axis", x1: left, x2: left, y1: 0, y2: h0 }));
   labels.forEach((label, i) => {
-    const x = gap + i * (bw + gap);
-    const bh = ((h0 - top - bottom) * values[i]) / max;
-    svg.append(s("rect", { class: "bar", x, y: h0 - bottom - bh, width: bw, height: bh }));
-    svg.append(s("text", { class: "value", x: x + bw / 2, y: h0 - bottom - bh - 4, "text-anchor": "middle" }, String(values[i])));
-    svg.append(s("text", { x: x + bw / 2, y: h0 - 8, "text-anchor": "middle" }, label));
+    const y = top + i * rowH;
+    const bw = ((w - left - right) * values[i]) / max;
+    svg.append(s("text", { x: 0, y: y + rowH - 9 }, label));
+    svg.append(s("rect", { class: "bar", x: left, y: y + 4, width: Math.max(values[i] ? 2 : 0, bw), height: rowH - 8 }));
+    svg.append(s("text", { class: "value", x: left + bw + 6, y: y + rowH - 9 }, String(values[i])));
   });
   return svg;
 }
 
 /** One row of day bars per venue, on one scale, with the first and last day under them. */
-function venueDaysChart(title, days, venues) {
-  const w = 720, left = 150, right = 44, rowH = 30, top = 6, axis = 22;
+function venueDaysChart(title, days, venues, w) {
+  const left = Math.min(150, Math.round(w * 0.36)), right = 44, rowH = 34, top = 6, axis = 24;
+  // As many characters of a venue's name as its column holds at the page's text size.
+  const chars = Math.max(4, Math.floor((left - 8) / 15));
   const max = Math.max(1, ...venues.flatMap((v) => v.per_day));
   // Days share the width; a few days do not make wide blocks.
   const bw = Math.min(28, (w - left - right) / Math.max(1, days.length));
   const hgt = top + venues.length * rowH + axis;
-  const svg = s("svg", { viewBox: `0 0 ${w} ${hgt}`, role: "img", "aria-label": title });
+  const svg = s("svg", { viewBox: `0 0 ${w} ${hgt}`, width: w, height: hgt, role: "img", "aria-label": title });
   svg.append(s("title", {}, title));
   venues.forEach((v, r) => {
     const base = top + (r + 1) * rowH - 4;
-    svg.append(s("text", { x: 0, y: base - 6 }, v.name.length > 11 ? v.name.slice(0, 10) + "…" : v.name));
+    svg.append(s("text", { x: 0, y: base - 6 }, v.name.length > chars ? v.name.slice(0, chars - 1) + "…" : v.name));
     svg.append(s("line", { class: "axis", x1: left, x2: w - right, y1: base, y2: base }));
     v.per_day.forEach((n, d) => {
       if (!n) return;
@@ -202,14 +231,24 @@ function save(name, blob) {
 function saveCsv(name, rows) {
   // A BOM, so that spreadsheet programs read the Chinese as UTF-8.
   save(name, new Blob(["\ufeff" + csvText(rows)], { type: "text/csv;charset=utf-8" }));
+  say(`已导出 ${name}`, true);
 }
 
 /** Downloads a CSV the service makes (it needs the token, so a plain link would not do). */
-async function saveFrom(path, name) {
-  const res = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+async function saveFrom(button, path, name) {
+  say("");
+  const res = await busy(button, "正在下载…", async () => {
+    try {
+      return await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+    } catch {
+      return null;
+    }
+  });
+  if (res === undefined) return;
+  if (!res) return sayFailure({ status: 0, error: { message: "网络连接失败，请检查网络后重试" } }, () => saveFrom(button, path, name));
   if (!res.ok) {
     const data = await res.json().catch(() => null);
-    return say((data && data.error && data.error.message) || "下载失败");
+    return sayFailure({ status: res.status, error: (data && data.error) || { message: "下载失败" } }, () => saveFrom(button, path, name));
   }
   save(name, await res.blob());
   say(`已下载 ${name}`, true);
@@ -219,17 +258,17 @@ let stats = null;
 
 async function loadStats() {
   const res = await call("/api/admin/stats");
-  if (!res.ok) return say(res.error.message);
+  if (!res.ok) return sayFailure(res, loadStats);
   stats = res.data;
   const sms = stats.sms;
   const day = sms.last_day;
   const sender = sms.gateway === "outbox" ? "未接短信网关（短信留在发件箱）" : `短信网关 ${sms.gateway}`;
   document.querySelector("#claims-table")?.remove();
   if (stats.claims && stats.claims.length) {
-    $("#sms-status").before(h("table", { id: "claims-table", class: "small" },
+    $("#sms-status").before(h("div", { id: "claims-table", class: "table-scroll" }, h("table", { class: "small" },
       h("caption", {}, "各期奖品领取情况"),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "期次"), h("th", { scope: "col" }, "待领取"), h("th", { scope: "col" }, "已领取"), h("th", { scope: "col" }, "已放弃或逾期"), h("th", { scope: "col" }, "已短信通知"), h("th", { scope: "col" }, "已短信提醒"))),
-      h("tbody", {}, ...stats.claims.map((c) => h("tr", {}, h("td", {}, `第 ${c.round} 期`), h("td", {}, String(c.to_claim)), h("td", {}, String(c.claimed)), h("td", {}, String(c.forfeited)), h("td", {}, String(c.notified)), h("td", {}, String(c.reminded)))))));
+      h("tbody", {}, ...stats.claims.map((c) => h("tr", {}, h("td", {}, `第 ${c.round} 期`), h("td", {}, String(c.to_claim)), h("td", {}, String(c.claimed)), h("td", {}, String(c.forfeited)), h("td", {}, String(c.notified)), h("td", {}, String(c.reminded))))))));
   }
   document.querySelector("#unawarded")?.remove();
   if (campaign.unawarded) {
@@ -242,15 +281,12 @@ async function loadStats() {
   $("#sms-alert").classList.toggle("hidden", !sms.paused);
   const held = new Map(stats.tickets_per_round.map((r) => [r.round, r.tickets]));
   const rounds = campaign.rounds.map((r) => r.number);
-  $("#tickets-chart").replaceChildren(barChart("各期抽奖券张数", rounds.map((n) => `第${n}期`), rounds.map((n) => held.get(n) || 0)));
+  drawCharts();
   $("#tickets-table").replaceChildren(
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "期次"), h("th", { scope: "col" }, "抽奖券（张）"))),
     h("tbody", {}, ...rounds.map((n) => h("tr", {}, h("td", {}, `第 ${n} 期`), h("td", {}, String(held.get(n) || 0))))),
   );
   const { days, venues } = stats.redemptions;
-  const chart = $("#redemptions-chart");
-  if (days.length) chart.replaceChildren(venueDaysChart(`各场所每日核销，${days[0]} 至 ${days[days.length - 1]}`, days, venues));
-  else chart.replaceChildren(h("p", { class: "muted" }, "还没有核销。"));
   $("#redemptions-table").replaceChildren(
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "场所"), h("th", { scope: "col" }, "核销（次）"), h("th", { scope: "col" }, "最多一天"))),
     h("tbody", {}, ...venues.map((v) => h("tr", {}, h("td", {}, v.name), h("td", {}, String(v.total)), h("td", {}, String(Math.max(0, ...v.per_day)))))),
@@ -260,12 +296,32 @@ async function loadStats() {
   if (!$("#settle-to").value) $("#settle-to").value = days[days.length - 1] || today;
 }
 
+/** Both charts, at the width of their boxes now. */
+function drawCharts() {
+  if (!stats) return;
+  const held = new Map(stats.tickets_per_round.map((r) => [r.round, r.tickets]));
+  const rounds = campaign.rounds.map((r) => r.number);
+  const tickets = $("#tickets-chart");
+  tickets.replaceChildren(barChart("各期抽奖券张数", rounds.map((n) => `第${n}期`), rounds.map((n) => held.get(n) || 0), chartWidth(tickets)));
+  const { days, venues } = stats.redemptions;
+  const chart = $("#redemptions-chart");
+  if (days.length) chart.replaceChildren(venueDaysChart(`各场所每日核销，${days[0]} 至 ${days[days.length - 1]}`, days, venues, chartWidth(chart)));
+  else chart.replaceChildren(h("p", { class: "muted" }, "还没有核销。"));
+}
+let drawnAt = 0;
+window.addEventListener("resize", () => {
+  const w = chartWidth($("#tickets-chart"));
+  if (w !== drawnAt) { drawnAt = w; drawCharts(); }
+});
+
 $("#tickets-csv").addEventListener("click", () => {
+  say("");
   if (!stats) return say("数据还没有加载完，请稍候");
   const held = new Map(stats.tickets_per_round.map((r) => [r.round, r.tickets]));
   saveCsv(`${campaign.id}-tickets-per-round.csv`, [["round", "tickets"], ...campaign.rounds.map((r) => [r.number, held.get(r.number) || 0])]);
 });
 $("#redemptions-csv").addEventListener("click", () => {
+  say("");
   if (!stats) return say("数据还没有加载完，请稍候");
   const { days, venues } = stats.redemptions;
   const rows = [["venue_id", "venue_name", "local_date", "redemptions"]];
@@ -274,23 +330,26 @@ $("#redemptions-csv").addEventListener("click", () => {
 });
 $("#settlement").addEventListener("submit", (e) => {
   e.preventDefault();
+  say("");
   const from = $("#settle-from").value, to = $("#settle-to").value, venue = $("#settle-venue").value;
   if (!from || !to) return ($("#settle-error").textContent = "请填写起始和截止日期");
   if (to < from) return ($("#settle-error").textContent = "截止日期不能早于起始日期");
   $("#settle-error").textContent = "";
   const q = new URLSearchParams({ from, to });
   if (venue) q.set("venue", venue);
-  saveFrom(`/api/settlement.csv?${q}`, `${campaign.id}-settlement-${from}-${to}${venue ? "-" + venue : ""}.csv`);
+  saveFrom($("#settlement button[type=submit]"), `/api/settlement.csv?${q}`, `${campaign.id}-settlement-${from}-${to}${venue ? "-" + venue : ""}.csv`);
 });
 
 // ---- vouchers (operators) ---------------------------------------------------------------------
 
 async function findVouchers() {
   const phone = $("#find-phone").value.trim();
-  const res = await call(`/api/admin/vouchers?phone=${encodeURIComponent(phone)}`);
+  const res = await busy($("#find button[type=submit]"), "正在查找…",
+    () => call(`/api/admin/vouchers?phone=${encodeURIComponent(phone)}`));
+  if (!res) return;
   $("#find-phone").setAttribute("aria-invalid", String(!res.ok));
   if (!res.ok) {
-    $("#find-error").textContent = res.error.message;
+    failure($("#find-error"), res, findVouchers);
     return;
   }
   $("#find-error").textContent = "";
@@ -305,9 +364,9 @@ async function findVouchers() {
     const actions = h("div", { class: "actions" });
     if (v.status !== "void") {
       actions.append(h("label", { for: `reason-${v.id}`, class: "small" }, "作废原因"), reason,
-        h("button", { class: "btn secondary void", type: "button", onclick: () => voidVoucher(v, reason.value) }, "作废"));
+        h("button", { class: "btn secondary void", type: "button", onclick: (e) => voidVoucher(e.currentTarget, v, reason.value) }, "作废"));
     } else if (!replaced.has(v.id)) {
-      actions.append(h("button", { class: "btn reissue", type: "button", onclick: () => reissue(v) }, "补发新码"));
+      actions.append(h("button", { class: "btn reissue", type: "button", onclick: (e) => reissue(e.currentTarget, v) }, "补发新码"));
     }
     return h("div", { class: "card voucher-row", "data-id": v.id },
       h("div", {},
@@ -321,18 +380,24 @@ async function findVouchers() {
   }));
 }
 
-async function voidVoucher(v, reason) {
+async function voidVoucher(button, v, reason) {
+  say("");
   if (!reason.trim()) return say("请先填写作废原因");
   if (!confirm(`确认作废兑换码 ${v.code}？作废后前台无法再核销这个码。`)) return;
-  const res = await call(`/api/admin/vouchers/${v.id}/void`, "POST", { reason: reason.trim() });
-  say(res.ok ? `已作废 ${v.code}` : res.error.message, res.ok);
+  const res = await busy(button, "正在作废…", () => call(`/api/admin/vouchers/${v.id}/void`, "POST", { reason: reason.trim() }));
+  if (!res) return;
+  if (res.ok) say(`已作废 ${v.code}`, true);
+  else sayFailure(res, () => voidVoucher(button, v, reason));
   await findVouchers();
 }
 
-async function reissue(v) {
+async function reissue(button, v) {
+  say("");
   if (!confirm(`确认为作废的 ${v.code} 补发新码？每个码只能补发一次。`)) return;
-  const res = await call(`/api/admin/vouchers/${v.id}/reissue`, "POST");
-  say(res.ok ? `已补发新码 ${res.data.code}，请告知中奖人在“我的抽奖券”查看` : res.error.message, res.ok);
+  const res = await busy(button, "正在补发…", () => call(`/api/admin/vouchers/${v.id}/reissue`, "POST"));
+  if (!res) return;
+  if (res.ok) say(`已补发新码 ${res.data.code}，请告知中奖人在“我的抽奖券”查看`, true);
+  else sayFailure(res, () => reissue(button, v));
   await findVouchers();
 }
 
@@ -340,14 +405,14 @@ $("#find").addEventListener("submit", (e) => {
   e.preventDefault();
   findVouchers();
 });
-$("#vouchers-csv").addEventListener("click", () => saveFrom("/api/admin/exports/vouchers.csv", `${campaign.id}-vouchers.csv`));
+$("#vouchers-csv").addEventListener("click", (e) => saveFrom(e.currentTarget, "/api/admin/exports/vouchers.csv", `${campaign.id}-vouchers.csv`));
 
 $("#login").addEventListener("submit", (e) => {
   e.preventDefault();
   token = $("#token").value.trim();
   enter();
 });
-$("#round").addEventListener("change", () => { refresh(); clearReview(); });
+$("#round").addEventListener("change", () => { say(""); chooseRound($("#round").value); refresh(); clearReview(); });
 
 // ---- the review of a round's tickets (operators decide, auditors read) ----------------------
 
@@ -394,10 +459,12 @@ function renderReview() {
   $("#review-tools").classList.toggle("hidden", items.length === 0);
 }
 
-async function loadReview() {
+async function loadReview(clear = true) {
+  if (clear) say("");
   const n = Number($("#round").value);
-  const res = await call(`/api/rounds/${n}/review`);
-  if (!res.ok) { $("#review-summary").textContent = res.error.message; return; }
+  const res = await busy($("#review-load"), "正在载入…", () => call(`/api/rounds/${n}/review`));
+  if (!res) return;
+  if (!res.ok) { failure($("#review-summary"), res, () => loadReview(clear)); return; }
   review.flagged = res.data.flagged;
   review.selected = new Set([...review.selected].filter((id) => review.flagged.some((t) => t.ticket === id)));
   const excluded = review.flagged.filter((t) => t.excluded).length;
@@ -406,6 +473,7 @@ async function loadReview() {
 }
 
 async function changeTickets(action) {
+  say("");
   const n = Number($("#round").value);
   const tickets = [...review.selected];
   if (!tickets.length) { say("请先选择奖券", false); return; }
@@ -413,15 +481,17 @@ async function changeTickets(action) {
   const note = $("#review-note").value.trim();
   if (exclude && !note) { say("请填写核实说明", false); return; }
   if (!confirm(`${exclude ? "排除" : "恢复"} ${tickets.length} 张奖券？`)) return;
-  const res = exclude
-    ? await call(`/api/rounds/${n}/exclusions`, "POST", { tickets, reason: $("#review-reason").value, note })
-    : await call(`/api/rounds/${n}/exclusions/restore`, "POST", { tickets });
-  say(res.ok ? res.data.message : res.error.message, res.ok);
+  const res = await busy($(exclude ? "#review-exclude" : "#review-restore"), "正在提交…", () => exclude
+    ? call(`/api/rounds/${n}/exclusions`, "POST", { tickets, reason: $("#review-reason").value, note })
+    : call(`/api/rounds/${n}/exclusions/restore`, "POST", { tickets }));
+  if (!res) return;
+  if (res.ok) say(res.data.message, true);
+  else sayFailure(res, () => changeTickets(action));
   if (res.ok) review.selected.clear();
-  await loadReview();
+  await loadReview(false);
 }
 
-$("#review-load").addEventListener("click", loadReview);
+$("#review-load").addEventListener("click", () => loadReview());
 $("#review-exclude").addEventListener("click", () => changeTickets("exclude"));
 $("#review-restore").addEventListener("click", () => changeTickets("restore"));
 $("#review-all").addEventListener("change", (e) => {
@@ -431,29 +501,68 @@ $("#review-all").addEventListener("change", (e) => {
 for (const b of document.querySelectorAll("[data-sort]")) {
   b.addEventListener("click", () => { review.sort = b.dataset.sort; renderReview(); });
 }
-$("#freeze").addEventListener("click", () => {
+$("#freeze").addEventListener("click", (e) => {
   const n = $("#round").value;
-  act(`/api/rounds/${n}/freeze`, { beacon_source: $("#beacon-source").value }, `确认封存第 ${n} 期的抽奖券？封存后不能更改。`);
+  act(e.currentTarget, `/api/rounds/${n}/freeze`, { beacon_source: $("#beacon-source").value }, `确认封存第 ${n} 期的抽奖券？封存后不能更改。`);
 });
-$("#draw").addEventListener("click", () => {
+$("#draw").addEventListener("click", (e) => {
   const n = $("#round").value;
   const body = quicknetRound ? { beacon_signature: $("#beacon").value } : { beacon: $("#beacon").value };
-  act(`/api/rounds/${n}/draw`, body, `确认为第 ${n} 期开奖？开奖只能进行一次。`);
+  act(e.currentTarget, `/api/rounds/${n}/draw`, body, `确认为第 ${n} 期开奖？开奖只能进行一次。`);
 });
 $("#new-secret").addEventListener("click", () => {
   $("#secret").value = toHex(crypto.getRandomValues(new Uint8Array(32)));
-  say("已生成秘密。请妥善保存（抄写或存档），封存后揭示时需要它。", true);
+  say("已生成秘密。请先复制或下载保存，封存后揭示时需要它；服务器不保存它。", true);
 });
-$("#commit").addEventListener("click", async () => {
+
+/** The secret typed or generated, or a message saying what is wrong with it. */
+function secretValue() {
   const s = $("#secret").value.trim().toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(s)) return say("秘密应为 64 位十六进制数字");
+  if (!/^[0-9a-f]{64}$/.test(s)) {
+    say("秘密应为 64 位十六进制数字");
+    return null;
+  }
+  return s;
+}
+
+$("#copy-secret").addEventListener("click", async () => {
+  say("");
+  const s = secretValue();
+  if (!s) return;
+  try {
+    await navigator.clipboard.writeText(s);
+  } catch {
+    // No clipboard (an old browser or a page not on https): select it for a manual copy.
+    $("#secret").select();
+    return say("浏览器不允许自动复制：秘密已选中，请长按或按 Ctrl+C 复制。");
+  }
+  say("秘密已复制。请粘贴到安全的地方保存。", true);
+});
+$("#download-secret").addEventListener("click", async () => {
+  say("");
+  const s = secretValue();
+  if (!s) return;
   const n = Number($("#round").value);
-  act(`/api/rounds/${n}/commitments`, { commitment: await commitment(n, s) }, `确认提交第 ${n} 期的承诺？`);
+  const text = [
+    `活动：${campaign.id}`, `期次：第 ${n} 期`, `见证人：${me.name}`, `秘密：${s}`,
+    `承诺值：${await commitment(n, s)}`, "", "封存后在开奖工作台揭示这个秘密。请勿交给他人。", "",
+  ].join("\r\n");
+  const name = `${campaign.id}-round-${n}-witness-secret.txt`;
+  save(name, new Blob([text], { type: "text/plain;charset=utf-8" }));
+  say(`已下载 ${name}`, true);
 });
-$("#reveal").addEventListener("click", () => {
-  const s = $("#secret").value.trim().toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(s)) return say("秘密应为 64 位十六进制数字");
+$("#commit").addEventListener("click", async (e) => {
+  say("");
+  const s = secretValue();
+  if (!s) return;
+  const n = Number($("#round").value);
+  act(e.currentTarget, `/api/rounds/${n}/commitments`, { commitment: await commitment(n, s) }, `确认提交第 ${n} 期的承诺？`);
+});
+$("#reveal").addEventListener("click", (e) => {
+  say("");
+  const s = secretValue();
+  if (!s) return;
   const n = $("#round").value;
-  act(`/api/rounds/${n}/reveal`, { secret: s }, `确认揭示第 ${n} 期的秘密？`);
+  act(e.currentTarget, `/api/rounds/${n}/reveal`, { secret: s }, `确认揭示第 ${n} 期的秘密？`);
 });
 if (token) enter();

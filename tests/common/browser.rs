@@ -262,3 +262,45 @@ pub async fn slow_network(c: &Client, latency_ms: u32) {
     .await
     .expect("CDP Network.emulateNetworkConditions");
 }
+
+/// Downloads from now on land in `dir` (Chrome DevTools protocol), for the tests to read.
+pub async fn downloads_to(c: &Client, dir: &std::path::Path) {
+    c.issue_cmd(Cdp {
+        cmd: "Browser.setDownloadBehavior",
+        params: serde_json::json!({"behavior": "allow", "downloadPath": dir}),
+    })
+    .await
+    .expect("CDP Browser.setDownloadBehavior");
+}
+
+/// Lets the page at `origin` write and read the clipboard, as a person allowing it would.
+pub async fn allow_clipboard(c: &Client, origin: &str) {
+    c.issue_cmd(Cdp {
+        cmd: "Browser.grantPermissions",
+        params: serde_json::json!({
+            "origin": origin,
+            "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
+        }),
+    })
+    .await
+    .expect("CDP Browser.grantPermissions");
+}
+
+/// Waits for a file to be downloaded into `dir` whose name contains `name`: its text.
+pub async fn downloaded(dir: &std::path::Path, name: &str) -> String {
+    for _ in 0..100 {
+        let done = std::fs::read_dir(dir).ok().and_then(|entries| {
+            entries.flatten().map(|e| e.path()).find(|p| {
+                let file = p.file_name().unwrap_or_default().to_string_lossy();
+                file.contains(name) && !file.ends_with(".crdownload")
+            })
+        });
+        if let Some(path) = done {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no download named like {name} in {}", dir.display());
+}

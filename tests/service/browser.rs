@@ -7,7 +7,10 @@
 use crate::common;
 
 use campaign_lottery::domain::quiz::QuestionBank;
-use common::browser::{audit, axe_violations, browser, driver, phone_rules, slow_network};
+use common::browser::{
+    allow_clipboard, audit, axe_violations, browser, downloaded, downloads_to, driver, phone_rules,
+    slow_network,
+};
 use common::{repo_config_dir, TestApp, TestDb};
 use fantoccini::{Client, Locator};
 use std::path::PathBuf;
@@ -360,6 +363,7 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     wait_text(&c, "#steps", "见证人承诺 2/2").await;
     wait_text(&c, "#missing", "可以进行下一步").await;
     screenshot(&c, "console-1280").await;
+    audit(&c, "console-1280").await;
     click(&c, "#freeze").await;
     c.accept_alert().await.unwrap();
     wait_text(&c, "#steps", "已封存 10 张").await;
@@ -454,6 +458,7 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
     wait_text(&c, "#check-result", "已在您的浏览器中验证").await;
     wait_text(&c, "#check-result", "10 张抽奖券中的第 6 张").await;
     screenshot(&c, "draws-360").await;
+    audit(&c, "draws-360").await;
     // The whole draw recomputed here, at 360 px: root, seed, ChaCha20, winners, reserves.
     click(&c, "#round-1 .recompute-box button").await;
     wait_text(&c, "#round-1 .recompute", "全部一致").await;
@@ -461,6 +466,7 @@ async fn draws_are_published_and_checked_in_the_browser_and_run_from_the_desk() 
         wait_text(&c, "#round-1 .recompute", &format!("✓ {step}")).await;
     }
     screenshot(&c, "draws-recomputed-360").await;
+    audit(&c, "draws-recomputed-360").await;
     // The page's ChaCha20 against RFC 8439 §2.3.2 and the all-zero key's words (DESIGN §8).
     let vectors = c
         .execute_async(
@@ -580,6 +586,7 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
             wait_text(&c, "#prizes", "前领取").await;
             wait_text(&c, "#vouchers", "领取后可用").await;
             screenshot(&c, "me-prize-to-claim-360").await;
+            audit(&c, "me-prize-to-claim-360").await;
             assert!(!claimed().await);
             click(&c, "#prizes button.btn:not(.secondary)").await;
             wait_text(&c, "#prizes", "已领取").await;
@@ -665,6 +672,7 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
         .await
         .unwrap();
         screenshot(&c, &format!("me-vouchers-{width}")).await;
+        audit(&c, &format!("me-vouchers-{width}")).await;
         c.close().await.unwrap();
     }
 
@@ -681,6 +689,7 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
     wait_text(&c, "#verdict", "可以核销").await;
     wait_text(&c, "#verdict", &format!("138****{digits}")).await;
     screenshot(&c, "desk-check-360").await;
+    audit(&c, "desk-check-360").await;
     let wrong = common::wrong_holder_code(
         &hotel,
         campaign_lottery::clock::Clock::now(app.clock.as_ref()),
@@ -702,6 +711,7 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
     click(&c, "#redeem").await;
     wait_text(&c, "#verdict", "核销成功").await;
     screenshot(&c, "desk-redeemed-360").await;
+    audit(&c, "desk-redeemed-360").await;
     let width = c
         .execute("return document.documentElement.scrollWidth", vec![])
         .await
@@ -771,11 +781,13 @@ async fn a_front_desk_redeems_a_winners_voucher_and_reverses_it() {
     wait_text(&c, "#verdict", "核销成功").await;
     wait_text(&c, "#recent", &code).await;
     screenshot(&c, "desk-redeemed-1280").await;
+    audit(&c, "desk-redeemed-1280").await;
     // The same code again: refused, when and where.
     type_into(&c, "#code", &format!("{code}\u{E007}")).await;
     wait_text(&c, "#verdict", "已于").await;
     wait_text(&c, "#verdict", "在「神龙大酒店」使用过").await;
     screenshot(&c, "desk-refused-1280").await;
+    audit(&c, "desk-refused-1280").await;
     // Reversed within the window, with a confirmation.
     click(&c, "#recent button.linkish").await;
     c.accept_alert().await.unwrap();
@@ -861,6 +873,7 @@ async fn operators_see_charts_and_void_and_reissue_a_lost_code_in_the_console() 
     .await
     .unwrap();
     screenshot(&c, "console-overview-1280").await;
+    audit(&c, "console-overview-1280").await;
 
     // A winner lost their dining coupon: find it by phone, void it, reissue it.
     let shown = VoucherCode::parse(&lost.code).unwrap().to_string();
@@ -896,6 +909,7 @@ async fn operators_see_charts_and_void_and_reissue_a_lost_code_in_the_console() 
     .await
     .unwrap();
     screenshot(&c, "console-vouchers-1280").await;
+    audit(&c, "console-vouchers-1280").await;
     let replacement = app
         .db
         .scalar(&format!(
@@ -939,6 +953,7 @@ async fn operators_see_charts_and_void_and_reissue_a_lost_code_in_the_console() 
     .await
     .unwrap();
     screenshot(&c, "console-overview-360").await;
+    audit(&c, "console-overview-360").await;
     c.close().await.unwrap();
 }
 
@@ -1035,6 +1050,7 @@ async fn an_operator_reviews_flagged_tickets_and_excludes_a_group_in_the_console
     .await
     .unwrap();
     screenshot(&c, "console-review-360").await;
+    audit(&c, "console-review-360").await;
     let sorted = app.store.round_sorted_out("demo", 1, 1).await.unwrap();
     assert_eq!(sorted.exclusions.len(), 6);
     assert!(sorted
@@ -1116,6 +1132,7 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
     audit(&c, "/join, the code sent").await;
     phone_rules(&c, "/join, the code sent").await;
     screenshot(&c, "join-countdown-360").await;
+    audit(&c, "join-countdown-360").await;
     // Asked again too soon anyway (as after a reload): refused, and the box with the code
     // sent stays, the wait beside it.
     js(&c, "document.querySelector('#resend').disabled = false;").await;
@@ -1185,6 +1202,7 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
     wait_text(&c, "#q-notice", "还剩 1 分钟").await;
     audit(&c, "/quiz, one minute left").await;
     screenshot(&c, "quiz-warning-360").await;
+    audit(&c, "quiz-warning-360").await;
     wait_text_for(&c, "#q-notice", "时间到了", 20).await;
     // At the top of the screen, and nothing more can be chosen.
     let at = js(
@@ -1207,6 +1225,7 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
     audit(&c, "/quiz, submitted at time-up").await;
     phone_rules(&c, "/quiz, submitted at time-up").await;
     screenshot(&c, "quiz-time-up-360").await;
+    audit(&c, "quiz-time-up-360").await;
     c.close().await.unwrap();
 
     // 适老化: the large-text mode, switched on once, stays on every page of this phone.
@@ -1231,6 +1250,7 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
     audit(&c, "/ in large text").await;
     phone_rules(&c, "/ in large text").await;
     screenshot(&c, "landing-large-360").await;
+    audit(&c, "landing-large-360").await;
     for page in ["/draws", "/privacy", "/join"] {
         c.goto(&app.url(page)).await.unwrap();
         wait_text(&c, "h1", "").await;
@@ -1239,7 +1259,190 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
         phone_rules(&c, &format!("{page} in large text")).await;
     }
     screenshot(&c, "join-large-360").await;
+    audit(&c, "join-large-360").await;
     click(&c, "#large-text").await;
     assert_eq!(js(&c, size).await.as_f64(), Some(17.0));
+    c.close().await.unwrap();
+}
+
+/// At 360 px: a witness keeps the secret (copied and downloaded), commits, and after the freeze
+/// reveals it; the operator draws, and after a reload the round in view is still the round
+/// drawn. Each action's status replaces the one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_keeps_the_secret_and_the_round_drawn_stays_in_view_at_360_px() {
+    use campaign_lottery::domain::draw::seed::commitment;
+    use campaign_lottery::domain::token::Role;
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    let now = campaign_lottery::clock::Clock::now(app.clock.as_ref());
+    common::tickets_in(&app.store, "demo", 1, now, 0..12).await;
+    let operator = app.token(Role::Operator, "值班运营").await;
+    let witness = app.token(Role::Witness, "衡阳公证处").await;
+    let other = app.token(Role::Witness, "律师见证人").await;
+    let other_secret = [7u8; 32];
+    let res = app
+        .post_json(
+            "/api/rounds/1/commitments",
+            Some(&other),
+            &serde_json::json!({"commitment": hex::encode(commitment("demo", 1, "律师见证人", &other_secret))}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    let profile = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    downloads_to(&c, downloads.path()).await;
+    allow_clipboard(&c, &app.url("")).await;
+    c.goto(&app.url("/console")).await.unwrap();
+    audit(&c, "/console, the token").await;
+    phone_rules(&c, "/console, the token").await;
+    type_into(&c, "#token", &witness).await;
+    click(&c, "#login button[type=submit]").await;
+    wait_text(&c, "#who", "衡阳公证处").await;
+    wait_text(&c, "#steps", "见证人承诺 1/2").await;
+    click(&c, "#new-secret").await;
+    wait_text(&c, "#result", "已生成秘密").await;
+    let secret = c
+        .find(Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(secret.len(), 64);
+    click(&c, "#copy-secret").await;
+    wait_text(&c, "#result", "秘密已复制").await;
+    let copied = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied.as_str(), Some(secret.as_str()));
+    click(&c, "#download-secret").await;
+    let file = downloaded(downloads.path(), "witness-secret").await;
+    let mine: [u8; 32] = hex::decode(&secret).unwrap().try_into().unwrap();
+    assert!(file.contains(&format!("秘密：{secret}")), "{file}");
+    assert!(
+        file.contains(&hex::encode(commitment("demo", 1, "衡阳公证处", &mine))),
+        "{file}"
+    );
+    wait_text(&c, "#result", "已下载").await;
+    assert!(!c
+        .find(Locator::Css("#result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("秘密已复制"));
+    audit(&c, "/console, a witness with a secret").await;
+    phone_rules(&c, "/console, a witness with a secret").await;
+    screenshot(&c, "console-witness-360").await;
+    audit(&c, "console-witness-360").await;
+    click(&c, "#commit").await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#steps", "见证人承诺 2/2").await;
+
+    // The freeze (by the operator, through the API), then the reveal in the page.
+    app.clock.advance(chrono::Duration::days(7));
+    let res = app
+        .post_json(
+            "/api/rounds/1/freeze",
+            Some(&operator),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    c.refresh().await.unwrap();
+    wait_text(&c, "#steps", "已封存 12 张").await;
+    // A mistyped secret is refused in the page, saying why.
+    c.find(Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    type_into(&c, "#secret", "1234").await;
+    click(&c, "#reveal").await;
+    wait_text(&c, "#result", "64 位十六进制").await;
+    c.find(Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    type_into(&c, "#secret", &secret).await;
+    click(&c, "#reveal").await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#steps", "揭示秘密 1/2").await;
+    c.close().await.unwrap();
+    let res = app
+        .post_json(
+            "/api/rounds/1/reveal",
+            Some(&other),
+            &serde_json::json!({"secret": hex::encode(other_secret)}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // The operator draws on a phone; a reload keeps round 1 in view, although round 2 is open.
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, 360, &profile).await;
+    downloads_to(&c, downloads.path()).await;
+    c.goto(&app.url("/console")).await.unwrap();
+    type_into(&c, "#token", &operator).await;
+    click(&c, "#login button[type=submit]").await;
+    wait_text(&c, "#steps", "揭示秘密 2/2").await;
+    click(&c, "#draw").await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#steps", "已开奖").await;
+    wait_text(&c, "#result", "开奖").await;
+    c.refresh().await.unwrap();
+    wait_text(&c, "#round-title", "第 1 期：已开奖").await;
+    assert_eq!(
+        c.find(Locator::Css("#round"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
+    // The charts are drawn at the phone's width: their text is at the page's size.
+    wait_text(&c, "#tickets-chart", "12").await;
+    let smallest = js(
+        &c,
+        "let least = 99;
+         for (const t of document.querySelectorAll('.chart svg text')) {
+             least = Math.min(least, t.getBoundingClientRect().height);
+         }
+         return least;",
+    )
+    .await;
+    assert!(
+        smallest.as_f64().unwrap() >= 14.0,
+        "chart text {smallest} px high"
+    );
+    // An export's status replaces the draw's.
+    click(&c, "#tickets-csv").await;
+    wait_text(&c, "#result", "已导出").await;
+    downloaded(downloads.path(), "tickets-per-round").await;
+    c.execute(
+        "document.querySelector('#overview').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    audit(&c, "/console, an operator after the draw").await;
+    phone_rules(&c, "/console, an operator after the draw").await;
+    screenshot(&c, "console-operator-360").await;
+    audit(&c, "console-operator-360").await;
     c.close().await.unwrap();
 }
