@@ -1,4 +1,5 @@
 import { api, busy, failure, h, $, localTime, STATE_NAMES, VOUCHER_STATUS_NAMES } from "/static/common.js";
+import { commitment as commitmentOf, toHex } from "/static/recompute.js";
 
 // drand quicknet (DESIGN §4c): the chain, and when its round 1 was published (rounds every 3 s).
 const QUICKNET = "52db9ba70e0cc0f6eaf7803dd07447a1f5477735fd3f661792ba94600c84e971";
@@ -13,32 +14,9 @@ function call(path, method = "GET", body) {
   return api(path, { method, body, token });
 }
 
-const enc = new TextEncoder();
-function lp(bytes) {
-  const out = new Uint8Array(4 + bytes.length);
-  new DataView(out.buffer).setUint32(0, bytes.length);
-  out.set(bytes, 4);
-  return out;
-}
-function u32(n) {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, n);
-  return out;
-}
-function hexToBytes(hex) {
-  return new Uint8Array(hex.match(/../g).map((b) => parseInt(b, 16)));
-}
-function toHex(bytes) {
-  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** The contract's commitment, computed here so that the secret stays in the browser. */
-async function commitment(round, secretHex) {
-  const parts = [lp(enc.encode("campaign-commit/v1")), lp(enc.encode(campaign.id)), u32(round), lp(enc.encode(me.name)), lp(hexToBytes(secretHex))];
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) { all.set(p, at); at += p.length; }
-  return toHex(await crypto.subtle.digest("SHA-256", all));
+function commitment(round, secretHex) {
+  return commitmentOf(campaign.id, round, me.name, secretHex);
 }
 
 /** The outcome of the last action, in one place; each action clears the one before. */

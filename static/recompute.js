@@ -57,6 +57,14 @@ export async function entriesRoot(tickets) {
   return toHex(await mth(0, tickets.length));
 }
 
+/** A witness's commitment (DESIGN §4): SHA-256(LP("campaign-commit/v1") ‖ LP(campaign) ‖
+ * u32be(round) ‖ LP(name) ‖ LP(secret)), hex. */
+export async function commitment(campaignId, round, name, secretHex) {
+  return toHex(await sha256(
+    lp(enc.encode("campaign-commit/v1")), lp(enc.encode(campaignId)), u32be(round), lp(enc.encode(name)), lp(hexToBytes(secretHex)),
+  ));
+}
+
 /** seed = SHA-256(LP("campaign-draw/v1") ‖ LP(campaign) ‖ u32be(round) ‖ u64be(n) ‖ root ‖ u32be(w) ‖ … ‖ LP(beacon)). */
 export async function seed(campaignId, round, entryCount, rootHex, witnesses, beacon) {
   const byName = witnesses

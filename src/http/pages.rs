@@ -58,6 +58,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../static/desk.js"),
     ),
     (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/live.js"),
+    ),
+    (
         "recompute.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/recompute.js"),
@@ -108,6 +113,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/me", include_str!("../../static/me.html")),
     ("/privacy", include_str!("../../static/privacy.html")),
     ("/draws", include_str!("../../static/draws.html")),
+    ("/live", include_str!("../../static/live.html")),
     ("/console", include_str!("../../static/console.html")),
     ("/desk", include_str!("../../static/desk.html")),
 ];

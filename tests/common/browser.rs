@@ -77,6 +77,17 @@ pub async fn browser(
     width: u32,
     profile: &tempfile::TempDir,
 ) -> Client {
+    browser_sized(driver, chromium, width, 900, profile).await
+}
+
+/// [`browser`] with a viewport of `width` × `height` (a projector's 1920 × 1080).
+pub async fn browser_sized(
+    driver: &Driver,
+    chromium: &PathBuf,
+    width: u32,
+    height: u32,
+    profile: &tempfile::TempDir,
+) -> Client {
     let mut caps = serde_json::Map::new();
     let options = serde_json::json!({
         "binary": chromium,
@@ -84,7 +95,7 @@ pub async fn browser(
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-dev-shm-usage", "--hide-scrollbars", "--lang=zh-CN",
-            format!("--window-size={},900", width.max(500)),
+            format!("--window-size={},{height}", width.max(500)),
             format!("--user-data-dir={}", profile.path().display()),
         ]
     });
@@ -96,12 +107,12 @@ pub async fn browser(
         .expect("a browser session");
     // Headless Chromium makes no window narrower than 500 px: a phone's width is set on the
     // page's viewport instead (what DevTools' device mode does), so layouts are 360 px for real.
-    if width < 500 {
+    if width < 500 || height != 900 {
         client
             .issue_cmd(Cdp {
                 cmd: "Emulation.setDeviceMetricsOverride",
                 params: serde_json::json!({
-                    "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": false
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false
                 }),
             })
             .await

@@ -1416,7 +1416,7 @@ async fn every_page_and_everything_it_loads_is_served() {
     let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
     let mut assets = std::collections::BTreeSet::new();
     for page in [
-        "/", "/join", "/quiz", "/me", "/privacy", "/draws", "/console", "/desk",
+        "/", "/join", "/quiz", "/me", "/privacy", "/draws", "/live", "/console", "/desk",
     ] {
         let res = app.get(page, None).await;
         assert_eq!(res.status(), 200, "{page}");

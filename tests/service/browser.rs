@@ -8,8 +8,8 @@ use crate::common;
 
 use campaign_lottery::domain::quiz::QuestionBank;
 use common::browser::{
-    allow_clipboard, audit, axe_violations, browser, downloaded, downloads_to, driver, phone_rules,
-    slow_network,
+    allow_clipboard, audit, axe_violations, browser, browser_sized, downloaded, downloads_to,
+    driver, phone_rules, slow_network,
 };
 use common::{repo_config_dir, TestApp, TestDb};
 use fantoccini::{Client, Locator};
@@ -1444,5 +1444,203 @@ async fn a_witness_keeps_the_secret_and_the_round_drawn_stays_in_view_at_360_px(
     phone_rules(&c, "/console, an operator after the draw").await;
     screenshot(&c, "console-operator-360").await;
     audit(&c, "console-operator-360").await;
+    c.close().await.unwrap();
+}
+
+/// The live draw on a 1920 × 1080 projector follows the round by itself: the freeze, each
+/// secret checked against its commitment, the seed recomputed on the page, then the winners
+/// rank by rank, masked; everything readable from the back of the hall, nothing scrolled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_draw_follows_the_round_on_a_projector() {
+    use campaign_lottery::domain::draw::seed::commitment;
+    use campaign_lottery::domain::token::Role;
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let app = TestApp::spawn(TestDb::new(common::Backend::Sqlite).await.unwrap()).await;
+    let now = campaign_lottery::clock::Clock::now(app.clock.as_ref());
+    common::tickets_in(&app.store, "demo", 1, now, 0..300).await;
+    let operator = app.token(Role::Operator, "值班运营").await;
+    let mut witnesses = Vec::new();
+    for (i, name) in ["衡阳公证处", "律师见证人"].into_iter().enumerate() {
+        let token = app.token(Role::Witness, name).await;
+        let secret = [i as u8 + 1; 32];
+        let c = hex::encode(commitment("demo", 1, name, &secret));
+        let res = app
+            .post_json(
+                "/api/rounds/1/commitments",
+                Some(&token),
+                &serde_json::json!({"commitment": c}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        witnesses.push((token, secret));
+    }
+    app.clock.advance(chrono::Duration::days(7));
+
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser_sized(&driver, &chromium, 1920, 1080, &profile).await;
+    c.goto(&app.url("/live?pace=20")).await.unwrap();
+    wait_text(&c, "#live-title", "第 1 期开奖直播").await;
+    wait_text(&c, "#live-state", "等待封存").await;
+    wait_text(&c, "#witnesses", "等待揭示").await;
+    audit(&c, "/live, closed").await;
+    let readable = |state: &'static str| {
+        let c = c.clone();
+        async move {
+            let found = js(
+                &c,
+                "let least = 99, where = '';
+                 for (const el of document.querySelectorAll('.live-main *, .live-top *')) {
+                     const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+                     const r = el.getBoundingClientRect();
+                     if (!own || r.width === 0) continue;
+                     const px = parseFloat(getComputedStyle(el).fontSize);
+                     if (px < least) { least = px; where = el.className + ' ' + el.textContent.slice(0, 20); }
+                 }
+                 return [least, where, document.documentElement.scrollHeight, innerHeight, document.documentElement.scrollWidth, innerWidth];",
+            )
+            .await;
+            assert!(
+                found[0].as_f64().unwrap() >= 24.0,
+                "{state}: text too small to read across a hall: {found}"
+            );
+            assert!(
+                found[2].as_f64() <= found[3].as_f64(),
+                "{state}: the page scrolls: {found}"
+            );
+            assert!(
+                found[4].as_f64() <= found[5].as_f64(),
+                "{state}: too wide: {found}"
+            );
+        }
+    };
+    screenshot(&c, "live-closed-1920").await;
+    readable("closed").await;
+
+    // The freeze, as it happens: the count and the root appear.
+    let res = app
+        .post_json(
+            "/api/rounds/1/freeze",
+            Some(&operator),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let root = app
+        .store
+        .round_draw_state("demo", 1)
+        .await
+        .unwrap()
+        .unwrap()
+        .entries_root
+        .unwrap();
+    wait_text(&c, "#entries", "300 张").await;
+    wait_text(&c, "#root", &root[..16]).await;
+    wait_text(&c, "#live-state", "等待见证人揭示").await;
+    // One secret revealed: checked against its commitment on the page.
+    let res = app
+        .post_json(
+            "/api/rounds/1/reveal",
+            Some(&witnesses[0].0),
+            &serde_json::json!({"secret": hex::encode(witnesses[0].1)}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    wait_text(&c, "#witnesses .revealed", "与承诺一致").await;
+    audit(&c, "/live, frozen, one secret revealed").await;
+    readable("frozen").await;
+    screenshot(&c, "live-frozen-1920").await;
+    let res = app
+        .post_json(
+            "/api/rounds/1/reveal",
+            Some(&witnesses[1].0),
+            &serde_json::json!({"secret": hex::encode(witnesses[1].1)}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    wait_text(&c, "#live-state", "等待开奖").await;
+    let res = app
+        .post_json(
+            "/api/rounds/1/draw",
+            Some(&operator),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // The draw: the seed recomputed here, then the winners one after another, in rank order.
+    let state = app
+        .store
+        .round_draw_state("demo", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let seed = state.seed.clone().unwrap();
+    wait_text(&c, "#seed", &seed[..16]).await;
+    wait_text(&c, "#seed-check", "与公布的种子一致").await;
+    // All 265 prizes of the round are won; the screen keeps the latest 21.
+    assert_eq!(state.winners.len(), 265);
+    let mut counts = Vec::new();
+    for _ in 0..400 {
+        let n = c
+            .find(Locator::Css("#winners-count"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if n.contains("全部") {
+            break;
+        }
+        counts.push(n);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        counts
+            .iter()
+            .any(|n| n.contains("已揭晓") && !n.contains("265 / 265")),
+        "the winners appear one after another: {counts:?}"
+    );
+    wait_text(
+        &c,
+        "#winners-count",
+        &format!("全部 {} 名中奖者已揭晓", state.winners.len()),
+    )
+    .await;
+    let shown: Vec<String> = {
+        let mut out = Vec::new();
+        for li in c.find_all(Locator::Css("#winners li")).await.unwrap() {
+            out.push(li.text().await.unwrap());
+        }
+        out
+    };
+    assert_eq!(shown.len(), 21);
+    for (li, w) in shown.iter().zip(&state.winners[265 - 21..]) {
+        assert!(li.contains(&format!("第 {} 名", w.rank)), "{li}");
+        assert!(
+            li.contains(&campaign_lottery::domain::phone::mask(&w.phone)),
+            "{li}"
+        );
+    }
+    let page = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for w in &state.winners {
+        assert!(
+            !page.contains(&w.phone),
+            "a full phone number on the screen"
+        );
+    }
+    screenshot(&c, "live-drawn-1920").await;
+    // The last one's entrance (0.4 s) over, so that its colours are its own.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    audit(&c, "/live, drawn").await;
+    readable("drawn").await;
+    screenshot(&c, "live-drawn-1920").await;
     c.close().await.unwrap();
 }
