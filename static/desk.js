@@ -1,5 +1,5 @@
 // The front desk: scan or type a code, see the verdict at a glance, redeem, reverse a mistake.
-import { h, $, localTime } from "/static/common.js";
+import { busy, h, $, localTime } from "/static/common.js";
 import { parsePayload } from "/static/holder-code.js";
 
 let token = sessionStorage.getItem("venue-token") || "";
@@ -64,6 +64,7 @@ async function check(e) {
   }
   const code = $("#code").value.trim();
   if (!code) { $("#code").focus(); return; }
+  // Not held busy: a check changes nothing, and a scanner's next code must be checked at once.
   const res = await call("/api/venue/check", { method: "POST", body: { code } });
   if (!res.ok) {
     show("bad", "✗", res.error.message, res.status === 429 ? "" : "请核对兑换码");
@@ -90,12 +91,12 @@ async function redeem() {
   if (!code) return;
   const holderCode = $("#holder-code").value.replace(/\s/g, "");
   if (!pending || pending.code !== code || pending.holder !== holderCode) pending = { code, holder: holderCode, key: crypto.randomUUID() };
-  $("#redeem").disabled = true;
-  const res = await call("/api/venue/redeem", {
+  const res = await busy($("#redeem"), "正在核销…", () => call("/api/venue/redeem", {
     method: "POST",
     body: holderCode ? { code, holder_code: holderCode } : { code },
     headers: { "Idempotency-Key": pending.key },
-  });
+  }));
+  if (!res) return;
   if (res.ok) {
     const v = res.data.voucher;
     show("ok", "✓", `核销成功：${v.kind_name}`, [holder(v), v.code].filter(Boolean).join(" · "));
@@ -118,6 +119,7 @@ async function redeem() {
     $("#holder-code").value = "";
     $("#holder-code").focus();
   } else {
+    $("#redeem").disabled = true;
     $("#code").select();
     $("#code").focus();
   }
@@ -155,7 +157,8 @@ async function loadRecent() {
 }
 
 async function enter() {
-  const res = await call("/api/whoami");
+  const res = await busy($("#login button[type=submit]"), "正在进入…", () => call("/api/whoami"));
+  if (!res) return;
   if (!res.ok || res.data.role !== "venue") {
     sessionStorage.removeItem("venue-token");
     $("#login").classList.remove("hidden");

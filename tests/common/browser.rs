@@ -252,6 +252,18 @@ pub async fn phone_rules(c: &Client, state: &str) {
     );
 }
 
+/// No network at all for this browser from now on (a lift, a tunnel), until [`slow_network`].
+pub async fn offline(c: &Client) {
+    c.issue_cmd(Cdp {
+        cmd: "Network.emulateNetworkConditions",
+        params: serde_json::json!({
+            "offline": true, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1,
+        }),
+    })
+    .await
+    .expect("CDP Network.emulateNetworkConditions");
+}
+
 /// A slow mobile network for every request of this browser from now on (Chrome DevTools
 /// protocol): `latency_ms` each way and a few hundred kbit/s, as on a weak signal.
 pub async fn slow_network(c: &Client, latency_ms: u32) {
