@@ -223,6 +223,20 @@ async fn forfeit_unclaimed(app: web::Data<App>) {
     }
 }
 
+const TALLY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Tallies the attempts submitted since the last time into the learning figures, every minute,
+/// so that a report has only the last minute's to tally; never returns.
+async fn tally_figures(app: web::Data<App>) {
+    let mut tick = tokio::time::interval(TALLY_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::app::reports::tally(&app).await {
+            tracing::warn!(error = %e, "tallying the learning figures failed; tried again in a minute");
+        }
+    }
+}
+
 const NOTICES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Queues the SMS of prizes to claim, reminders, redemptions and reversals, every ten seconds;
@@ -322,6 +336,7 @@ impl Application {
             () = forget_expired_hourly(self.store, self.clock) => Ok(()),
             () = sending => Ok(()),
             () = forfeit_unclaimed(self.app.clone()) => Ok(()),
+            () = tally_figures(self.app.clone()) => Ok(()),
             () = send_notices(self.app) => Ok(()),
         }
     }

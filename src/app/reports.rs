@@ -152,3 +152,94 @@ pub async fn settlement(
         redemptions,
     })
 }
+
+/// Attempts tallied per batch: one transaction each, short enough not to hold up submissions.
+pub const TALLY_BATCH: u32 = 2_000;
+
+/// Tallies every submitted attempt not tallied yet into the learning figures, a batch at a
+/// time. How many it tallied.
+pub async fn tally(app: &App) -> Result<u64> {
+    let mut done = 0;
+    loop {
+        let n = app
+            .store
+            .tally_attempts(&app.questions, &app.campaign, TALLY_BATCH)
+            .await?;
+        done += n;
+        if n < u64::from(TALLY_BATCH) {
+            return Ok(done);
+        }
+    }
+}
+
+/// A venue's redemptions over the whole campaign, reversals netted, with their face value.
+pub struct VenueFigures {
+    pub venue_id: String,
+    pub name: String,
+    pub redemptions: i64,
+    pub face_value_yuan: i64,
+}
+
+/// What the campaign reports: the learning figures (tallied up to now first) and the prizes.
+pub struct Report {
+    pub figures: crate::store::QuizFigures,
+    pub tickets_per_round: Vec<(u32, u64)>,
+    pub claims: Vec<crate::store::ClaimCounts>,
+    pub venues: Vec<VenueFigures>,
+    pub at: DateTime<Utc>,
+}
+
+/// The campaign's report for operators and auditors (`GET /api/admin/report`): every attempt
+/// submitted so far is tallied first, so the figures are exact as of now.
+pub async fn report(app: &App, _who: &Auditor) -> Result<Report> {
+    let c = &app.campaign;
+    let at = app.clock.now();
+    tally(app).await?;
+    let figures = app.store.quiz_figures().await?;
+    let tickets_per_round = app.store.tickets_per_round(&c.id).await?;
+    let claims = app.store.claim_counts(&c.id).await?;
+    let since = c
+        .rounds
+        .first()
+        .map_or(DateTime::<Utc>::MIN_UTC, |r| r.opens_at);
+    let until = at + Duration::days(1);
+    let records = app.store.redemptions_between(None, since, until).await?;
+    let redemptions: Vec<crate::domain::settlement::Redemption<'_>> = records
+        .iter()
+        .map(|r| crate::domain::settlement::Redemption {
+            id: r.id,
+            venue_id: &r.venue_id,
+            kind: &r.kind,
+            code: &r.code,
+            redeemed_at: r.redeemed_at,
+            reversed_at: r.reversed_at,
+        })
+        .collect();
+    let settled = crate::domain::settlement::settle(&redemptions, since, until, |k| {
+        c.voucher_kind(k).and_then(|k| k.face_value_yuan)
+    });
+    let venues = c
+        .venues
+        .iter()
+        .map(|v| {
+            let (redemptions, face_value_yuan) = settled
+                .totals
+                .iter()
+                .filter(|((venue, _), _)| *venue == v.id)
+                .fold((0, 0), |(n, y), (_, t)| (n + t.count, y + t.value));
+            VenueFigures {
+                venue_id: v.id.clone(),
+                name: v.name.clone(),
+                redemptions,
+                face_value_yuan,
+            }
+        })
+        .collect();
+    Ok(Report {
+        figures,
+        tickets_per_round,
+        claims,
+        venues,
+        at,
+    })
+}

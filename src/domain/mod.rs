@@ -5,6 +5,7 @@ pub mod campaign;
 pub mod claim;
 pub mod draw;
 pub mod exclusion;
+pub mod figures;
 pub mod holder_code;
 pub mod lifecycle;
 pub mod phone;

@@ -2,7 +2,7 @@
 //! offline). Every operation lists the statuses it can answer and, per status, its error codes.
 
 use super::error::ErrorBody;
-use super::{admin, participants, public, quiz, rounds, vouchers};
+use super::{admin, participants, public, quiz, report, rounds, vouchers};
 use actix_web::web;
 use utoipa::OpenApi;
 
@@ -88,6 +88,7 @@ pub enum SessionRefusals {
         rounds::freeze,
         rounds::draw,
         admin::whoami,
+        report::report,
         admin::list_tokens,
         admin::create_token,
         admin::revoke_token,

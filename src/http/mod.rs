@@ -11,6 +11,7 @@ pub mod pages;
 pub mod participants;
 pub mod public;
 pub mod quiz;
+pub mod report;
 pub mod rounds;
 pub mod sms;
 pub mod vouchers;
@@ -62,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
         .configure(quiz::routes)
         .configure(rounds::routes)
         .configure(admin::routes)
+        .configure(report::routes)
         .configure(vouchers::routes)
         .configure(sms::routes)
         .configure(pages::routes)

@@ -458,6 +458,23 @@ pub struct PrizeState {
     pub standing: crate::domain::claim::Standing,
 }
 
+/// The tallied learning figures, as the report reads them (see `domain::figures`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuizFigures {
+    /// By (local day, round): the counts and the distinct participants.
+    pub days: Vec<(String, u32, crate::domain::figures::Counts, u64)>,
+    /// Distinct participants per round (0: outside every round), by round.
+    pub takers_per_round: Vec<(u32, u64)>,
+    /// Distinct participants in all.
+    pub takers: u64,
+    /// Per question over the whole campaign, by id.
+    pub questions: Vec<crate::domain::figures::QuestionFigures>,
+    /// Attempts started (submitted or not) per local day, and in all.
+    pub started_per_day: Vec<(String, u64)>,
+    /// Submitted attempts not tallied yet.
+    pub untallied: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClaimCounts {
     pub round: u32,
@@ -896,6 +913,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many tickets each round holds, rounds without tickets left out, by round.
     async fn tickets_per_round(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64)>>;
+
+    /// Tallies up to `limit` submitted attempts not tallied yet into the learning figures, each
+    /// exactly once even with several instances tallying at the same time (an attempt is claimed
+    /// by the same transaction that counts it). How many it tallied.
+    async fn tally_attempts(
+        &self,
+        bank: &crate::domain::quiz::QuestionBank,
+        campaign: &crate::domain::campaign::Campaign,
+        limit: u32,
+    ) -> StoreResult<u64>;
+
+    /// The tallied learning figures.
+    async fn quiz_figures(&self) -> StoreResult<QuizFigures>;
 
     // ---- draws ------------------------------------------------------------------------------
 

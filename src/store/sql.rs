@@ -2155,6 +2155,177 @@ impl<D: Dialect> Store for SqlStore<D> {
         .collect()
     }
 
+    async fn tally_attempts(
+        &self,
+        bank: &crate::domain::quiz::QuestionBank,
+        campaign: &crate::domain::campaign::Campaign,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        use crate::domain::figures::{Submitted, Tally};
+        let mut tx = self.db.begin().await?;
+        // Claimed by this update: another tally at the same time finds them tallied (PostgreSQL
+        // re-checks `tallied` after waiting for this transaction's row locks).
+        let rows = sql("UPDATE quiz_attempts SET tallied = TRUE
+             WHERE id IN (SELECT id FROM quiz_attempts
+                          WHERE submitted_at IS NOT NULL AND tallied = FALSE
+                          ORDER BY submitted_at LIMIT $1)
+               AND tallied = FALSE
+             RETURNING participant_id, questions, result, local_day, started_at, score, passed")
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut tally = Tally::default();
+        for r in &rows {
+            let questions = parse_questions(&r.get::<String>("questions")?)?;
+            let answers: Vec<crate::domain::quiz::Answer> =
+                serde_json::from_str(&r.get::<Option<String>>("result")?.unwrap_or_default())
+                    .unwrap_or_default();
+            let started: DateTime<Utc> = r.get("started_at")?;
+            let local_day: String = r.get("local_day")?;
+            tally.add(
+                bank,
+                &Submitted {
+                    participant: r.get("participant_id")?,
+                    local_day: &local_day,
+                    round: campaign.open_round(started).map_or(0, |w| w.number),
+                    passed: r.get::<Option<bool>>("passed")?.unwrap_or(false),
+                    score: r.get::<Option<u32>>("score")?.unwrap_or(0),
+                    questions: &questions,
+                    answers: &answers,
+                },
+            );
+        }
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for ((day, round), c) in &tally.days {
+            sql("INSERT INTO quiz_day_figures (local_day, round, submitted, passed, answered, correct)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (local_day, round) DO UPDATE SET
+                     submitted = quiz_day_figures.submitted + excluded.submitted,
+                     passed = quiz_day_figures.passed + excluded.passed,
+                     answered = quiz_day_figures.answered + excluded.answered,
+                     correct = quiz_day_figures.correct + excluded.correct")
+            .bind(day.as_str())
+            .bind(*round)
+            .bind(n(c.submitted))
+            .bind(n(c.passed))
+            .bind(n(c.answered))
+            .bind(n(c.correct))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for ((day, round, question), q) in &tally.questions {
+            sql("INSERT INTO quiz_question_figures
+                     (local_day, round, question_id, topic, answered, correct)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (local_day, round, question_id) DO UPDATE SET
+                     answered = quiz_question_figures.answered + excluded.answered,
+                     correct = quiz_question_figures.correct + excluded.correct")
+            .bind(day.as_str())
+            .bind(*round)
+            .bind(question.as_str())
+            .bind(q.topic.as_str())
+            .bind(n(q.answered))
+            .bind(n(q.correct))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (day, round, participant) in &tally.takers {
+            sql(
+                "INSERT INTO quiz_takers (local_day, round, participant_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (local_day, round, participant_id) DO NOTHING",
+            )
+            .bind(day.as_str())
+            .bind(*round)
+            .bind(*participant)
+            .execute(&mut *tx)
+            .await?;
+        }
+        D::commit(tx).await?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn quiz_figures(&self) -> StoreResult<QuizFigures> {
+        use crate::domain::figures::{Counts, QuestionFigures};
+        let mut conn = self.db.reader().await?;
+        let count = |r: &D::Row, col: &str| -> StoreResult<u64> {
+            Ok(r.get::<Option<i64>>(col)?.unwrap_or(0).max(0) as u64)
+        };
+        let days = sql(
+            "SELECT d.local_day, d.round, d.submitted, d.passed, d.answered, d.correct,
+                    (SELECT COUNT(*) FROM quiz_takers t
+                     WHERE t.local_day = d.local_day AND t.round = d.round) AS takers
+             FROM quiz_day_figures d ORDER BY d.local_day, d.round",
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.get("local_day")?,
+                r.get("round")?,
+                Counts {
+                    submitted: count(r, "submitted")?,
+                    passed: count(r, "passed")?,
+                    answered: count(r, "answered")?,
+                    correct: count(r, "correct")?,
+                },
+                count(r, "takers")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        let takers_per_round = sql(
+            "SELECT round, COUNT(DISTINCT participant_id) AS takers FROM quiz_takers
+             GROUP BY round ORDER BY round",
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.get("round")?, count(r, "takers")?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+        let takers = sql("SELECT COUNT(DISTINCT participant_id) AS takers FROM quiz_takers")
+            .fetch_one(&mut *conn)
+            .await
+            .and_then(|r| count(&r, "takers"))?;
+        let questions = sql(
+            // PostgreSQL sums BIGINTs as NUMERIC: cast back.
+            "SELECT question_id, MIN(topic) AS topic, CAST(SUM(answered) AS BIGINT) AS answered,
+                    CAST(SUM(correct) AS BIGINT) AS correct
+             FROM quiz_question_figures GROUP BY question_id ORDER BY question_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(QuestionFigures {
+                id: r.get("question_id")?,
+                topic: r.get("topic")?,
+                answered: count(r, "answered")?,
+                correct: count(r, "correct")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        let started_per_day = sql("SELECT local_day, SUM(started) AS started FROM attempt_days
+             GROUP BY local_day ORDER BY local_day")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.get("local_day")?, count(r, "started")?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+        let untallied = sql("SELECT COUNT(*) AS n FROM quiz_attempts
+             WHERE submitted_at IS NOT NULL AND tallied = FALSE")
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| count(&r, "n"))?;
+        Ok(QuizFigures {
+            days,
+            takers_per_round,
+            takers,
+            questions,
+            started_per_day,
+            untallied,
+        })
+    }
+
     // ---- draws ------------------------------------------------------------------------------
 
     async fn round_draw_state(

@@ -16,6 +16,7 @@ use common::{code_sms, TestDb};
 
 backend_tests!(
     two_instances_starting_together_record_the_campaign_once,
+    submitted_attempts_are_tallied_once_even_by_two_tallies_at_once,
     sync_records_the_campaign_once_and_reports_changes,
     sync_refuses_what_contradicts_settled_rounds,
     venues_removed_from_the_config_stay_but_are_inactive,
@@ -958,6 +959,113 @@ async fn attempts_are_limited_per_day_and_submitted_once_with_one_ticket_per_rou
     let tickets = s.tickets_of(p.id).await.unwrap();
     assert_eq!(tickets.len(), 1);
     assert_eq!((tickets[0].id, tickets[0].round), (ticket, 1));
+}
+
+/// The learning figures: each submitted attempt counted once, by day, round, question and
+/// participant, however many tallies run at the same time; attempts not submitted only as started.
+async fn submitted_attempts_are_tallied_once_even_by_two_tallies_at_once(db: TestDb) {
+    use campaign_lottery::domain::figures::Counts;
+    use campaign_lottery::domain::quiz::{AttemptQuestion, QuestionBank};
+    let s = synced(&db).await;
+    let c = campaign(REAL);
+    let bank = QuestionBank::parse(include_str!("../../config/questions.toml")).unwrap();
+    let p = participant(&s, "13800138000").await;
+    let other = participant(&s, "13800138001").await;
+    let q = bank.get("tourism-low-price").unwrap();
+    let aq = AttemptQuestion {
+        question: q.id.clone(),
+        order: (0..q.options.len()).collect(),
+    };
+    let right = campaign_lottery::domain::quiz::KEYS[q.correct[0]];
+    let wrong = campaign_lottery::domain::quiz::KEYS[(q.correct[0] + 1) % q.options.len()];
+    // (who, day: 16 is in round 1, 1 is before every round, answered right, submitted)
+    let attempts = [
+        (&p, 16, true, true),
+        (&p, 16, true, true),
+        (&other, 16, false, true),
+        (&p, 1, true, true),
+        (&other, 16, true, false),
+    ];
+    for (who, day, is_right, submitted) in attempts {
+        let id = uuid::Uuid::new_v4();
+        let started = at(day);
+        assert!(s
+            .start_attempt(
+                NewAttempt {
+                    id,
+                    participant_id: who.id,
+                    questions: vec![aq.clone()],
+                    started_at: started,
+                    deadline: started + Duration::minutes(10),
+                    local_day: started.with_timezone(&c.tz()).date_naive(),
+                    network: None,
+                    device: None,
+                },
+                100,
+            )
+            .await
+            .unwrap());
+        if submitted {
+            let choice = if is_right { right } else { wrong };
+            let outcome = s
+                .submit_attempt(Submission {
+                    attempt_id: id,
+                    participant_id: who.id,
+                    score: u32::from(is_right),
+                    passed: is_right,
+                    result: serde_json::json!([{"question": q.id, "choices": [choice]}])
+                        .to_string(),
+                    at: started + Duration::minutes(1),
+                    due_after: started + Duration::minutes(1),
+                    ticket_round: None,
+                    session: None,
+                })
+                .await
+                .unwrap();
+            assert!(matches!(outcome, SubmitOutcome::Recorded(_)));
+        }
+    }
+    assert_eq!(s.quiz_figures().await.unwrap().untallied, 4);
+    let (x, y) = tokio::join!(
+        s.tally_attempts(&bank, &c, 2),
+        s.tally_attempts(&bank, &c, 2)
+    );
+    let mut tallied = x.unwrap() + y.unwrap();
+    loop {
+        let more = s.tally_attempts(&bank, &c, 2).await.unwrap();
+        if more == 0 {
+            break;
+        }
+        tallied += more;
+    }
+    assert_eq!(tallied, 4, "each submitted attempt once");
+    let f = s.quiz_figures().await.unwrap();
+    assert_eq!(f.untallied, 0);
+    let counts = |submitted, passed, answered, correct| Counts {
+        submitted,
+        passed,
+        answered,
+        correct,
+    };
+    assert_eq!(
+        f.days,
+        [
+            ("2024-07-01".to_owned(), 0, counts(1, 1, 1, 1), 1),
+            ("2024-07-16".to_owned(), 1, counts(3, 2, 3, 2), 2),
+        ]
+    );
+    assert_eq!(f.takers_per_round, [(0, 1), (1, 2)]);
+    assert_eq!(f.takers, 2);
+    assert_eq!(f.questions.len(), 1);
+    assert_eq!(
+        (f.questions[0].id.as_str(), f.questions[0].topic.as_str()),
+        (q.id.as_str(), q.topic.as_str())
+    );
+    assert_eq!((f.questions[0].answered, f.questions[0].correct), (4, 3));
+    assert_eq!(
+        f.started_per_day,
+        [("2024-07-01".to_owned(), 1), ("2024-07-16".to_owned(), 4)]
+    );
 }
 
 /// Two service instances starting at the same moment on one database.

@@ -26,6 +26,7 @@ backend_tests!(
     passing_holds_exactly_one_ticket_per_round,
     failing_explains_every_answer_and_gives_no_ticket,
     at_time_up_the_answers_given_are_scored_within_the_grace,
+    the_report_counts_known_attempts_each_once,
     concurrent_passes_give_one_ticket,
     an_attempt_is_submitted_once_even_concurrently,
     passing_outside_every_window_says_when_the_next_opens,
@@ -995,6 +996,139 @@ async fn at_time_up_the_answers_given_are_scored_within_the_grace(db: TestDb) {
     let shown = json_of(app.get(&path, Some(&token)).await).await;
     assert_eq!(shown["result"]["score"], 8);
     assert_eq!(shown["result"]["results"][9]["correct"], false);
+}
+
+/// The campaign's figures, built from attempts whose answers are known: every figure is what
+/// they add up to, each attempt counted once however many reports and tallies run at once.
+async fn the_report_counts_known_attempts_each_once(db: TestDb) {
+    use campaign_lottery::domain::token::Role;
+    let app = TestApp::spawn(db).await;
+    let auditor = app.token(Role::Auditor, "审计").await;
+    let a = register(&app, "13800138001").await;
+    let b = register(&app, "13800138002").await;
+    let c = register(&app, "13800138003").await;
+    // What each question should add up to: (answered, right).
+    let mut expected: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for (token, right) in [(&a, 10), (&a, 7), (&b, 8)] {
+        let attempt = start(&app, token).await;
+        for (i, q) in attempt["questions"].as_array().unwrap().iter().enumerate() {
+            let e = expected
+                .entry(q["id"].as_str().unwrap().to_owned())
+                .or_default();
+            e.0 += 1;
+            e.1 += u64::from(i < right);
+        }
+        let res = submit(&app, token, &attempt, &answers(&attempt, right)).await;
+        assert_eq!(res.status(), 200);
+    }
+    // Started and never submitted: counted as started only.
+    start(&app, &c).await;
+
+    assert_eq!(
+        error_code(app.get("/api/admin/report", None).await).await,
+        (401, "missing_token".into())
+    );
+    assert_eq!(
+        error_code(
+            app.get("/api/admin/report?min_answers=some", Some(&auditor))
+                .await
+        )
+        .await
+        .0,
+        400
+    );
+    // Two reports at once tally each attempt once; a third sees the same.
+    let (x, y) = tokio::join!(
+        app.get("/api/admin/report?min_answers=1", Some(&auditor)),
+        app.get("/api/admin/report?min_answers=1", Some(&auditor))
+    );
+    let (x, y) = (json_of(x).await, json_of(y).await);
+    let r = json_of(
+        app.get("/api/admin/report?min_answers=1", Some(&auditor))
+            .await,
+    )
+    .await;
+    for other in [&x, &y] {
+        assert_eq!(other["per_question"], r["per_question"]);
+        assert_eq!(other["attempts"], r["attempts"]);
+    }
+    assert_eq!(r["attempts_started"], 4);
+    assert_eq!(r["attempts"], 3);
+    assert_eq!(r["participants"], 2);
+    assert_eq!(r["passes"], 2);
+    assert_eq!(r["pass_rate"], 0.6667);
+    assert_eq!(
+        (r["answered"].clone(), r["correct"].clone()),
+        (json!(30), json!(25))
+    );
+    assert_eq!(r["accuracy"], 0.8333);
+    let round = &r["per_round"][0];
+    assert_eq!(
+        (round["round"].clone(), round["attempts"].clone()),
+        (json!(1), json!(3))
+    );
+    assert_eq!(round["participants"], 2);
+    assert_eq!(r["per_day"].as_array().unwrap().len(), 1);
+    assert_eq!(r["per_day"][0]["participants"], 2);
+    assert_eq!(r["started_per_day"][0]["started"], 4);
+    // Per question, exactly what the answers add up to; per law, their sums.
+    let shown: std::collections::BTreeMap<String, (u64, u64)> = r["per_question"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            assert!(!q["text"].as_str().unwrap().is_empty());
+            (
+                q["id"].as_str().unwrap().to_owned(),
+                (
+                    q["answered"].as_u64().unwrap(),
+                    q["correct"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(shown, expected);
+    let topics = r["per_topic"].as_array().unwrap();
+    assert_eq!(
+        topics
+            .iter()
+            .map(|t| t["answered"].as_u64().unwrap())
+            .sum::<u64>(),
+        30
+    );
+    let bank = bank();
+    for t in topics {
+        let of_topic: u64 = expected
+            .iter()
+            .filter(|(id, _)| bank.get(id).unwrap().topic == t["topic"].as_str().unwrap())
+            .map(|(_, (_, right))| right)
+            .sum();
+        assert_eq!(t["correct"].as_u64().unwrap(), of_topic, "{t}");
+    }
+    // The hardest: none answered right less often than the first.
+    let hardest = r["hardest"].as_array().unwrap();
+    assert!(!hardest.is_empty() && hardest.len() <= 10);
+    let worst = hardest[0]["accuracy"].as_f64().unwrap();
+    assert!(r["per_question"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|q| q["accuracy"].as_f64().unwrap() >= worst));
+    // Prizes: round 1 holds the two passers' tickets.
+    assert_eq!(r["prizes_per_round"][0]["tickets"], 2);
+    assert_eq!(
+        r["venues"].as_array().unwrap().len(),
+        app.campaign.venues.len()
+    );
+    // With the default threshold (20 answers) no question of three attempts qualifies.
+    let r = json_of(app.get("/api/admin/report", Some(&auditor)).await).await;
+    assert_eq!(r["hardest"], json!([]));
+    // A participant is no auditor.
+    assert_eq!(
+        app.get("/api/admin/report", Some(&a)).await.status(),
+        401,
+        "a session token is not a staff token"
+    );
 }
 
 async fn concurrent_passes_give_one_ticket(db: TestDb) {
