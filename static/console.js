@@ -123,8 +123,43 @@ async function enter() {
   chooseRound(current.number);
   $("#round").replaceChildren(...campaign.rounds.map((r) => h("option", { value: r.number, selected: r.number === current.number }, `第 ${r.number} 期（${STATE_NAMES[r.state] || r.state}）`)));
   await refresh();
-  if (["operator", "auditor"].includes(me.role)) await loadStats();
+  if (["operator", "auditor"].includes(me.role)) {
+    await loadStats();
+    await loadReport();
+  }
 }
+
+// ---- the campaign's report: participation and learning (operators and auditors) ------------
+
+const percent = (r) => (r === null || r === undefined ? "—" : `${(r * 100).toFixed(2)}%`);
+
+function table(head, rows) {
+  return [
+    h("thead", {}, h("tr", {}, ...head.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, ...rows.map((r) => h("tr", {}, ...r.map((c) => h("td", {}, String(c)))))),
+  ];
+}
+
+async function loadReport(button) {
+  const res = button
+    ? await busy(button, "正在统计…", () => call("/api/admin/report"))
+    : await call("/api/admin/report");
+  if (!res) return;
+  if (!res.ok) return failure($("#report-summary"), res, () => loadReport(button));
+  const r = res.data;
+  $("#report-summary").textContent = `截至 ${localTime(r.generated_at, true)}：答题 ${r.attempts} 人次（开始 ${r.attempts_started} 次），` +
+    `${r.participants} 人参与，通过 ${r.passes} 人次，通过率 ${percent(r.pass_rate)}，综合正确率 ${percent(r.accuracy)}。`;
+  $("#report-rounds").replaceChildren(...table(["期次", "答题人次", "参与人数", "通过", "通过率", "正确率"],
+    r.per_round.map((x) => [x.round ? `第 ${x.round} 期` : "报名期外", x.attempts, x.participants, x.passes, percent(x.pass_rate), percent(x.accuracy)])));
+  $("#report-topics").replaceChildren(...table(["法律", "作答题次", "答对", "正确率"],
+    r.per_topic.map((t) => [t.topic, t.answered, t.correct, percent(t.accuracy)])));
+  $("#report-hardest").replaceChildren(...(r.hardest.length
+    ? r.hardest.map((q) => h("li", {}, `${q.text}（${q.topic}，作答 ${q.answered} 次，正确率 ${percent(q.accuracy)}）`))
+    : [h("li", { class: "muted" }, "作答次数还不够（每题至少 20 次）。")]));
+  $("#report-venues").replaceChildren(...table(["场所", "核销（次）", "面值（元）"],
+    r.venues.map((v) => [v.name, v.redemptions, v.face_value_yuan])));
+}
+$("#report-refresh").addEventListener("click", (e) => { say(""); loadReport(e.currentTarget); });
 
 // ---- charts and exports (operators and auditors) -------------------------------------------
 

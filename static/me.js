@@ -167,3 +167,86 @@ if (res.status === 401) {
     }
   }
 }
+
+// ---- 错题本: the questions answered wrong, and practice that records nothing ----------------
+
+let mistakes = [];
+let practising = 0;
+
+function mistakeCard(q) {
+  const right = q.options.filter((o) => q.correct_choices.includes(o.key)).map((o) => `${o.key}. ${o.text}`);
+  return h("details", { class: "card mistake" },
+    h("summary", {}, q.text),
+    h("p", { class: "small muted" }, `${q.topic} · 答错 ${q.times_wrong} 次，最近一次 ${localTime(q.last_wrong_at)}${q.right_since ? " · 之后已答对" : ""}`),
+    h("ul", {}, ...q.options.map((o) => h("li", {}, `${o.key}. ${o.text}`))),
+    h("p", {}, "正确答案：", h("strong", {}, right.join("；"))),
+    h("p", { class: "small" }, "解析：", q.explanation));
+}
+
+function showPractice() {
+  const q = mistakes[practising];
+  $("#practice-progress").textContent = `练习第 ${practising + 1} / ${mistakes.length} 题`;
+  $("#practice-text").textContent = q.text;
+  $("#practice-hint").textContent = `${q.topic} · ${q.multiple ? "多选题" : "单选题"}`;
+  const type = q.multiple ? "checkbox" : "radio";
+  $("#practice-options").replaceChildren(...q.options.map((o) =>
+    h("label", { class: "option", for: `practice-${o.key}` },
+      h("input", { type, name: "practice-choice", value: o.key, id: `practice-${o.key}` }),
+      h("span", {}, `${o.key}. ${o.text}`))));
+  $("#practice-fieldset").disabled = false;
+  $("#practice-result").textContent = "";
+  $("#practice-check").classList.remove("hidden");
+  $("#practice-next").classList.add("hidden");
+}
+
+async function checkPractice() {
+  const q = mistakes[practising];
+  const choices = [...document.querySelectorAll("#practice-options input:checked")].map((i) => i.value);
+  if (!choices.length) { $("#practice-result").textContent = "请先选择答案"; return; }
+  const res = await busy($("#practice-check"), "正在检查…",
+    () => api("/api/me/practice", { method: "POST", body: { question: q.id, choices } }));
+  if (!res) return;
+  if (!res.ok) { failure($("#practice-result"), res, checkPractice); return; }
+  const r = res.data;
+  $("#practice-fieldset").disabled = true;
+  $("#practice-result").replaceChildren(
+    h("strong", {}, r.correct ? "✓ 答对了" : "✗ 还不对"), `　正确答案：${r.correct_choices.join("、")}。`,
+    h("br"), "解析：", r.explanation);
+  $("#practice-result").classList.toggle("ok", r.correct);
+  $("#practice-check").classList.add("hidden");
+  $("#practice-next").classList.remove("hidden");
+  $("#practice-next").textContent = practising + 1 < mistakes.length ? "下一题" : "再练一遍";
+  $("#practice-next").focus();
+}
+
+async function loadMistakes() {
+  const res = await api("/api/me/mistakes");
+  if (!res.ok) { failure($("#mistakes-summary"), res, loadMistakes); return; }
+  mistakes = res.data.questions;
+  $("#mistakes-summary").textContent = mistakes.length
+    ? `共 ${mistakes.length} 道答错过的题，最近答错的在前。点开可看正确答案和解析。`
+    : "还没有答错的题。交卷后答错的题会记在这里，方便复习。";
+  $("#mistakes-list").replaceChildren(...mistakes.map(mistakeCard));
+  $("#practice-start").classList.toggle("hidden", mistakes.length === 0);
+}
+
+$("#practice-start").addEventListener("click", () => {
+  practising = 0;
+  $("#practice").classList.remove("hidden");
+  $("#mistakes-list").classList.add("hidden");
+  $("#practice-start").classList.add("hidden");
+  showPractice();
+  $("#practice-options input")?.focus();
+});
+$("#practice-check").addEventListener("click", checkPractice);
+$("#practice-next").addEventListener("click", () => {
+  practising = (practising + 1) % mistakes.length;
+  showPractice();
+  $("#practice-options input")?.focus();
+});
+$("#practice-stop").addEventListener("click", () => {
+  $("#practice").classList.add("hidden");
+  $("#mistakes-list").classList.remove("hidden");
+  $("#practice-start").classList.remove("hidden");
+});
+if (res.ok) await loadMistakes();

@@ -4,8 +4,8 @@
 use super::auth::{Session, SessionKey};
 use super::{internal, App, Result};
 use crate::domain::quiz::{
-    draw_questions, due_after, in_time, score, show, Answer, AttemptQuestion, Scored,
-    ShownQuestion, Unanswered,
+    draw_questions, due_after, in_time, score, show, Answer, AttemptQuestion, Mistake,
+    QuestionResult, Scored, ShownQuestion, Unanswered,
 };
 use crate::domain::refusal::Refusal;
 use crate::store::{AttemptRecord, NewAttempt, Submission, SubmitOutcome, TicketOutcome};
@@ -160,6 +160,55 @@ pub async fn start<'a>(app: &'a App, session: &Session, origin: Origin) -> Resul
             ticket_round: None,
             ticket: TicketOutcome::None,
         },
+    )
+}
+
+/// How many of a participant's latest submitted attempts the 错题本 reads: ten a day for a whole
+/// campaign is about 1 200.
+const MISTAKES_FROM: u32 = 1_500;
+
+/// The participant's 错题本: each question answered wrong in a submitted attempt, the most
+/// recently missed first.
+pub async fn mistakes<'a>(app: &'a App, session: &Session) -> Result<Vec<Mistake<'a>>> {
+    let attempts = app
+        .store
+        .submitted_attempts_of(session.participant().id, MISTAKES_FROM)
+        .await?;
+    let mut given = Vec::with_capacity(attempts.len());
+    for a in &attempts {
+        let answers: Vec<Answer> = serde_json::from_str(a.result.as_deref().unwrap_or("[]"))
+            .map_err(|e| internal(format!("stored answers are unreadable: {e}")))?;
+        given.push((a, answers, a.submitted_at.unwrap_or(a.started_at)));
+    }
+    let refs: Vec<(&[AttemptQuestion], &[Answer], DateTime<Utc>)> = given
+        .iter()
+        .map(|(a, answers, at)| (a.questions.as_slice(), answers.as_slice(), *at))
+        .collect();
+    Ok(crate::domain::quiz::mistakes(&app.questions, &refs))
+}
+
+/// Answers a question of the participant's 错题本 again: checked and explained, nothing
+/// recorded, no ticket. Only questions already answered wrong (and so already explained to them)
+/// can be practised, so that practice reveals no answer of a question still to come.
+pub async fn practise<'a>(
+    app: &'a App,
+    session: &Session,
+    question: &str,
+    choices: &[String],
+) -> Result<QuestionResult<'a>> {
+    if !mistakes(app, session)
+        .await?
+        .iter()
+        .any(|m| m.question.id == question)
+    {
+        return Err(Refusal::NotInMistakes {
+            question: question.to_owned(),
+        }
+        .into());
+    }
+    Ok(
+        crate::domain::quiz::practise(&app.questions, question, choices)
+            .map_err(Refusal::Answer)?,
     )
 }
 

@@ -156,14 +156,14 @@ pub async fn settlement(
 /// Attempts tallied per batch: one transaction each, short enough not to hold up submissions.
 pub const TALLY_BATCH: u32 = 2_000;
 
-/// Tallies every submitted attempt not tallied yet into the learning figures, a batch at a
-/// time. How many it tallied.
+/// Tallies every attempt done with (submitted, or its time up) and not tallied yet into the
+/// learning figures, a batch at a time. How many it tallied.
 pub async fn tally(app: &App) -> Result<u64> {
     let mut done = 0;
     loop {
         let n = app
             .store
-            .tally_attempts(&app.questions, &app.campaign, TALLY_BATCH)
+            .tally_attempts(&app.questions, &app.campaign, TALLY_BATCH, app.clock.now())
             .await?;
         done += n;
         if n < u64::from(TALLY_BATCH) {
@@ -190,12 +190,12 @@ pub struct Report {
 }
 
 /// The campaign's report for operators and auditors (`GET /api/admin/report`): every attempt
-/// submitted so far is tallied first, so the figures are exact as of now.
+/// done with so far is tallied first, so the figures are exact as of now.
 pub async fn report(app: &App, _who: &Auditor) -> Result<Report> {
     let c = &app.campaign;
     let at = app.clock.now();
     tally(app).await?;
-    let figures = app.store.quiz_figures().await?;
+    let figures = app.store.quiz_figures(at).await?;
     let tickets_per_round = app.store.tickets_per_round(&c.id).await?;
     let claims = app.store.claim_counts(&c.id).await?;
     let since = c

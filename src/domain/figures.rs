@@ -1,7 +1,8 @@
 //! The campaign's learning figures (the report a justice department publishes: 答题人次, pass
-//! rate, 综合正确率, the accuracy of each question and each law). Submitted attempts are tallied
-//! once each into small per-day tables, so that the report reads thousands of rows, not millions;
-//! this module says what one attempt adds and how the rates are read.
+//! rate, 综合正确率, the accuracy of each question and each law). Attempts are tallied once each,
+//! when submitted or when their time is up unsubmitted, into small per-day tables with running
+//! counts (distinct participants included), so that the report reads a few thousand rows and
+//! never millions; this module says what one attempt adds and how the rates are read.
 
 use super::quiz::{score, Answer, AttemptQuestion, QuestionBank, Unanswered};
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,6 +11,8 @@ use uuid::Uuid;
 /// Submissions and answers counted together: a day's, a round's, the campaign's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
+    /// Attempts started, submitted or not.
+    pub started: u64,
     /// Submitted attempts (答题人次).
     pub submitted: u64,
     pub passed: u64,
@@ -20,6 +23,7 @@ pub struct Counts {
 
 impl Counts {
     pub fn add(&mut self, other: Counts) {
+        self.started += other.started;
         self.submitted += other.submitted;
         self.passed += other.passed;
         self.answered += other.answered;
@@ -50,9 +54,11 @@ pub struct QuestionCounts {
     pub correct: u64,
 }
 
-/// A submitted attempt as the tally needs it.
-pub struct Submitted<'a> {
+/// An attempt done with, submitted or not, as the tally needs it.
+pub struct Attempt<'a> {
     pub participant: Uuid,
+    /// Submitted; else its time ran out unsubmitted, and it counts as started only.
+    pub submitted: bool,
     /// The campaign-local day it was started on, and the round open then (0: none).
     pub local_day: &'a str,
     pub round: u32,
@@ -63,29 +69,35 @@ pub struct Submitted<'a> {
     pub answers: &'a [Answer],
 }
 
-/// What a batch of submitted attempts adds to the figures.
+/// What a batch of attempts adds to the figures.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// By (local day, round).
     pub days: BTreeMap<(String, u32), Counts>,
     /// By (local day, round, question id).
     pub questions: BTreeMap<(String, u32, String), QuestionCounts>,
-    /// Who took part on each (local day, round).
+    /// Who submitted on each (local day, round): the store counts those it had not seen yet,
+    /// per day, per round and in all.
     pub takers: BTreeSet<(String, u32, Uuid)>,
 }
 
 impl Tally {
-    /// Adds one submitted attempt: scored again from its answers (as when it is shown), each
-    /// question counted under its law. An attempt whose questions left the bank counts with its
-    /// recorded score and no question of its own.
-    pub fn add(&mut self, bank: &QuestionBank, a: &Submitted<'_>) {
+    /// Adds one attempt. A submitted one is scored again from its answers (as when it is
+    /// shown), each question counted under its law; one whose questions left the bank counts
+    /// with its recorded score and no question of its own. One never submitted counts as started.
+    pub fn add(&mut self, bank: &QuestionBank, a: &Attempt<'_>) {
         let key = (a.local_day.to_owned(), a.round);
+        if !a.submitted {
+            self.days.entry(key).or_default().started += 1;
+            return;
+        }
         let scored = score(bank, a.questions, a.answers, Unanswered::Wrong).ok();
         let (answered, correct) = match &scored {
             Some(s) => (u64::from(s.out_of), u64::from(s.score)),
             None => (a.questions.len() as u64, u64::from(a.score)),
         };
         self.days.entry(key.clone()).or_default().add(Counts {
+            started: 1,
             submitted: 1,
             passed: u64::from(a.passed),
             answered,
@@ -194,6 +206,7 @@ mod tests {
         assert_eq!(rate(2, 3), Some(0.6667));
         assert_eq!(rate(0, 0), None);
         let c = Counts {
+            started: 5,
             submitted: 4,
             passed: 3,
             answered: 40,
@@ -217,8 +230,9 @@ mod tests {
         for (answers, passed) in [(&right_two, false), (&all_right, true)] {
             t.add(
                 &b,
-                &Submitted {
+                &Attempt {
                     participant: someone,
+                    submitted: true,
                     local_day: "2026-07-06",
                     round: 1,
                     passed,
@@ -228,10 +242,25 @@ mod tests {
                 },
             );
         }
+        // And one left unsubmitted: started only.
+        t.add(
+            &b,
+            &Attempt {
+                participant: Uuid::from_u128(3),
+                submitted: false,
+                local_day: "2026-07-06",
+                round: 1,
+                passed: false,
+                score: 0,
+                questions: &qs,
+                answers: &[],
+            },
+        );
         let day = t.days[&("2026-07-06".into(), 1)];
         assert_eq!(
             day,
             Counts {
+                started: 3,
                 submitted: 2,
                 passed: 1,
                 answered: 6,
@@ -254,7 +283,7 @@ mod tests {
             (2, 1)
         );
         assert_eq!(q("civil-good-faith").topic, "民法典");
-        assert_eq!(t.takers.len(), 1, "one person, twice");
+        assert_eq!(t.takers.len(), 1, "one person submitted, twice");
     }
 
     #[test]
@@ -267,8 +296,9 @@ mod tests {
         let mut t = Tally::default();
         t.add(
             &b,
-            &Submitted {
+            &Attempt {
                 participant: Uuid::from_u128(2),
+                submitted: true,
                 local_day: "2026-07-07",
                 round: 0,
                 passed: false,

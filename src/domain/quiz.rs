@@ -380,6 +380,88 @@ pub fn score<'a>(
     })
 }
 
+/// A question a participant answered wrong (错题本): in the bank's own option order, with the
+/// right answer, since the participant has been shown it after submitting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mistake<'a> {
+    pub question: &'a Question,
+    /// How many submitted attempts had it wrong.
+    pub times_wrong: u32,
+    pub last_wrong_at: DateTime<Utc>,
+    /// Answered right in a later attempt.
+    pub right_since: bool,
+}
+
+/// The questions answered wrong in `attempts` (questions, answers, submitted at): each once, the
+/// most recently missed first. Questions that left the bank are left out.
+pub fn mistakes<'a>(
+    bank: &'a QuestionBank,
+    attempts: &[(&[AttemptQuestion], &[Answer], DateTime<Utc>)],
+) -> Vec<Mistake<'a>> {
+    let mut by_time: Vec<&(&[AttemptQuestion], &[Answer], DateTime<Utc>)> =
+        attempts.iter().collect();
+    by_time.sort_by_key(|a| a.2);
+    let mut found: HashMap<&'a str, Mistake<'a>> = HashMap::new();
+    for (questions, answers, at) in by_time {
+        let Ok(scored) = score(bank, questions, answers, Unanswered::Wrong) else {
+            continue;
+        };
+        for r in scored.results {
+            let Some(q) = bank.get(r.id) else { continue };
+            match (r.correct, found.get_mut(q.id.as_str())) {
+                (false, Some(m)) => {
+                    m.times_wrong += 1;
+                    m.last_wrong_at = *at;
+                    m.right_since = false;
+                }
+                (false, None) => {
+                    found.insert(
+                        &q.id,
+                        Mistake {
+                            question: q,
+                            times_wrong: 1,
+                            last_wrong_at: *at,
+                            right_since: false,
+                        },
+                    );
+                }
+                (true, Some(m)) => m.right_since = true,
+                (true, None) => {}
+            }
+        }
+    }
+    let mut list: Vec<Mistake<'a>> = found.into_values().collect();
+    list.sort_by(|a, b| {
+        b.last_wrong_at
+            .cmp(&a.last_wrong_at)
+            .then(a.question.id.cmp(&b.question.id))
+    });
+    list
+}
+
+/// A practice answer to one question, in the bank's option order: whether it is right, and the
+/// right keys and explanation. Checked like an attempt's answer (known options, each once, one
+/// only for a single-choice question).
+pub fn practise<'a>(
+    bank: &'a QuestionBank,
+    question: &str,
+    choices: &[String],
+) -> Result<QuestionResult<'a>, AnswerError> {
+    let q = bank
+        .get(question)
+        .ok_or_else(|| AnswerError::QuestionGone(question.to_owned()))?;
+    let shown = [AttemptQuestion {
+        question: q.id.clone(),
+        order: (0..q.options.len()).collect(),
+    }];
+    let answer = [Answer {
+        question: q.id.clone(),
+        choices: choices.to_vec(),
+    }];
+    let mut scored = score(bank, &shown, &answer, Unanswered::Refused)?;
+    Ok(scored.results.remove(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,6 +686,72 @@ explanation = "因为""#;
         assert!(in_time(deadline, at(SUBMIT_GRACE_SECONDS)));
         assert!(!in_time(deadline, at(SUBMIT_GRACE_SECONDS + 1)));
         assert_eq!(due_after(at(SUBMIT_GRACE_SECONDS)), deadline);
+    }
+
+    #[test]
+    fn the_mistakes_are_each_question_missed_newest_first_and_whether_right_since() {
+        let b = bank();
+        let t = |m: i64| {
+            DateTime::parse_from_rfc3339("2026-07-06T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc)
+                + Duration::minutes(m)
+        };
+        let mut rng = ChaCha20Rng::from_seed([6; 32]);
+        let qs = draw_questions(&b, 3, &mut rng);
+        let right = perfect(&b, &qs);
+        let wrong_key = |i: usize| {
+            let q = b.get(&qs[i].question).unwrap();
+            let k = (0..q.options.len())
+                .position(|k| !q.correct.contains(&qs[i].order[k]))
+                .unwrap();
+            KEYS[k].to_string()
+        };
+        // First attempt: 0 and 1 wrong. Second: 1 wrong again, 0 right.
+        let mut first = right.clone();
+        first[0].choices = vec![wrong_key(0)];
+        first[1].choices = vec![wrong_key(1)];
+        let mut second = right.clone();
+        second[1].choices = vec![wrong_key(1)];
+        let list = mistakes(&b, &[(&qs, &second, t(20)), (&qs, &first, t(10))]);
+        let seen: Vec<(&str, u32, bool)> = list
+            .iter()
+            .map(|m| (m.question.id.as_str(), m.times_wrong, m.right_since))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (qs[1].question.as_str(), 2, false),
+                (qs[0].question.as_str(), 1, true)
+            ]
+        );
+        assert_eq!(list[0].last_wrong_at, t(20));
+    }
+
+    #[test]
+    fn a_practice_answer_is_checked_in_the_banks_own_order() {
+        let b = bank();
+        let q = b.get("civil-good-faith").unwrap();
+        let right: Vec<String> = q.correct.iter().map(|&k| KEYS[k].to_string()).collect();
+        let r = practise(&b, &q.id, &right).unwrap();
+        assert!(r.correct);
+        assert_eq!(
+            r.correct_choices,
+            right.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert!(!practise(&b, &q.id, &right[..1]).unwrap().correct);
+        assert!(matches!(
+            practise(&b, &q.id, &["Z".into()]),
+            Err(AnswerError::UnknownOption { .. })
+        ));
+        assert!(matches!(
+            practise(&b, &q.id, &[]),
+            Err(AnswerError::Missing(_))
+        ));
+        assert!(matches!(
+            practise(&b, "nope", &right),
+            Err(AnswerError::QuestionGone(_))
+        ));
     }
 
     #[test]

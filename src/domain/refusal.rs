@@ -145,6 +145,10 @@ pub enum Refusal {
 
     // ---- the quiz -------------------------------------------------------------------------
     AttemptNotFound,
+    /// Practice is for the questions of one's own 错题本 (their answers were shown already).
+    NotInMistakes {
+        question: String,
+    },
     AlreadySubmitted,
     AttemptExpired,
     DailyLimit {
@@ -354,6 +358,7 @@ pub const ALL_CODES: &[&str] = &[
     "code_expired",
     "login_required",
     "attempt_not_found",
+    "not_in_mistakes",
     "already_submitted",
     "attempt_expired",
     "daily_limit",
@@ -476,6 +481,7 @@ impl Refusal {
             CodeExpired => "code_expired",
             LoginRequired { .. } => "login_required",
             AttemptNotFound => "attempt_not_found",
+            NotInMistakes { .. } => "not_in_mistakes",
             AlreadySubmitted => "already_submitted",
             AttemptExpired => "attempt_expired",
             DailyLimit { .. } => "daily_limit",
@@ -566,6 +572,7 @@ impl Refusal {
             | TokenNotFound
             | UnknownVenue { .. }
             | AttemptNotFound
+            | NotInMistakes { .. }
             | RoundNotFound { .. }
             | NotAnEntry { .. }
             | NotATicket { .. }
@@ -716,6 +723,9 @@ impl Refusal {
             LoginRequired { expired: false } => "请先报名或登录".into(),
             LoginRequired { expired: true } => "登录已过期，请重新登录".into(),
             AttemptNotFound => "没有找到这次答题".into(),
+            NotInMistakes { question } => {
+                format!("题目 {question} 不在您的错题本中：只能练习自己答错过的题")
+            }
             AlreadySubmitted => "这次答题已经交卷了".into(),
             AttemptExpired => "答题时间已过，请重新开始答题".into(),
             DailyLimit { limit } => format!("今天的 {limit} 次答题机会已用完，明天再来吧"),

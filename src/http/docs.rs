@@ -73,6 +73,8 @@ pub enum SessionRefusals {
         quiz::start,
         quiz::show_attempt,
         quiz::submit,
+        quiz::mistakes,
+        quiz::practise,
         rounds::record,
         rounds::record_signature,
         rounds::keys,

@@ -18,7 +18,94 @@ use uuid::Uuid;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/quiz/attempts").post(start))
         .service(web::resource("/api/quiz/attempts/{id}").get(show_attempt))
-        .service(web::resource("/api/quiz/attempts/{id}/submit").post(submit));
+        .service(web::resource("/api/quiz/attempts/{id}/submit").post(submit))
+        .service(web::resource("/api/me/mistakes").get(mistakes))
+        .service(web::resource("/api/me/practice").post(practise));
+}
+
+/// A question of the 错题本, options in the bank's own order (`A` is the bank's first).
+#[derive(Serialize, ToSchema)]
+pub struct MistakeView<'a> {
+    id: &'a str,
+    topic: &'a str,
+    text: &'a str,
+    multiple: bool,
+    options: Vec<crate::domain::quiz::ShownOption<'a>>,
+    correct_choices: Vec<&'static str>,
+    /// Why, with the article of the law.
+    explanation: &'a str,
+    /// Submitted attempts that had it wrong, and when last.
+    times_wrong: u32,
+    last_wrong_at: String,
+    /// Answered right in a later attempt.
+    right_since: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MistakesView<'a> {
+    questions: Vec<MistakeView<'a>>,
+}
+
+/// The participant's 错题本: each question answered wrong in a submitted attempt, the most
+/// recently missed first, with the right answer and the explanation.
+#[utoipa::path(get, path = "/api/me/mistakes", tag = "quiz", security(("session" = [])),
+    responses((status = 200, body = MistakesView<'static>), SessionRefusals))]
+pub async fn mistakes(app: web::Data<App>, session: Session) -> Result<HttpResponse, ApiError> {
+    let list = quiz::mistakes(&app, &session).await?;
+    let keys = crate::domain::quiz::KEYS;
+    Ok(ok_json(&MistakesView {
+        questions: list
+            .into_iter()
+            .map(|m| {
+                let q = m.question;
+                MistakeView {
+                    id: &q.id,
+                    topic: &q.topic,
+                    text: &q.text,
+                    multiple: q.correct.len() > 1,
+                    options: q
+                        .options
+                        .iter()
+                        .enumerate()
+                        .map(|(i, text)| crate::domain::quiz::ShownOption {
+                            key: keys[i],
+                            text: text.as_str(),
+                        })
+                        .collect(),
+                    correct_choices: q.correct.iter().map(|&i| keys[i]).collect(),
+                    explanation: &q.explanation,
+                    times_wrong: m.times_wrong,
+                    last_wrong_at: app.campaign.local_rfc3339(m.last_wrong_at),
+                    right_since: m.right_since,
+                }
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Practice {
+    /// A question of the participant's 错题本.
+    question: String,
+    /// Option keys in the bank's order, as `/api/me/mistakes` shows them.
+    choices: Vec<String>,
+}
+
+/// Answers a question of one's 错题本 again: checked and explained; nothing is recorded and no
+/// ticket is at stake.
+#[utoipa::path(post, path = "/api/me/practice", tag = "quiz", security(("session" = [])),
+    request_body = Practice,
+    responses((status = 200, body = QuestionResult<'static>), BodyRefusals, SessionRefusals,
+    (status = 404, body = ErrorBody, description = "`not_in_mistakes`"),
+    (status = 422, body = ErrorBody, description = "`missing_answer`, `unknown_option`, `duplicate_choice`, `too_many_choices`")))]
+pub async fn practise(
+    app: web::Data<App>,
+    session: Session,
+    Body(body): Body<Practice>,
+) -> Result<HttpResponse, ApiError> {
+    let checked = quiz::practise(&app, &session, &body.question, &body.choices).await?;
+    Ok(ok_json(&checked))
 }
 
 #[derive(Serialize, ToSchema)]

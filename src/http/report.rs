@@ -184,7 +184,7 @@ pub async fn report(
         r.claims.iter().map(|c| (c.round, c)).collect();
     Ok(ok_json(&ReportView {
         generated_at: app.campaign.local_rfc3339(r.at),
-        attempts_started: f.started_per_day.iter().map(|(_, n)| n).sum(),
+        attempts_started: total.started,
         total: FiguresView::of(total, f.takers),
         per_round: rounds
             .into_iter()
@@ -202,14 +202,19 @@ pub async fn report(
                 figures: FiguresView::of(*c, *takers),
             })
             .collect(),
-        started_per_day: f
-            .started_per_day
-            .iter()
-            .map(|(day, started)| StartedView {
-                day: day.clone(),
-                started: *started,
-            })
-            .collect(),
+        started_per_day: {
+            let mut per_day: BTreeMap<&str, u64> = BTreeMap::new();
+            for (day, _, c, _) in &f.days {
+                *per_day.entry(day.as_str()).or_default() += c.started;
+            }
+            per_day
+                .into_iter()
+                .map(|(day, started)| StartedView {
+                    day: day.to_owned(),
+                    started,
+                })
+                .collect()
+        },
         per_topic: topics
             .into_iter()
             .map(|(topic, (answered, correct))| TopicFigures {

@@ -461,7 +461,8 @@ pub struct PrizeState {
 /// The tallied learning figures, as the report reads them (see `domain::figures`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QuizFigures {
-    /// By (local day, round): the counts and the distinct participants.
+    /// By (local day, round): the counts (attempts started among them) and the distinct
+    /// participants who submitted.
     pub days: Vec<(String, u32, crate::domain::figures::Counts, u64)>,
     /// Distinct participants per round (0: outside every round), by round.
     pub takers_per_round: Vec<(u32, u64)>,
@@ -469,9 +470,7 @@ pub struct QuizFigures {
     pub takers: u64,
     /// Per question over the whole campaign, by id.
     pub questions: Vec<crate::domain::figures::QuestionFigures>,
-    /// Attempts started (submitted or not) per local day, and in all.
-    pub started_per_day: Vec<(String, u64)>,
-    /// Submitted attempts not tallied yet.
+    /// Attempts done with (submitted, or their time up) and not tallied yet.
     pub untallied: u64,
 }
 
@@ -896,6 +895,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn attempt(&self, id: Uuid) -> StoreResult<Option<AttemptRecord>>;
 
+    /// A participant's submitted attempts, the latest `limit` of them, newest first.
+    async fn submitted_attempts_of(
+        &self,
+        participant_id: Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<AttemptRecord>>;
+
     /// In one look-up: the participant of a live session (None: no such session) and the
     /// attempt `attempt_id` if it is theirs.
     async fn session_attempt(
@@ -914,18 +920,20 @@ pub trait Store: Send + Sync + 'static {
     /// How many tickets each round holds, rounds without tickets left out, by round.
     async fn tickets_per_round(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64)>>;
 
-    /// Tallies up to `limit` submitted attempts not tallied yet into the learning figures, each
-    /// exactly once even with several instances tallying at the same time (an attempt is claimed
-    /// by the same transaction that counts it). How many it tallied.
+    /// Tallies up to `limit` attempts done with at `now` (submitted, or their time up) and not
+    /// tallied yet into the learning figures, each exactly once even with several instances
+    /// tallying at the same time (an attempt is claimed by the same transaction that counts it).
+    /// How many it tallied.
     async fn tally_attempts(
         &self,
         bank: &crate::domain::quiz::QuestionBank,
         campaign: &crate::domain::campaign::Campaign,
         limit: u32,
+        now: DateTime<Utc>,
     ) -> StoreResult<u64>;
 
-    /// The tallied learning figures.
-    async fn quiz_figures(&self) -> StoreResult<QuizFigures>;
+    /// The tallied learning figures; `untallied` counts what is done with at `now`.
+    async fn quiz_figures(&self, now: DateTime<Utc>) -> StoreResult<QuizFigures>;
 
     // ---- draws ------------------------------------------------------------------------------
 

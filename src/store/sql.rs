@@ -6,6 +6,7 @@ use super::events::*;
 use super::*;
 use crate::domain::audit::chain;
 use crate::domain::lifecycle::{self, FreezeFacts, WitnessStep};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The store over one database.
 pub struct SqlStore<D> {
@@ -963,6 +964,39 @@ pub(super) async fn write_submission<D: Dialect>(
     }
     D::commit(tx).await?;
     Ok(Some(ticket))
+}
+
+/// Rows per insert of participants met by the tally (3 values each: far below either database's
+/// limit on parameters).
+const TAKERS_PER_STATEMENT: usize = 500;
+
+/// Inserts `rows` into `table` (`name (columns)`) where new, one statement for all: the new
+/// ones' `returning` columns (a row already there returns nothing).
+async fn new_takers<'a, D: Dialect>(
+    tx: &mut D::Tx,
+    table: &str,
+    key: &str,
+    rows: Vec<Vec<Arg<'a>>>,
+    returning: &str,
+) -> StoreResult<Vec<D::Row>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let width = rows[0].len();
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let cells: Vec<String> = (1..=width).map(|c| format!("${}", i * width + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let mut q = sql(format!(
+        "INSERT INTO {table} VALUES {} ON CONFLICT ({key}) DO NOTHING RETURNING {returning}",
+        values.join(", ")
+    ));
+    for arg in rows.into_iter().flatten() {
+        q = q.bind(arg);
+    }
+    q.fetch_all(&mut **tx).await
 }
 
 /// A redemption judged allowed, to be written if its guards still hold.
@@ -2053,6 +2087,26 @@ impl<D: Dialect> Store for SqlStore<D> {
         .transpose()
     }
 
+    async fn submitted_attempts_of(
+        &self,
+        participant_id: Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<AttemptRecord>> {
+        let mut conn = self.db.reader().await?;
+        sql(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM quiz_attempts a
+             WHERE a.participant_id = $1 AND a.submitted_at IS NOT NULL
+             ORDER BY a.started_at DESC LIMIT $2"
+        ))
+        .bind(participant_id)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(attempt_from_row)
+        .collect()
+    }
+
     async fn session_attempt(
         &self,
         token_hash: &str,
@@ -2160,18 +2214,22 @@ impl<D: Dialect> Store for SqlStore<D> {
         bank: &crate::domain::quiz::QuestionBank,
         campaign: &crate::domain::campaign::Campaign,
         limit: u32,
+        now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        use crate::domain::figures::{Submitted, Tally};
+        use crate::domain::figures::{Attempt, Tally};
         let mut tx = self.db.begin().await?;
         // Claimed by this update: another tally at the same time finds them tallied (PostgreSQL
-        // re-checks `tallied` after waiting for this transaction's row locks).
+        // re-checks `tallied` after waiting for this transaction's row locks). Submitted ones, and
+        // those whose time is up unsubmitted (they can no longer be submitted).
         let rows = sql("UPDATE quiz_attempts SET tallied = TRUE
              WHERE id IN (SELECT id FROM quiz_attempts
-                          WHERE submitted_at IS NOT NULL AND tallied = FALSE
-                          ORDER BY submitted_at LIMIT $1)
+                          WHERE tallied = FALSE AND (submitted_at IS NOT NULL OR deadline < $2)
+                          ORDER BY deadline LIMIT $1)
                AND tallied = FALSE
-             RETURNING participant_id, questions, result, local_day, started_at, score, passed")
+             RETURNING participant_id, questions, result, local_day, started_at, score, passed,
+                       submitted_at")
         .bind(limit)
+        .bind(crate::domain::quiz::due_after(now))
         .fetch_all(&mut *tx)
         .await?;
         let mut tally = Tally::default();
@@ -2184,8 +2242,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             let local_day: String = r.get("local_day")?;
             tally.add(
                 bank,
-                &Submitted {
+                &Attempt {
                     participant: r.get("participant_id")?,
+                    submitted: r.get::<Option<DateTime<Utc>>>("submitted_at")?.is_some(),
                     local_day: &local_day,
                     round: campaign.open_round(started).map_or(0, |w| w.number),
                     passed: r.get::<Option<bool>>("passed")?.unwrap_or(false),
@@ -2196,20 +2255,86 @@ impl<D: Dialect> Store for SqlStore<D> {
             );
         }
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        for ((day, round), c) in &tally.days {
-            sql("INSERT INTO quiz_day_figures (local_day, round, submitted, passed, answered, correct)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+        // Who is new: per day, per round, in all, as the insert of each set says.
+        let mut new_per_day: BTreeMap<(String, u32), u64> = BTreeMap::new();
+        let day_takers: Vec<(String, u32, Uuid)> = tally.takers.iter().cloned().collect();
+        for chunk in day_takers.chunks(TAKERS_PER_STATEMENT) {
+            let inserted = new_takers::<D>(
+                &mut tx,
+                "quiz_takers (local_day, round, participant_id)",
+                "local_day, round, participant_id",
+                chunk
+                    .iter()
+                    .map(|(d, r, p)| vec![Arg::from(d.as_str()), Arg::from(*r), Arg::from(*p)])
+                    .collect(),
+                "local_day, round",
+            )
+            .await?;
+            for r in inserted {
+                *new_per_day
+                    .entry((r.get("local_day")?, r.get("round")?))
+                    .or_default() += 1;
+            }
+        }
+        let round_takers: BTreeSet<(u32, Uuid)> =
+            tally.takers.iter().map(|(_, r, p)| (*r, *p)).collect();
+        let mut new_per_round: BTreeMap<u32, u64> = BTreeMap::new();
+        for chunk in round_takers
+            .iter()
+            .collect::<Vec<_>>()
+            .chunks(TAKERS_PER_STATEMENT)
+        {
+            let inserted = new_takers::<D>(
+                &mut tx,
+                "quiz_round_takers (round, participant_id)",
+                "round, participant_id",
+                chunk
+                    .iter()
+                    .map(|(r, p)| vec![Arg::from(*r), Arg::from(*p)])
+                    .collect(),
+                "round",
+            )
+            .await?;
+            for r in inserted {
+                *new_per_round.entry(r.get("round")?).or_default() += 1;
+            }
+        }
+        let people: BTreeSet<Uuid> = tally.takers.iter().map(|(_, _, p)| *p).collect();
+        let mut new_people = 0u64;
+        for chunk in people
+            .iter()
+            .collect::<Vec<_>>()
+            .chunks(TAKERS_PER_STATEMENT)
+        {
+            new_people += new_takers::<D>(
+                &mut tx,
+                "quiz_campaign_takers (participant_id)",
+                "participant_id",
+                chunk.iter().map(|p| vec![Arg::from(**p)]).collect(),
+                "participant_id",
+            )
+            .await?
+            .len() as u64;
+        }
+        for (key, c) in &tally.days {
+            sql("INSERT INTO quiz_day_figures
+                     (local_day, round, started, submitted, passed, answered, correct, takers)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (local_day, round) DO UPDATE SET
+                     started = quiz_day_figures.started + excluded.started,
                      submitted = quiz_day_figures.submitted + excluded.submitted,
                      passed = quiz_day_figures.passed + excluded.passed,
                      answered = quiz_day_figures.answered + excluded.answered,
-                     correct = quiz_day_figures.correct + excluded.correct")
-            .bind(day.as_str())
-            .bind(*round)
+                     correct = quiz_day_figures.correct + excluded.correct,
+                     takers = quiz_day_figures.takers + excluded.takers")
+            .bind(key.0.as_str())
+            .bind(key.1)
+            .bind(n(c.started))
             .bind(n(c.submitted))
             .bind(n(c.passed))
             .bind(n(c.answered))
             .bind(n(c.correct))
+            .bind(n(new_per_day.get(key).copied().unwrap_or(0)))
             .execute(&mut *tx)
             .await?;
         }
@@ -2229,14 +2354,18 @@ impl<D: Dialect> Store for SqlStore<D> {
             .execute(&mut *tx)
             .await?;
         }
-        for (day, round, participant) in &tally.takers {
-            sql(
-                "INSERT INTO quiz_takers (local_day, round, participant_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (local_day, round, participant_id) DO NOTHING",
-            )
-            .bind(day.as_str())
+        for (round, new) in &new_per_round {
+            sql("INSERT INTO quiz_round_figures (round, takers) VALUES ($1, $2)
+                 ON CONFLICT (round) DO UPDATE SET takers = quiz_round_figures.takers + excluded.takers")
             .bind(*round)
-            .bind(*participant)
+            .bind(n(*new))
+            .execute(&mut *tx)
+            .await?;
+        }
+        if new_people > 0 {
+            sql("INSERT INTO quiz_totals (id, takers) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET takers = quiz_totals.takers + excluded.takers")
+            .bind(n(new_people))
             .execute(&mut *tx)
             .await?;
         }
@@ -2244,17 +2373,15 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(rows.len() as u64)
     }
 
-    async fn quiz_figures(&self) -> StoreResult<QuizFigures> {
+    async fn quiz_figures(&self, now: DateTime<Utc>) -> StoreResult<QuizFigures> {
         use crate::domain::figures::{Counts, QuestionFigures};
         let mut conn = self.db.reader().await?;
         let count = |r: &D::Row, col: &str| -> StoreResult<u64> {
             Ok(r.get::<Option<i64>>(col)?.unwrap_or(0).max(0) as u64)
         };
         let days = sql(
-            "SELECT d.local_day, d.round, d.submitted, d.passed, d.answered, d.correct,
-                    (SELECT COUNT(*) FROM quiz_takers t
-                     WHERE t.local_day = d.local_day AND t.round = d.round) AS takers
-             FROM quiz_day_figures d ORDER BY d.local_day, d.round",
+            "SELECT local_day, round, started, submitted, passed, answered, correct, takers
+             FROM quiz_day_figures ORDER BY local_day, round",
         )
         .fetch_all(&mut *conn)
         .await?
@@ -2264,6 +2391,7 @@ impl<D: Dialect> Store for SqlStore<D> {
                 r.get("local_day")?,
                 r.get("round")?,
                 Counts {
+                    started: count(r, "started")?,
                     submitted: count(r, "submitted")?,
                     passed: count(r, "passed")?,
                     answered: count(r, "answered")?,
@@ -2273,19 +2401,18 @@ impl<D: Dialect> Store for SqlStore<D> {
             ))
         })
         .collect::<StoreResult<Vec<_>>>()?;
-        let takers_per_round = sql(
-            "SELECT round, COUNT(DISTINCT participant_id) AS takers FROM quiz_takers
-             GROUP BY round ORDER BY round",
-        )
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.get("round")?, count(r, "takers")?)))
-        .collect::<StoreResult<Vec<_>>>()?;
-        let takers = sql("SELECT COUNT(DISTINCT participant_id) AS takers FROM quiz_takers")
-            .fetch_one(&mut *conn)
-            .await
-            .and_then(|r| count(&r, "takers"))?;
+        let takers_per_round = sql("SELECT round, takers FROM quiz_round_figures ORDER BY round")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok((r.get("round")?, count(r, "takers")?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let takers = sql("SELECT takers FROM quiz_totals WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| count(&r, "takers"))
+            .transpose()?
+            .unwrap_or(0);
         let questions = sql(
             // PostgreSQL sums BIGINTs as NUMERIC: cast back.
             "SELECT question_id, MIN(topic) AS topic, CAST(SUM(answered) AS BIGINT) AS answered,
@@ -2304,15 +2431,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-        let started_per_day = sql("SELECT local_day, SUM(started) AS started FROM attempt_days
-             GROUP BY local_day ORDER BY local_day")
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.get("local_day")?, count(r, "started")?)))
-        .collect::<StoreResult<Vec<_>>>()?;
         let untallied = sql("SELECT COUNT(*) AS n FROM quiz_attempts
-             WHERE submitted_at IS NOT NULL AND tallied = FALSE")
+             WHERE tallied = FALSE AND (submitted_at IS NOT NULL OR deadline < $1)")
+        .bind(crate::domain::quiz::due_after(now))
         .fetch_one(&mut *conn)
         .await
         .and_then(|r| count(&r, "n"))?;
@@ -2321,7 +2442,6 @@ impl<D: Dialect> Store for SqlStore<D> {
             takers_per_round,
             takers,
             questions,
-            started_per_day,
             untallied,
         })
     }

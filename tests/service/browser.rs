@@ -1141,7 +1141,6 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
     audit(&c, "/join, the code sent").await;
     phone_rules(&c, "/join, the code sent").await;
     screenshot(&c, "join-countdown-360").await;
-    audit(&c, "join-countdown-360").await;
     // Asked again too soon anyway (as after a reload): refused, and the box with the code
     // sent stays, the wait beside it.
     js(&c, "document.querySelector('#resend').disabled = false;").await;
@@ -1225,7 +1224,6 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
     wait_text(&c, "#q-notice", "还剩 1 分钟").await;
     audit(&c, "/quiz, one minute left").await;
     screenshot(&c, "quiz-warning-360").await;
-    audit(&c, "quiz-warning-360").await;
     wait_text_for(&c, "#q-notice", "时间到了", 20).await;
     // At the top of the screen, and nothing more can be chosen.
     let at = js(
@@ -1248,7 +1246,59 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
     audit(&c, "/quiz, submitted at time-up").await;
     phone_rules(&c, "/quiz, submitted at time-up").await;
     screenshot(&c, "quiz-time-up-360").await;
-    audit(&c, "quiz-time-up-360").await;
+
+    // 错题本 on /me: the seven missed (the unanswered count as missed), each with its answer;
+    // practice asks one again and says whether it is right, recording nothing.
+    c.goto(&app.url("/me")).await.unwrap();
+    wait_text_for(&c, "#mistakes-summary", "共 7 道答错过的题", 30).await;
+    assert_eq!(
+        c.find_all(Locator::Css("#mistakes-list details"))
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
+    click(&c, "#mistakes-list details summary").await;
+    wait_text(&c, "#mistakes-list details", "正确答案").await;
+    audit(&c, "/me, 错题本").await;
+    phone_rules(&c, "/me, 错题本").await;
+    screenshot(&c, "me-mistakes-360").await;
+    click(&c, "#practice-start").await;
+    wait_text(&c, "#practice-progress", "练习第 1 / 7 题").await;
+    let text = c
+        .find(Locator::Css("#practice-text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let q = bank
+        .questions()
+        .iter()
+        .find(|q| q.text == text.trim())
+        .unwrap();
+    for &k in &q.correct {
+        click(
+            &c,
+            &format!(
+                "label[for=practice-{}]",
+                campaign_lottery::domain::quiz::KEYS[k]
+            ),
+        )
+        .await;
+    }
+    click(&c, "#practice-check").await;
+    wait_text_for(&c, "#practice-result", "答对了", 20).await;
+    audit(&c, "/me, practising").await;
+    phone_rules(&c, "/me, practising").await;
+    screenshot(&c, "me-practice-360").await;
+    click(&c, "#practice-next").await;
+    wait_text(&c, "#practice-progress", "练习第 2 / 7 题").await;
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM quiz_attempts").await,
+        2,
+        "practice is no attempt"
+    );
     c.close().await.unwrap();
 
     // 适老化: the large-text mode, switched on once, stays on every page of this phone.
@@ -1273,7 +1323,6 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
     audit(&c, "/ in large text").await;
     phone_rules(&c, "/ in large text").await;
     screenshot(&c, "landing-large-360").await;
-    audit(&c, "landing-large-360").await;
     for page in ["/draws", "/privacy", "/join"] {
         c.goto(&app.url(page)).await.unwrap();
         wait_text(&c, "h1", "").await;
@@ -1282,7 +1331,6 @@ async fn on_a_weak_signal_taps_count_once_and_time_up_keeps_the_answers() {
         phone_rules(&c, &format!("{page} in large text")).await;
     }
     screenshot(&c, "join-large-360").await;
-    audit(&c, "join-large-360").await;
     click(&c, "#large-text").await;
     assert_eq!(js(&c, size).await.as_f64(), Some(17.0));
     c.close().await.unwrap();
@@ -1367,7 +1415,6 @@ async fn a_witness_keeps_the_secret_and_the_round_drawn_stays_in_view_at_360_px(
     audit(&c, "/console, a witness with a secret").await;
     phone_rules(&c, "/console, a witness with a secret").await;
     screenshot(&c, "console-witness-360").await;
-    audit(&c, "console-witness-360").await;
     click(&c, "#commit").await;
     c.accept_alert().await.unwrap();
     wait_text(&c, "#steps", "见证人承诺 2/2").await;
@@ -1453,6 +1500,11 @@ async fn a_witness_keeps_the_secret_and_the_round_drawn_stays_in_view_at_360_px(
         smallest.as_f64().unwrap() >= 14.0,
         "chart text {smallest} px high"
     );
+    // The campaign's report: the twelve attempts that hold the tickets, tallied.
+    wait_text(&c, "#report-summary", "答题 12 人次").await;
+    wait_text(&c, "#report-rounds", "第 1 期").await;
+    click(&c, "#report-refresh").await;
+    wait_text(&c, "#report-summary", "12 人参与").await;
     // An export's status replaces the draw's.
     click(&c, "#tickets-csv").await;
     wait_text(&c, "#result", "已导出").await;
@@ -1466,7 +1518,6 @@ async fn a_witness_keeps_the_secret_and_the_round_drawn_stays_in_view_at_360_px(
     audit(&c, "/console, an operator after the draw").await;
     phone_rules(&c, "/console, an operator after the draw").await;
     screenshot(&c, "console-operator-360").await;
-    audit(&c, "console-operator-360").await;
     c.close().await.unwrap();
 }
 

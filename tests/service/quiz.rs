@@ -27,6 +27,7 @@ backend_tests!(
     failing_explains_every_answer_and_gives_no_ticket,
     at_time_up_the_answers_given_are_scored_within_the_grace,
     the_report_counts_known_attempts_each_once,
+    the_mistakes_are_kept_and_practised_without_a_trace,
     concurrent_passes_give_one_ticket,
     an_attempt_is_submitted_once_even_concurrently,
     passing_outside_every_window_says_when_the_next_opens,
@@ -1021,7 +1022,7 @@ async fn the_report_counts_known_attempts_each_once(db: TestDb) {
         let res = submit(&app, token, &attempt, &answers(&attempt, right)).await;
         assert_eq!(res.status(), 200);
     }
-    // Started and never submitted: counted as started only.
+    // Started and never submitted: counted as started once its time is up.
     start(&app, &c).await;
 
     assert_eq!(
@@ -1052,7 +1053,10 @@ async fn the_report_counts_known_attempts_each_once(db: TestDb) {
         assert_eq!(other["per_question"], r["per_question"]);
         assert_eq!(other["attempts"], r["attempts"]);
     }
-    assert_eq!(r["attempts_started"], 4);
+    assert_eq!(
+        r["attempts_started"], 3,
+        "the fourth may still be submitted"
+    );
     assert_eq!(r["attempts"], 3);
     assert_eq!(r["participants"], 2);
     assert_eq!(r["passes"], 2);
@@ -1070,7 +1074,7 @@ async fn the_report_counts_known_attempts_each_once(db: TestDb) {
     assert_eq!(round["participants"], 2);
     assert_eq!(r["per_day"].as_array().unwrap().len(), 1);
     assert_eq!(r["per_day"][0]["participants"], 2);
-    assert_eq!(r["started_per_day"][0]["started"], 4);
+    assert_eq!(r["started_per_day"][0]["started"], 3);
     // Per question, exactly what the answers add up to; per law, their sums.
     let shown: std::collections::BTreeMap<String, (u64, u64)> = r["per_question"]
         .as_array()
@@ -1120,14 +1124,137 @@ async fn the_report_counts_known_attempts_each_once(db: TestDb) {
         r["venues"].as_array().unwrap().len(),
         app.campaign.venues.len()
     );
-    // With the default threshold (20 answers) no question of three attempts qualifies.
-    let r = json_of(app.get("/api/admin/report", Some(&auditor)).await).await;
-    assert_eq!(r["hardest"], json!([]));
+    // With the default threshold (20 answers) no question of three attempts qualifies. Past
+    // the fourth's time, it counts as started, and nothing else changes.
+    app.clock.advance(Duration::minutes(11));
+    let later = json_of(app.get("/api/admin/report", Some(&auditor)).await).await;
+    assert_eq!(later["hardest"], json!([]));
+    assert_eq!(later["attempts_started"], 4);
+    assert_eq!(later["started_per_day"][0]["started"], 4);
+    assert_eq!(later["per_question"], r["per_question"]);
+    assert_eq!(
+        (later["attempts"].clone(), later["participants"].clone()),
+        (json!(3), json!(2))
+    );
     // A participant is no auditor.
     assert_eq!(
         app.get("/api/admin/report", Some(&a)).await.status(),
         401,
         "a session token is not a staff token"
+    );
+}
+
+/// 错题本: the questions answered wrong, with the right answer and the explanation; practice
+/// checks them again and records nothing, and only one's own mistakes can be practised.
+async fn the_mistakes_are_kept_and_practised_without_a_trace(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let token = register(&app, PHONE).await;
+    let empty = json_of(app.get("/api/me/mistakes", Some(&token)).await).await;
+    assert_eq!(empty["questions"], json!([]));
+    let attempt = start(&app, &token).await;
+    let res = submit(&app, &token, &attempt, &answers(&attempt, 7)).await;
+    assert_eq!(res.status(), 200);
+    let bank = bank();
+    let missed: Vec<String> = attempt["questions"].as_array().unwrap()[7..]
+        .iter()
+        .map(|q| q["id"].as_str().unwrap().to_owned())
+        .collect();
+    let list = json_of(app.get("/api/me/mistakes", Some(&token)).await).await;
+    let shown = list["questions"].as_array().unwrap();
+    let mut ids: Vec<String> = shown
+        .iter()
+        .map(|q| q["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = missed.clone();
+    expected.sort();
+    assert_eq!(ids, expected, "the three answered wrong");
+    let keys = campaign_lottery::domain::quiz::KEYS;
+    for q in shown {
+        let b = bank.get(q["id"].as_str().unwrap()).unwrap();
+        // The bank's own order: A is the bank's first option.
+        assert_eq!(q["options"][0]["text"], b.options[0].as_str());
+        let right: Vec<&str> = b.correct.iter().map(|&i| keys[i]).collect();
+        assert_eq!(q["correct_choices"], json!(right));
+        assert_eq!(q["explanation"], b.explanation.as_str());
+        assert_eq!(
+            (q["times_wrong"].clone(), q["right_since"].clone()),
+            (json!(1), json!(false))
+        );
+    }
+
+    let before = (
+        app.db.scalar("SELECT COUNT(*) FROM quiz_attempts").await,
+        app.db.scalar("SELECT COUNT(*) FROM tickets").await,
+    );
+    let q = bank.get(&missed[0]).unwrap();
+    let right: Vec<&str> = q.correct.iter().map(|&i| keys[i]).collect();
+    let practise = |body: Value| {
+        let (app, token) = (&app, &token);
+        async move { app.post_json("/api/me/practice", Some(token), &body).await }
+    };
+    let ok = json_of(practise(json!({"question": q.id, "choices": right})).await).await;
+    assert_eq!(ok["correct"], true);
+    assert_eq!(ok["correct_choices"], json!(right));
+    assert!(!ok["explanation"].as_str().unwrap().is_empty());
+    let wrong = (0..q.options.len())
+        .find(|k| !q.correct.contains(k))
+        .unwrap_or(0);
+    let no = json_of(practise(json!({"question": q.id, "choices": [keys[wrong]]})).await).await;
+    assert_eq!(no["correct"], false);
+    // Only one's own mistakes: a question answered right (its answer would be news) is refused.
+    let answered_right = attempt["questions"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        error_code(practise(json!({"question": answered_right, "choices": ["A"]})).await).await,
+        (404, "not_in_mistakes".into())
+    );
+    assert_eq!(
+        error_code(practise(json!({"question": q.id, "choices": ["Z"]})).await).await,
+        (422, "unknown_option".into())
+    );
+    assert_eq!(
+        error_code(practise(json!({"question": q.id, "choices": []})).await).await,
+        (422, "missing_answer".into())
+    );
+    assert_eq!(
+        error_code(practise(json!({"question": q.id})).await)
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        error_code(
+            app.post_json(
+                "/api/me/practice",
+                None,
+                &json!({"question": q.id, "choices": right})
+            )
+            .await
+        )
+        .await,
+        (401, "login_required".into())
+    );
+    assert_eq!(
+        (
+            app.db.scalar("SELECT COUNT(*) FROM quiz_attempts").await,
+            app.db.scalar("SELECT COUNT(*) FROM tickets").await,
+        ),
+        before,
+        "practice records nothing"
+    );
+    // Another participant's mistakes are not mine.
+    let other = register(&app, "13800138009").await;
+    assert_eq!(
+        error_code(
+            app.post_json(
+                "/api/me/practice",
+                Some(&other),
+                &json!({"question": q.id, "choices": right})
+            )
+            .await
+        )
+        .await,
+        (404, "not_in_mistakes".into())
     );
 }
 
