@@ -13,7 +13,6 @@
 mod common;
 
 use campaign_lottery::domain::quiz::{draw_questions, QuestionBank, KEYS};
-use campaign_lottery::store::Store;
 use chrono::{TimeZone, Utc};
 use common::{repo_config_dir, Backend, TestDb};
 use rand_chacha::ChaCha20Rng;
