@@ -2431,8 +2431,13 @@ impl<D: Dialect> Store for SqlStore<D> {
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-        let untallied = sql("SELECT COUNT(*) AS n FROM quiz_attempts
-             WHERE tallied = FALSE AND (submitted_at IS NOT NULL OR deadline < $1)")
+        // Two ranges of the tally's partial index, not one OR: with the OR, SQLite counted by
+        // scanning the table (1.7 s at 5 M attempts).
+        let untallied = sql(
+            "SELECT (SELECT COUNT(*) FROM quiz_attempts WHERE tallied = FALSE AND deadline < $1)
+                  + (SELECT COUNT(*) FROM quiz_attempts
+                     WHERE tallied = FALSE AND deadline >= $1 AND submitted_at IS NOT NULL) AS n",
+        )
         .bind(crate::domain::quiz::due_after(now))
         .fetch_one(&mut *conn)
         .await
