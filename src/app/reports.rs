@@ -153,6 +153,21 @@ pub async fn settlement(
     })
 }
 
+/// The redemptions as settlement reads them.
+pub fn as_settled(records: &[RedemptionRecord]) -> Vec<crate::domain::settlement::Redemption<'_>> {
+    records
+        .iter()
+        .map(|r| crate::domain::settlement::Redemption {
+            id: r.id,
+            venue_id: &r.venue_id,
+            kind: &r.kind,
+            code: &r.code,
+            redeemed_at: r.redeemed_at,
+            reversed_at: r.reversed_at,
+        })
+        .collect()
+}
+
 /// Attempts tallied per batch: one transaction each, short enough not to hold up submissions.
 pub const TALLY_BATCH: u32 = 2_000;
 
@@ -204,17 +219,7 @@ pub async fn report(app: &App, _who: &Auditor) -> Result<Report> {
         .map_or(DateTime::<Utc>::MIN_UTC, |r| r.opens_at);
     let until = at + Duration::days(1);
     let records = app.store.redemptions_between(None, since, until).await?;
-    let redemptions: Vec<crate::domain::settlement::Redemption<'_>> = records
-        .iter()
-        .map(|r| crate::domain::settlement::Redemption {
-            id: r.id,
-            venue_id: &r.venue_id,
-            kind: &r.kind,
-            code: &r.code,
-            redeemed_at: r.redeemed_at,
-            reversed_at: r.reversed_at,
-        })
-        .collect();
+    let redemptions = as_settled(&records);
     let settled = crate::domain::settlement::settle(&redemptions, since, until, |k| {
         c.voucher_kind(k).and_then(|k| k.face_value_yuan)
     });

@@ -793,18 +793,7 @@ pub async fn settlement_csv(
         query.venue.as_deref(),
     )
     .await?;
-    let redemptions: Vec<crate::domain::settlement::Redemption<'_>> = s
-        .redemptions
-        .iter()
-        .map(|r| crate::domain::settlement::Redemption {
-            id: r.id,
-            venue_id: &r.venue_id,
-            kind: &r.kind,
-            code: &r.code,
-            redeemed_at: r.redeemed_at,
-            reversed_at: r.reversed_at,
-        })
-        .collect();
+    let redemptions = reports::as_settled(&s.redemptions);
     let settled = crate::domain::settlement::settle(&redemptions, s.from, s.to, |k| {
         c.voucher_kind(k).and_then(|k| k.face_value_yuan)
     });
